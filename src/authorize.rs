@@ -1,0 +1,333 @@
+//! The per-request decision: serve metadata, deny with a response, wait for keys, or allow
+//! with header changes. Pure: the glue gathers the request's facts, calls [`decide`], and
+//! carries the decision out.
+
+use serde_json::Value;
+
+use crate::config::FilterConfig;
+use crate::error::TokenError;
+use crate::extract::{bearer_token, Credential};
+use crate::keys::KeySet;
+use crate::response::{self, LocalResponse};
+use crate::token::{self, VerifiedToken};
+
+/// The request facts the decision needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    /// `:path`, query included.
+    pub path: &'a str,
+    pub authorization: &'a [&'a str],
+}
+
+/// Why a request waits instead of being decided now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// No key set was ever loaded in this process yet.
+    NoKeys,
+    /// The token names a key the current set lacks: one refetch may bring it.
+    UnknownKid,
+}
+
+/// What the stats and the log record about a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed,
+    Metadata,
+    Denied(&'static str),
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Allow(UpstreamChanges),
+    Respond(LocalResponse, Outcome),
+    Wait(WaitReason),
+}
+
+/// Header changes for an allowed request: remove these, then set those.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UpstreamChanges {
+    pub remove: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+/// Decides one request. `keys` is `None` until a key set was loaded; `may_refetch` tells
+/// whether an unknown `kid` may still wait for a refetch (false once it has waited).
+pub fn decide(
+    req: &RequestFacts<'_>,
+    config: &FilterConfig,
+    metadata_body: &[u8],
+    keys: Option<&KeySet>,
+    now_s: u64,
+    may_refetch: bool,
+) -> Decision {
+    let path = req.path.split(['?', '#']).next().unwrap_or_default();
+    if config.metadata_paths.iter().any(|p| p == path) {
+        return match req.method {
+            "GET" => Decision::Respond(response::metadata(metadata_body, false), Outcome::Metadata),
+            "HEAD" => Decision::Respond(response::metadata(metadata_body, true), Outcome::Metadata),
+            _ => Decision::Respond(response::metadata_method_not_allowed(), Outcome::Denied("method_not_allowed")),
+        };
+    }
+    let token = match bearer_token(req.authorization) {
+        Credential::Absent => {
+            return Decision::Respond(response::missing_token(config), Outcome::Denied("missing_token"))
+        }
+        Credential::Invalid(why) => {
+            return Decision::Respond(response::invalid_request(config, why), Outcome::Denied("invalid_request"))
+        }
+        Credential::Bearer(token) => token,
+    };
+    if token.len() > config.max_token_bytes {
+        return deny_token(config, TokenError::TooLarge);
+    }
+    let Some(keys) = keys else {
+        return Decision::Wait(WaitReason::NoKeys);
+    };
+    match token::validate(token, keys, config, now_s) {
+        Ok(verified) => allow(config, &verified),
+        Err(TokenError::UnknownKey) if may_refetch => Decision::Wait(WaitReason::UnknownKid),
+        Err(e) => deny_token(config, e),
+    }
+}
+
+fn deny_token(config: &FilterConfig, error: TokenError) -> Decision {
+    Decision::Respond(response::invalid_token(config, error), Outcome::Denied(error.reason()))
+}
+
+/// Checks scopes and builds the upstream header changes for a verified token.
+pub fn allow(config: &FilterConfig, verified: &VerifiedToken) -> Decision {
+    if !token::missing_scopes(&verified.claims, &config.required_scopes).is_empty() {
+        return Decision::Respond(response::insufficient_scope(config), Outcome::Denied("insufficient_scope"));
+    }
+    let mut changes = UpstreamChanges::default();
+    if !config.forward_token {
+        changes.remove.push("authorization".to_string());
+    }
+    for (claim, header) in &config.claims_to_headers {
+        // The client's own copy never reaches the upstream, whether or not the claim exists.
+        changes.remove.push(header.clone());
+        if let Some(value) = verified.claims.get(claim).and_then(header_value) {
+            changes.set.push((header.clone(), value));
+        }
+    }
+    Decision::Allow(changes)
+}
+
+/// A claim as a header value; `None` when it cannot be one safely.
+fn header_value(claim: &Value) -> Option<String> {
+    let text = match claim {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Bool(_) | Value::Number(_) => claim.to_string(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    // Control characters (CR, LF, NUL) would corrupt or split the header.
+    if text.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return None;
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkeys::{self, keycloak_token, NOW};
+    use serde_json::json;
+
+    fn config(patch: Value) -> FilterConfig {
+        let mut v = json!({
+            "issuer": testkeys::ISSUER,
+            "audiences": [testkeys::AUDIENCE],
+            "jwks": {"cluster": "c", "uri": "http://localhost:8080/certs"},
+            "resource_metadata": {
+                "resource": "http://localhost:9000/mcp",
+                "authorization_servers": [testkeys::ISSUER],
+                "scopes_supported": ["mcp:tools"]
+            },
+            "claims_to_headers": {"sub": "x-mcp-subject", "aud": "x-mcp-aud", "realm_access": "x-roles", "missing": "x-missing"}
+        });
+        for (k, val) in patch.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        FilterConfig::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn keys() -> KeySet {
+        KeySet::parse(testkeys::keycloak_jwks().to_string().as_bytes()).unwrap()
+    }
+
+    fn run(cfg: &FilterConfig, method: &str, path: &str, auth: &[&str]) -> Decision {
+        let body = response::metadata_body(cfg);
+        let req = RequestFacts { method, path, authorization: auth };
+        decide(&req, cfg, &body, Some(&keys()), NOW, true)
+    }
+
+    fn responded(d: Decision) -> (LocalResponse, Outcome) {
+        match d {
+            Decision::Respond(r, o) => (r, o),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    fn body(r: &LocalResponse) -> Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn metadata_on_both_paths_get_and_head() {
+        let cfg = config(json!({}));
+        for path in [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource?x=1",
+        ] {
+            let (r, o) = responded(run(&cfg, "GET", path, &[]));
+            assert_eq!((r.status, o), (200, Outcome::Metadata), "{path}");
+            let doc = body(&r);
+            assert_eq!(doc["resource"], "http://localhost:9000/mcp");
+            assert_eq!(doc["authorization_servers"], json!([testkeys::ISSUER]));
+            assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+            assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+            assert!(doc.get("resource_name").is_none());
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            assert!(r.header("cache-control").unwrap().contains("max-age"));
+            assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+            let (r, _) = responded(run(&cfg, "HEAD", path, &[]));
+            assert_eq!(r.status, 200);
+            assert!(r.body.is_empty());
+        }
+        let (r, _) = responded(run(&cfg, "POST", "/.well-known/oauth-protected-resource/mcp", &[]));
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+        // Other well-known paths are protected like everything else.
+        let (r, _) = responded(run(&cfg, "GET", "/.well-known/oauth-protected-resource/other", &[]));
+        assert_eq!(r.status, 401);
+    }
+
+    #[test]
+    fn no_token_challenge_has_no_error() {
+        let cfg = config(json!({}));
+        for auth in [&[][..], &["Basic dXNlcjpwYXNz"][..]] {
+            let (r, o) = responded(run(&cfg, "POST", "/mcp", auth));
+            assert_eq!((r.status, o), (401, Outcome::Denied("missing_token")));
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some(r#"Bearer resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
+            );
+            assert_eq!(body(&r)["error"], "unauthorized");
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+        }
+        let cfg = config(json!({"required_scopes": ["mcp:tools", "mcp:write"]}));
+        let (r, _) = responded(run(&cfg, "POST", "/mcp", &[]));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp", scope="mcp:tools mcp:write""#)
+        );
+    }
+
+    #[test]
+    fn malformed_request_is_400() {
+        let cfg = config(json!({}));
+        let t = keycloak_token();
+        let two = [format!("Bearer {t}"), format!("Bearer {t}")];
+        let two: Vec<&str> = two.iter().map(String::as_str).collect();
+        for auth in [vec!["Bearer"], vec!["Bearer "], two] {
+            let (r, o) = responded(run(&cfg, "POST", "/mcp", &auth));
+            assert_eq!((r.status, o), (400, Outcome::Denied("invalid_request")));
+            let h = r.header("www-authenticate").unwrap();
+            assert!(h.starts_with(r#"Bearer error="invalid_request", error_description=""#), "{h}");
+            assert!(h.ends_with(r#"resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#));
+            assert_eq!(body(&r)["error"], "invalid_request");
+        }
+    }
+
+    #[test]
+    fn bad_token_is_401_with_reason() {
+        let cfg = config(json!({"audiences": ["someone-else"]}));
+        let auth = format!("Bearer {}", keycloak_token());
+        let (r, o) = responded(run(&cfg, "POST", "/mcp", &[&auth]));
+        assert_eq!((r.status, o), (401, Outcome::Denied("bad_audience")));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer error="invalid_token", error_description="invalid audience", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
+        );
+        assert_eq!(body(&r), json!({"error": "invalid_token", "error_description": "invalid audience"}));
+    }
+
+    #[test]
+    fn too_large_is_refused_even_without_keys() {
+        let cfg = config(json!({}));
+        let auth = format!("Bearer {}", "a".repeat(9000));
+        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true));
+        assert_eq!((r.status, o), (401, Outcome::Denied("token_too_large")));
+    }
+
+    #[test]
+    fn waits() {
+        let cfg = config(json!({}));
+        let auth = format!("Bearer {}", keycloak_token());
+        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        assert!(matches!(decide(&req, &cfg, b"", None, NOW, true), Decision::Wait(WaitReason::NoKeys)));
+        let other = testkeys::mint_rotated(&testkeys::claims());
+        let auth = format!("Bearer {other}");
+        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        assert!(matches!(
+            decide(&req, &cfg, b"", Some(&keys()), NOW, true),
+            Decision::Wait(WaitReason::UnknownKid)
+        ));
+        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false));
+        assert_eq!((r.status, o), (401, Outcome::Denied("unknown_key")));
+    }
+
+    #[test]
+    fn insufficient_scope_is_403() {
+        let cfg = config(json!({"required_scopes": ["mcp:tools", "mcp:admin"]}));
+        let auth = format!("Bearer {}", keycloak_token());
+        let (r, o) = responded(run(&cfg, "POST", "/mcp", &[&auth]));
+        assert_eq!((r.status, o), (403, Outcome::Denied("insufficient_scope")));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", error_description="insufficient scope", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
+        );
+        let cfg = config(json!({"required_scopes": ["mcp:tools"]}));
+        assert!(matches!(run(&cfg, "POST", "/mcp", &[&auth]), Decision::Allow(_)));
+    }
+
+    #[test]
+    fn allowed_request_changes() {
+        let cfg = config(json!({}));
+        let auth = format!("Bearer {}", keycloak_token());
+        let Decision::Allow(changes) = run(&cfg, "POST", "/mcp", &[&auth]) else { panic!() };
+        assert_eq!(
+            changes.remove,
+            vec!["authorization", "x-mcp-aud", "x-missing", "x-roles", "x-mcp-subject"]
+        );
+        assert_eq!(
+            changes.set,
+            vec![
+                ("x-mcp-aud".to_string(), "echo-mcp-server,account".to_string()),
+                ("x-roles".to_string(), r#"{"roles":["default-roles-my-realm"]}"#.to_string()),
+                ("x-mcp-subject".to_string(), "5c0b0a42-user".to_string()),
+            ]
+        );
+        let cfg = config(json!({"forward_token": true, "claims_to_headers": {}}));
+        let Decision::Allow(changes) = run(&cfg, "POST", "/mcp", &[&auth]) else { panic!() };
+        assert_eq!(changes, UpstreamChanges::default());
+    }
+
+    #[test]
+    fn header_values_refuse_control_characters() {
+        assert_eq!(header_value(&json!("a\r\nb")), None);
+        assert_eq!(header_value(&json!(null)), None);
+        assert_eq!(header_value(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(header_value(&json!(12)).as_deref(), Some("12"));
+        assert_eq!(header_value(&json!([1, "a"])).as_deref(), Some(r#"[1,"a"]"#));
+    }
+}

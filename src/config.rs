@@ -1,0 +1,589 @@
+//! Plugin configuration: parsed and validated once, in `on_configure`.
+//!
+//! Every problem names the field it is about, so an operator reading Envoy's log knows what
+//! to fix; the glue refuses the filter (returns `false`) rather than running open.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::jws::Algorithm;
+use crate::url::HttpUrl;
+
+/// A configuration error, worded for an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid mcp_auth configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(field: &str, why: impl fmt::Display) -> ConfigError {
+    ConfigError(format!("field `{field}`: {why}"))
+}
+
+/// The validated configuration the filter runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterConfig {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks: JwksConfig,
+    pub clock_skew_s: u64,
+    pub max_token_bytes: usize,
+    pub required_scopes: Vec<String>,
+    pub allowed_algorithms: Vec<Algorithm>,
+    pub resource_metadata: ResourceMetadata,
+    /// Absolute URL of the metadata document, built from `resource` (never from a request).
+    pub metadata_url: String,
+    /// The request paths the metadata document is served on.
+    pub metadata_paths: Vec<String>,
+    pub forward_token: bool,
+    /// Claim name to lower-case request header name, in a stable order.
+    pub claims_to_headers: Vec<(String, String)>,
+    pub token_cache_capacity: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwksConfig {
+    pub cluster: String,
+    pub uri: String,
+    /// `:authority` and `:path` for the callout, derived from `uri`.
+    pub authority: String,
+    pub path: String,
+    pub timeout_ms: u64,
+    pub cache_duration_s: u64,
+    pub min_cache_duration_s: u64,
+    pub max_cache_duration_s: u64,
+    pub min_refetch_interval_s: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_body_bytes: usize,
+}
+
+/// RFC 9728 Protected Resource Metadata, as configured.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResourceMetadata {
+    pub resource: String,
+    pub authorization_servers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    pub bearer_methods_supported: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_documentation: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks: RawJwks,
+    #[serde(default = "default_clock_skew")]
+    clock_skew_s: u64,
+    #[serde(default = "default_max_token_bytes")]
+    max_token_bytes: usize,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+    #[serde(default)]
+    allowed_algorithms: Option<Vec<String>>,
+    resource_metadata: RawMetadata,
+    #[serde(default)]
+    forward_token: bool,
+    #[serde(default)]
+    claims_to_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    token_cache: Option<RawTokenCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJwks {
+    cluster: String,
+    uri: String,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_cache_duration")]
+    cache_duration_s: u64,
+    #[serde(default = "default_min_cache_duration")]
+    min_cache_duration_s: u64,
+    #[serde(default = "default_max_cache_duration")]
+    max_cache_duration_s: u64,
+    #[serde(default = "default_min_refetch_interval")]
+    min_refetch_interval_s: u64,
+    #[serde(default = "default_retry_initial_ms")]
+    retry_initial_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    retry_max_ms: u64,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetadata {
+    resource: String,
+    authorization_servers: Vec<String>,
+    #[serde(default)]
+    scopes_supported: Option<Vec<String>>,
+    #[serde(default)]
+    bearer_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    resource_name: Option<String>,
+    #[serde(default)]
+    resource_documentation: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    #[serde(default = "default_token_cache_capacity")]
+    capacity: usize,
+}
+
+fn default_clock_skew() -> u64 {
+    60
+}
+fn default_max_token_bytes() -> usize {
+    8192
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+fn default_cache_duration() -> u64 {
+    300
+}
+fn default_min_cache_duration() -> u64 {
+    30
+}
+fn default_max_cache_duration() -> u64 {
+    86_400
+}
+fn default_min_refetch_interval() -> u64 {
+    30
+}
+fn default_retry_initial_ms() -> u64 {
+    1000
+}
+fn default_retry_max_ms() -> u64 {
+    60_000
+}
+fn default_max_body_bytes() -> usize {
+    256 * 1024
+}
+fn default_token_cache_capacity() -> usize {
+    4096
+}
+
+/// Upper bound for any configured duration: a typo of many zeros should not silently mean "never".
+const MAX_SECONDS: u64 = 7 * 86_400;
+
+impl FilterConfig {
+    /// Parses and validates the plugin configuration bytes.
+    pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError(
+                "no configuration given (expected a JSON object)".into(),
+            ));
+        }
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                ConfigError(inner.to_string())
+            } else {
+                invalid(&path, inner)
+            }
+        })?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
+        non_empty("issuer", &raw.issuer)?;
+        if raw.audiences.is_empty() {
+            return Err(invalid("audiences", "must list at least one audience"));
+        }
+        for (i, aud) in raw.audiences.iter().enumerate() {
+            non_empty(&format!("audiences[{i}]"), aud)?;
+        }
+        for (i, scope) in raw.required_scopes.iter().enumerate() {
+            scope_token(&format!("required_scopes[{i}]"), scope)?;
+        }
+        if raw.clock_skew_s > 600 {
+            return Err(invalid("clock_skew_s", "must be at most 600"));
+        }
+        if !(256..=65_536).contains(&raw.max_token_bytes) {
+            return Err(invalid("max_token_bytes", "must be between 256 and 65536"));
+        }
+
+        let allowed_algorithms = match raw.allowed_algorithms {
+            None => Algorithm::ALL.to_vec(),
+            Some(names) => {
+                if names.is_empty() {
+                    return Err(invalid("allowed_algorithms", "must not be empty"));
+                }
+                let mut algs = Vec::with_capacity(names.len());
+                for (i, name) in names.iter().enumerate() {
+                    match Algorithm::from_name(name) {
+                        Some(alg) => algs.push(alg),
+                        None => {
+                            return Err(invalid(
+                                &format!("allowed_algorithms[{i}]"),
+                                format!(
+                                    "`{name}` is not an accepted algorithm (one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
+                                ),
+                            ))
+                        }
+                    }
+                }
+                algs
+            }
+        };
+
+        let jwks = validate_jwks(raw.jwks)?;
+        let (resource_metadata, metadata_url, metadata_paths) =
+            validate_metadata(raw.resource_metadata)?;
+
+        let mut claims_to_headers = Vec::with_capacity(raw.claims_to_headers.len());
+        for (claim, header) in raw.claims_to_headers {
+            let field = format!("claims_to_headers.{claim}");
+            non_empty(&field, &claim)?;
+            let header = header.to_ascii_lowercase();
+            if header.is_empty() || !header.bytes().all(is_header_name_byte) {
+                return Err(invalid(&field, "must name a valid HTTP header"));
+            }
+            if matches!(
+                header.as_str(),
+                "authorization" | "host" | "content-length" | "transfer-encoding" | "connection"
+            ) {
+                return Err(invalid(&field, format!("may not set `{header}`")));
+            }
+            claims_to_headers.push((claim, header));
+        }
+
+        let token_cache_capacity = match raw.token_cache {
+            None => default_token_cache_capacity(),
+            Some(c) if c.capacity > 1_000_000 => {
+                return Err(invalid("token_cache.capacity", "must be at most 1000000"))
+            }
+            Some(c) => c.capacity,
+        };
+
+        Ok(FilterConfig {
+            issuer: raw.issuer,
+            audiences: raw.audiences,
+            jwks,
+            clock_skew_s: raw.clock_skew_s,
+            max_token_bytes: raw.max_token_bytes,
+            required_scopes: raw.required_scopes,
+            allowed_algorithms,
+            resource_metadata,
+            metadata_url,
+            metadata_paths,
+            forward_token: raw.forward_token,
+            claims_to_headers,
+            token_cache_capacity,
+        })
+    }
+}
+
+fn validate_jwks(raw: RawJwks) -> Result<JwksConfig, ConfigError> {
+    non_empty("jwks.cluster", &raw.cluster)?;
+    let url = HttpUrl::parse(&raw.uri).map_err(|why| invalid("jwks.uri", why))?;
+    let in_range = |field: &str, value: u64, lo: u64, hi: u64| {
+        if (lo..=hi).contains(&value) {
+            Ok(())
+        } else {
+            Err(invalid(field, format!("must be between {lo} and {hi}")))
+        }
+    };
+    in_range("jwks.timeout_ms", raw.timeout_ms, 100, 60_000)?;
+    in_range("jwks.cache_duration_s", raw.cache_duration_s, 1, MAX_SECONDS)?;
+    in_range("jwks.min_cache_duration_s", raw.min_cache_duration_s, 1, MAX_SECONDS)?;
+    in_range("jwks.max_cache_duration_s", raw.max_cache_duration_s, 1, MAX_SECONDS)?;
+    if raw.min_cache_duration_s > raw.max_cache_duration_s {
+        return Err(invalid(
+            "jwks.min_cache_duration_s",
+            "must not exceed jwks.max_cache_duration_s",
+        ));
+    }
+    in_range("jwks.min_refetch_interval_s", raw.min_refetch_interval_s, 1, MAX_SECONDS)?;
+    in_range("jwks.retry_initial_ms", raw.retry_initial_ms, 10, 3_600_000)?;
+    in_range("jwks.retry_max_ms", raw.retry_max_ms, 10, 3_600_000)?;
+    if raw.retry_initial_ms > raw.retry_max_ms {
+        return Err(invalid("jwks.retry_initial_ms", "must not exceed jwks.retry_max_ms"));
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&raw.max_body_bytes) {
+        return Err(invalid("jwks.max_body_bytes", "must be between 1024 and 16777216"));
+    }
+    Ok(JwksConfig {
+        cluster: raw.cluster,
+        authority: url.authority.clone(),
+        path: url.path_and_query.clone(),
+        uri: raw.uri,
+        timeout_ms: raw.timeout_ms,
+        cache_duration_s: raw.cache_duration_s,
+        min_cache_duration_s: raw.min_cache_duration_s,
+        max_cache_duration_s: raw.max_cache_duration_s,
+        min_refetch_interval_s: raw.min_refetch_interval_s,
+        retry_initial_ms: raw.retry_initial_ms,
+        retry_max_ms: raw.retry_max_ms,
+        max_body_bytes: raw.max_body_bytes,
+    })
+}
+
+fn validate_metadata(
+    raw: RawMetadata,
+) -> Result<(ResourceMetadata, String, Vec<String>), ConfigError> {
+    let url = HttpUrl::parse(&raw.resource)
+        .map_err(|why| invalid("resource_metadata.resource", why))?;
+    if url.path_and_query.contains('?') {
+        return Err(invalid(
+            "resource_metadata.resource",
+            "must not carry a query (RFC 9728)",
+        ));
+    }
+    if raw.authorization_servers.is_empty() {
+        return Err(invalid(
+            "resource_metadata.authorization_servers",
+            "must list at least one authorization server",
+        ));
+    }
+    for (i, server) in raw.authorization_servers.iter().enumerate() {
+        HttpUrl::parse(server).map_err(|why| {
+            invalid(&format!("resource_metadata.authorization_servers[{i}]"), why)
+        })?;
+    }
+    if let Some(scopes) = &raw.scopes_supported {
+        for (i, scope) in scopes.iter().enumerate() {
+            scope_token(&format!("resource_metadata.scopes_supported[{i}]"), scope)?;
+        }
+    }
+    let bearer_methods = raw
+        .bearer_methods_supported
+        .unwrap_or_else(|| vec!["header".to_string()]);
+    for (i, method) in bearer_methods.iter().enumerate() {
+        if method != "header" {
+            return Err(invalid(
+                &format!("resource_metadata.bearer_methods_supported[{i}]"),
+                "only `header` is supported: tokens are read from the Authorization header alone",
+            ));
+        }
+    }
+    if let Some(doc) = &raw.resource_documentation {
+        HttpUrl::parse(doc)
+            .map_err(|why| invalid("resource_metadata.resource_documentation", why))?;
+    }
+
+    // RFC 9728 section 3.1: the well-known segment goes between the host and the path.
+    let well_known = "/.well-known/oauth-protected-resource";
+    let resource_path = url.path_and_query.trim_end_matches('/');
+    let suffixed = format!("{well_known}{resource_path}");
+    let metadata_url = format!("{}://{}{}", url.scheme, url.authority, suffixed);
+    let mut paths = vec![suffixed];
+    if !resource_path.is_empty() {
+        paths.push(well_known.to_string());
+    }
+    let metadata = ResourceMetadata {
+        resource: raw.resource,
+        authorization_servers: raw.authorization_servers,
+        scopes_supported: raw.scopes_supported,
+        bearer_methods_supported: bearer_methods,
+        resource_name: raw.resource_name,
+        resource_documentation: raw.resource_documentation,
+    };
+    Ok((metadata, metadata_url, paths))
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// RFC 6749 scope-token: printable ASCII without space, `"` or `\`.
+fn scope_token(field: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, "must be a scope token (printable ASCII, no spaces or quotes)"))
+    }
+}
+
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub fn reference() -> serde_json::Value {
+        json!({
+            "issuer": "http://localhost:8080/realms/my-realm",
+            "audiences": ["echo-mcp-server"],
+            "jwks": {
+                "cluster": "authorization_server",
+                "uri": "http://localhost:8080/realms/my-realm/protocol/openid-connect/certs"
+            },
+            "resource_metadata": {
+                "resource": "http://localhost:9000/mcp",
+                "authorization_servers": ["http://localhost:8080/realms/my-realm"],
+                "scopes_supported": ["mcp:tools"]
+            }
+        })
+    }
+
+    fn parse(v: serde_json::Value) -> Result<FilterConfig, ConfigError> {
+        FilterConfig::parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn reference_config_gets_defaults() {
+        let c = parse(reference()).unwrap();
+        assert_eq!(c.clock_skew_s, 60);
+        assert_eq!(c.max_token_bytes, 8192);
+        assert_eq!(c.jwks.timeout_ms, 5000);
+        assert_eq!(c.jwks.cache_duration_s, 300);
+        assert_eq!(c.jwks.authority, "localhost:8080");
+        assert_eq!(c.jwks.path, "/realms/my-realm/protocol/openid-connect/certs");
+        assert!(!c.forward_token);
+        assert!(c.required_scopes.is_empty());
+        assert_eq!(c.allowed_algorithms.len(), Algorithm::ALL.len());
+        assert_eq!(
+            c.metadata_url,
+            "http://localhost:9000/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            c.metadata_paths,
+            vec![
+                "/.well-known/oauth-protected-resource/mcp".to_string(),
+                "/.well-known/oauth-protected-resource".to_string()
+            ]
+        );
+        assert_eq!(c.resource_metadata.bearer_methods_supported, vec!["header"]);
+    }
+
+    #[test]
+    fn resource_at_root_has_one_metadata_path() {
+        let mut v = reference();
+        v["resource_metadata"]["resource"] = json!("https://mcp.example.com");
+        let c = parse(v).unwrap();
+        assert_eq!(
+            c.metadata_url,
+            "https://mcp.example.com/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(c.metadata_paths, vec!["/.well-known/oauth-protected-resource"]);
+    }
+
+    fn error_of(v: serde_json::Value) -> String {
+        parse(v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let mut v = reference();
+        v["audience"] = json!("x");
+        let e = error_of(v);
+        assert!(e.contains("audience"), "{e}");
+        let mut v = reference();
+        v["jwks"]["cache_seconds"] = json!(5);
+        let e = error_of(v);
+        assert!(e.contains("jwks.cache_seconds"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let mut v = reference();
+        v["jwks"]["timeout_ms"] = json!("5000");
+        let e = error_of(v);
+        assert!(e.contains("jwks.timeout_ms"), "{e}");
+        let mut v = reference();
+        v["audiences"] = json!("echo-mcp-server");
+        let e = error_of(v);
+        assert!(e.contains("audiences"), "{e}");
+        let mut v = reference();
+        v["forward_token"] = json!("yes");
+        assert!(error_of(v).contains("forward_token"));
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        for field in ["issuer", "audiences", "jwks", "resource_metadata"] {
+            let mut v = reference();
+            v.as_object_mut().unwrap().remove(field);
+            let e = error_of(v);
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        let mut v = reference();
+        v["jwks"].as_object_mut().unwrap().remove("cluster");
+        assert!(error_of(v).contains("cluster"));
+    }
+
+    #[test]
+    fn semantic_checks() {
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            ("audiences", json!({"audiences": []})),
+            ("issuer", json!({"issuer": " "})),
+            ("jwks.uri", json!({"jwks": {"cluster": "c", "uri": "not a url"}})),
+            ("jwks.uri", json!({"jwks": {"cluster": "c", "uri": "ftp://x/y"}})),
+            ("jwks.timeout_ms", json!({"jwks": {"cluster": "c", "uri": "http://a/b", "timeout_ms": 0}})),
+            ("allowed_algorithms[1]", json!({"allowed_algorithms": ["RS256", "HS256"]})),
+            ("allowed_algorithms[0]", json!({"allowed_algorithms": ["none"]})),
+            ("required_scopes[0]", json!({"required_scopes": ["a b"]})),
+            ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": "bad header"}})),
+            ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": "Authorization"}})),
+            ("max_token_bytes", json!({"max_token_bytes": 10})),
+        ];
+        for (field, patch) in cases {
+            let mut v = reference();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let e = error_of(v);
+            assert!(e.contains(field), "expected {field} in {e}");
+        }
+        let mut v = reference();
+        v["resource_metadata"]["bearer_methods_supported"] = json!(["query"]);
+        assert!(error_of(v).contains("bearer_methods_supported[0]"));
+        let mut v = reference();
+        v["resource_metadata"]["authorization_servers"] = json!([]);
+        assert!(error_of(v).contains("authorization_servers"));
+    }
+
+    #[test]
+    fn empty_or_non_object_config_is_refused() {
+        assert!(FilterConfig::parse(b"").is_err());
+        assert!(FilterConfig::parse(b"  ").is_err());
+        assert!(FilterConfig::parse(b"[]").is_err());
+        assert!(FilterConfig::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn claims_to_headers_are_lowercased() {
+        let mut v = reference();
+        v["claims_to_headers"] = json!({"sub": "X-MCP-Subject", "azp": "x-client"});
+        let c = parse(v).unwrap();
+        assert_eq!(
+            c.claims_to_headers,
+            vec![
+                ("azp".to_string(), "x-client".to_string()),
+                ("sub".to_string(), "x-mcp-subject".to_string())
+            ]
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Reading the bearer token from the request (RFC 6750 section 2.1). Only the
+//! `Authorization` header is a source: a token in the query string or a form body is never
+//! looked at, so it cannot authorize a request.
+
+/// What the request's `Authorization` headers hold.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// No `Authorization` header, or one for another scheme (Basic, DPoP, ...).
+    Absent,
+    Bearer(&'a str),
+    /// A malformed request (400 `invalid_request`), with the description to send.
+    Invalid(&'static str),
+}
+
+/// Looks at every `Authorization` value the request carries.
+pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
+    let value = match values {
+        [] => return Credential::Absent,
+        [one] => one.trim_matches(|c| c == ' ' || c == '\t'),
+        _ => return Credential::Invalid("multiple Authorization headers"),
+    };
+    let (scheme, rest) = match value.split_once([' ', '\t']) {
+        Some((scheme, rest)) => (scheme, rest),
+        None => (value, ""),
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Credential::Absent;
+    }
+    let token = rest.trim_start_matches([' ', '\t']);
+    if token.is_empty() {
+        return Credential::Invalid("empty bearer token");
+    }
+    // Some proxies fold repeated headers into one, comma separated: a comma never occurs in
+    // a b64token, so it means two credentials.
+    if token.contains(',') {
+        return Credential::Invalid("multiple Authorization headers");
+    }
+    if token.contains([' ', '\t']) {
+        return Credential::Invalid("malformed Authorization header");
+    }
+    Credential::Bearer(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_any_case() {
+        for v in ["Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  ", "Bearer\tabc"] {
+            assert_eq!(bearer_token(&[v]), Credential::Bearer("abc"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn absent_or_other_scheme() {
+        assert_eq!(bearer_token(&[]), Credential::Absent);
+        assert_eq!(bearer_token(&["Basic dXNlcjpwYXNz"]), Credential::Absent);
+        assert_eq!(bearer_token(&["DPoP abc"]), Credential::Absent);
+        assert_eq!(bearer_token(&["Bearerabc"]), Credential::Absent);
+        assert_eq!(bearer_token(&[""]), Credential::Absent);
+    }
+
+    #[test]
+    fn malformed() {
+        assert_eq!(bearer_token(&["Bearer"]), Credential::Invalid("empty bearer token"));
+        assert_eq!(bearer_token(&["Bearer   "]), Credential::Invalid("empty bearer token"));
+        assert_eq!(
+            bearer_token(&["Bearer a", "Bearer b"]),
+            Credential::Invalid("multiple Authorization headers")
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a,Bearer b"]),
+            Credential::Invalid("multiple Authorization headers")
+        );
+        assert_eq!(bearer_token(&["Bearer a b"]), Credential::Invalid("malformed Authorization header"));
+    }
+}

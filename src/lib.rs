@@ -1,0 +1,18 @@
+//! `mcp-auth-filter`: a proxy-wasm filter that makes an MCP server an OAuth 2 protected
+//! resource (MCP authorization, RFC 6750, RFC 9728).
+//!
+//! Everything but [`filter`] is plain logic with no `proxy_wasm` import, tested on the host
+//! target; [`filter`] is the one thin layer that talks to the host.
+
+pub mod authorize;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod jws;
+pub mod keys;
+pub mod response;
+pub mod token;
+pub mod url;
+
+#[cfg(test)]
+mod testkeys;

@@ -1,0 +1,306 @@
+//! Token validation: the fixed check order, one reason per failure.
+//!
+//! Order: size, JWS shape and header (`jws::decode`: parts, base64url, JSON, `crit`, `alg`),
+//! algorithm allowed, key selection, signature, payload, `iss`, `aud`, `exp`, `nbf`, `iat`.
+//! Scopes are checked by the caller: a missing scope is a 403, not an invalid token.
+
+use serde_json::{Map, Value};
+
+use crate::config::FilterConfig;
+use crate::error::TokenError;
+use crate::jws;
+use crate::keys::{KeyMatch, KeySet};
+
+/// Latest NumericDate accepted (9999-12-31T23:59:59Z); larger values are treated as invalid.
+const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// A token that passed every check, with what the filter needs afterwards.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub claims: Map<String, Value>,
+    pub exp: u64,
+    /// The `kid` of the key that verified it, when that key has one.
+    pub kid: Option<String>,
+}
+
+/// Validates `token` against `keys` and the configured policy at time `now` (seconds).
+pub fn validate(token: &str, keys: &KeySet, config: &FilterConfig, now: u64) -> Result<VerifiedToken, TokenError> {
+    if token.len() > config.max_token_bytes {
+        return Err(TokenError::TooLarge);
+    }
+    let jws = jws::decode(token)?;
+    if !config.allowed_algorithms.contains(&jws.alg) {
+        return Err(TokenError::UnsupportedAlg);
+    }
+    let jwk = match keys.find(jws.kid.as_deref(), jws.alg) {
+        KeyMatch::Found(jwk) => jwk,
+        KeyMatch::WrongAlgorithm => return Err(TokenError::UnsupportedAlg),
+        KeyMatch::NotFound => return Err(TokenError::UnknownKey),
+    };
+    jwk.key.verify(jws.alg, jws.signing_input.as_bytes(), &jws.signature)?;
+
+    let claims = jws::decode_payload(jws.payload_b64)?;
+    check_issuer(&claims, &config.issuer)?;
+    check_audience(&claims, &config.audiences)?;
+    let skew = config.clock_skew_s;
+    let exp = match claims.get("exp") {
+        Some(v) => numeric_date(v).ok_or(TokenError::MissingExp)?,
+        None => return Err(TokenError::MissingExp),
+    };
+    if exp.saturating_add(skew) <= now {
+        return Err(TokenError::Expired);
+    }
+    if let Some(v) = claims.get("nbf") {
+        let nbf = numeric_date(v).ok_or(TokenError::Malformed("nbf is not a NumericDate"))?;
+        if nbf > now.saturating_add(skew) {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    if let Some(v) = claims.get("iat") {
+        let iat = numeric_date(v).ok_or(TokenError::Malformed("iat is not a NumericDate"))?;
+        if iat > now.saturating_add(skew) {
+            return Err(TokenError::IssuedInFuture);
+        }
+    }
+    Ok(VerifiedToken {
+        claims,
+        exp,
+        kid: jwk.kid.clone(),
+    })
+}
+
+/// A NumericDate as the filter accepts it: a non-negative JSON integer up to year 9999.
+/// Strings, fractions and absurd values are refused rather than guessed at.
+fn numeric_date(value: &Value) -> Option<u64> {
+    value.as_u64().filter(|v| *v <= MAX_NUMERIC_DATE)
+}
+
+fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), TokenError> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if iss == issuer => Ok(()),
+        _ => Err(TokenError::BadIssuer),
+    }
+}
+
+fn check_audience(claims: &Map<String, Value>, audiences: &[String]) -> Result<(), TokenError> {
+    let accepted = |aud: &str| audiences.iter().any(|a| a == aud);
+    let ok = match claims.get("aud") {
+        Some(Value::String(aud)) => accepted(aud),
+        Some(Value::Array(list)) => list.iter().any(|v| v.as_str().is_some_and(accepted)),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(TokenError::BadAudience)
+    }
+}
+
+/// The required scopes a token lacks. Scopes come from `scope` (space separated, RFC 8693)
+/// or `scp` (an array, or a space-separated string, as some providers issue it).
+pub fn missing_scopes<'a>(claims: &Map<String, Value>, required: &'a [String]) -> Vec<&'a str> {
+    if required.is_empty() {
+        return Vec::new();
+    }
+    let mut granted: Vec<&str> = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => granted.extend(s.split(' ').filter(|s| !s.is_empty())),
+            Some(Value::Array(list)) => granted.extend(list.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    required
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !granted.contains(r))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkeys::{self, claims, keycloak_token, mint, NOW, RSA_KID};
+    use serde_json::json;
+
+    fn config() -> FilterConfig {
+        let v = json!({
+            "issuer": testkeys::ISSUER,
+            "audiences": [testkeys::AUDIENCE],
+            "jwks": {"cluster": "c", "uri": "http://localhost:8080/certs"},
+            "resource_metadata": {
+                "resource": "http://localhost:9000/mcp",
+                "authorization_servers": [testkeys::ISSUER]
+            }
+        });
+        FilterConfig::parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn keycloak_keys() -> KeySet {
+        KeySet::parse(testkeys::keycloak_jwks().to_string().as_bytes()).unwrap()
+    }
+
+    fn all_keys() -> KeySet {
+        KeySet::parse(testkeys::all_types_jwks().to_string().as_bytes()).unwrap()
+    }
+
+    fn check(token: &str) -> Result<VerifiedToken, TokenError> {
+        validate(token, &keycloak_keys(), &config(), NOW)
+    }
+
+    fn with_claims(patch: serde_json::Value) -> String {
+        let mut c = claims();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        mint(&json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID}), &c)
+    }
+
+    #[test]
+    fn keycloak_token_passes() {
+        let v = check(&keycloak_token()).unwrap();
+        assert_eq!(v.exp, NOW + 300);
+        assert_eq!(v.kid.as_deref(), Some(RSA_KID));
+        assert_eq!(v.claims["azp"], "mcp-client");
+    }
+
+    #[test]
+    fn every_algorithm_passes_with_its_key() {
+        for (kid, alg) in [
+            (RSA_KID, "RS256"), (RSA_KID, "RS384"), (RSA_KID, "RS512"),
+            (RSA_KID, "PS256"), (RSA_KID, "PS384"), (RSA_KID, "PS512"),
+            ("ec256", "ES256"), ("ec384", "ES384"), ("ed", "EdDSA"),
+        ] {
+            let t = mint(&json!({"alg": alg, "kid": kid}), &claims());
+            assert!(validate(&t, &all_keys(), &config(), NOW).is_ok(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn disallowed_algorithm_is_refused_before_the_key() {
+        let mut c = config();
+        c.allowed_algorithms = vec![crate::jws::Algorithm::ES256];
+        assert_eq!(validate(&keycloak_token(), &keycloak_keys(), &c, NOW).unwrap_err(), TokenError::UnsupportedAlg);
+    }
+
+    #[test]
+    fn alg_key_type_mismatch() {
+        // An ES256 header naming the RSA key.
+        let t = mint(&json!({"alg": "ES256", "kid": RSA_KID}), &claims());
+        assert_eq!(check(&t).unwrap_err(), TokenError::UnsupportedAlg);
+    }
+
+    #[test]
+    fn hs256_with_public_key_as_secret_is_refused() {
+        use base64::Engine;
+        let header = testkeys::b64(br#"{"alg":"HS256","kid":"kc-rs256-Xq3"}"#);
+        let payload = testkeys::b64(claims().to_string().as_bytes());
+        let fake_sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([1u8; 32]);
+        assert_eq!(check(&format!("{header}.{payload}.{fake_sig}")).unwrap_err(), TokenError::UnsupportedAlg);
+    }
+
+    #[test]
+    fn unknown_kid_and_missing_kid() {
+        let t = mint(&json!({"alg": "RS256", "kid": "../../etc/passwd"}), &claims());
+        // Signed by the right key but naming another: no fallback to other keys.
+        assert_eq!(check(&t).unwrap_err(), TokenError::UnknownKey);
+        let t = mint(&json!({"alg": "RS256"}), &claims());
+        assert!(check(&t).is_ok(), "a single suitable key may serve a token without kid");
+    }
+
+    #[test]
+    fn tampered_payload_fails_signature() {
+        let t = keycloak_token();
+        let parts: Vec<&str> = t.split('.').collect();
+        let mut c = claims();
+        c["sub"] = json!("admin");
+        let forged = format!("{}.{}.{}", parts[0], testkeys::b64(c.to_string().as_bytes()), parts[2]);
+        assert_eq!(check(&forged).unwrap_err(), TokenError::BadSignature);
+    }
+
+    #[test]
+    fn claims_in_order() {
+        let cases = [
+            (json!({"iss": "http://evil/realms/my-realm"}), TokenError::BadIssuer),
+            (json!({"iss": null}), TokenError::BadIssuer),
+            (json!({"iss": 5}), TokenError::BadIssuer),
+            (json!({"aud": "account"}), TokenError::BadAudience),
+            (json!({"aud": []}), TokenError::BadAudience),
+            (json!({"aud": ""}), TokenError::BadAudience),
+            (json!({"aud": null}), TokenError::BadAudience),
+            (json!({"aud": [5, {"a": 1}]}), TokenError::BadAudience),
+            (json!({"exp": null}), TokenError::MissingExp),
+            (json!({"exp": "1795687500"}), TokenError::MissingExp),
+            (json!({"exp": 1795687500.5}), TokenError::MissingExp),
+            (json!({"exp": -1}), TokenError::MissingExp),
+            (json!({"exp": 1e300}), TokenError::MissingExp),
+            (json!({"exp": u64::MAX}), TokenError::MissingExp),
+            (json!({"exp": NOW - 61}), TokenError::Expired),
+            (json!({"exp": NOW - 60}), TokenError::Expired),
+            (json!({"nbf": NOW + 61}), TokenError::NotYetValid),
+            (json!({"iat": NOW + 61}), TokenError::IssuedInFuture),
+            (json!({"iat": "x"}), TokenError::Malformed("iat is not a NumericDate")),
+            (json!({"nbf": 1.5}), TokenError::Malformed("nbf is not a NumericDate")),
+            // Two failures: the earlier check names the reason.
+            (json!({"iss": "x", "exp": 1}), TokenError::BadIssuer),
+            (json!({"aud": "x", "exp": 1}), TokenError::BadAudience),
+        ];
+        for (patch, want) in cases {
+            assert_eq!(check(&with_claims(patch.clone())).unwrap_err(), want, "{patch}");
+        }
+    }
+
+    #[test]
+    fn skew_is_honoured() {
+        assert!(check(&with_claims(json!({"exp": NOW - 59}))).is_ok());
+        assert!(check(&with_claims(json!({"nbf": NOW + 60, "iat": NOW + 60}))).is_ok());
+        let mut c = config();
+        c.clock_skew_s = 0;
+        let t = with_claims(json!({"exp": NOW}));
+        assert_eq!(validate(&t, &keycloak_keys(), &c, NOW).unwrap_err(), TokenError::Expired);
+        let t = with_claims(json!({"exp": NOW + 1}));
+        assert!(validate(&t, &keycloak_keys(), &c, NOW).is_ok());
+    }
+
+    #[test]
+    fn aud_as_string() {
+        assert!(check(&with_claims(json!({"aud": "echo-mcp-server"}))).is_ok());
+    }
+
+    #[test]
+    fn too_large_is_refused_before_parsing() {
+        let t = "x".repeat(8193);
+        assert_eq!(check(&t).unwrap_err(), TokenError::TooLarge);
+        let big = with_claims(json!({"pad": "y".repeat(9000)}));
+        assert_eq!(check(&big).unwrap_err(), TokenError::TooLarge);
+    }
+
+    #[test]
+    fn payload_not_an_object_after_valid_signature() {
+        let header = json!({"alg": "RS256", "kid": RSA_KID});
+        let t = mint(&header, &json!([1, 2]));
+        assert!(matches!(check(&t).unwrap_err(), TokenError::Malformed(_)));
+        let t = mint(&header, &json!("claims"));
+        assert!(matches!(check(&t).unwrap_err(), TokenError::Malformed(_)));
+    }
+
+    #[test]
+    fn scopes() {
+        let required = vec!["mcp:tools".to_string(), "mcp:admin".to_string()];
+        let c = claims();
+        let map = c.as_object().unwrap();
+        assert_eq!(missing_scopes(map, &required), vec!["mcp:admin"]);
+        assert!(missing_scopes(map, &[]).is_empty());
+        let scp = json!({"scp": ["mcp:tools", "mcp:admin"]});
+        assert!(missing_scopes(scp.as_object().unwrap(), &required).is_empty());
+        let none = json!({});
+        assert_eq!(missing_scopes(none.as_object().unwrap(), &required).len(), 2);
+        // A scope that is a prefix of a granted one is not granted.
+        let prefix = json!({"scope": "mcp:toolsX"});
+        assert_eq!(missing_scopes(prefix.as_object().unwrap(), &required[..1]), vec!["mcp:tools"]);
+    }
+}
