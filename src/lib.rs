@@ -8,6 +8,10 @@ pub mod authorize;
 pub mod config;
 pub mod error;
 pub mod extract;
+// The host glue links against proxy-wasm imports, which exist only inside a wasm host.
+#[cfg(target_arch = "wasm32")]
+mod filter;
+pub mod jwks_sync;
 pub mod jws;
 pub mod keys;
 pub mod response;

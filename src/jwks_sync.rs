@@ -1,0 +1,340 @@
+//! Key-set fetching shared by every worker VM of one Envoy process.
+//!
+//! Each worker thread runs its own VM, but they share the host's key-value store. One record
+//! in it holds the last good key-set body and the fetch schedule; a VM that wants a fetch
+//! claims it with compare-and-swap, so one fetch happens per process per period whatever
+//! `--concurrency` is. The others pick the new body up from the record.
+//!
+//! Time is passed in (milliseconds since the epoch); the store is a trait so the schedule is
+//! tested here with an in-memory store.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::JwksConfig;
+
+/// The host's shared key-value store with compare-and-swap (`proxy_get/set_shared_data`).
+pub trait SharedStore {
+    /// The value and its CAS token, `None` when the key does not exist.
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String>;
+    /// Writes `value`; with `cas` `Some`, only if the value is unchanged since that token.
+    /// Returns `Ok(false)` on a CAS mismatch.
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String>;
+}
+
+/// The shared record. `version` 0 means no key set was ever loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRecord {
+    pub version: u64,
+    pub body: String,
+    pub fetched_at_ms: u64,
+    /// When the next fetch is due: a refresh before expiry, or a retry after failures.
+    pub next_fetch_ms: u64,
+    /// A fetch is in flight until then (its timeout plus slack); 0 when none.
+    pub fetching_until_ms: u64,
+    /// When the last unknown-`kid` refetch started (rate limit).
+    pub last_forced_ms: u64,
+    pub failures: u32,
+}
+
+/// Why a VM wants a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The schedule: first load, refresh before expiry, retry after a failure.
+    Scheduled,
+    /// A token named a `kid` the set lacks.
+    UnknownKid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This VM must fetch now.
+    Started,
+    /// Another fetch is in flight; its result will be published.
+    Busy,
+    /// Nothing is due before this time.
+    NotDue { next_fetch_ms: u64 },
+    /// An unknown-`kid` refetch happened less than the minimum interval ago.
+    RateLimited,
+}
+
+/// A finished fetch: the body and its `Cache-Control: max-age`, or why it failed.
+pub type FetchResult = Result<(String, Option<u64>), String>;
+
+/// Extra time a claimed fetch may take beyond its timeout before others take over.
+const FETCH_SLACK_MS: u64 = 1000;
+const CAS_ATTEMPTS: usize = 8;
+
+pub struct JwksSync<'a, S: SharedStore> {
+    store: &'a S,
+    key: String,
+    config: &'a JwksConfig,
+}
+
+impl<'a, S: SharedStore> JwksSync<'a, S> {
+    pub fn new(store: &'a S, config: &'a JwksConfig) -> Self {
+        // Keyed by where the keys come from, so filters for different issuers never mix.
+        let key = format!("mcp_auth.jwks.{}.{}", config.cluster, config.uri);
+        JwksSync { store, key, config }
+    }
+
+    /// Creates the record if it does not exist. Runs at configuration time, before any VM
+    /// claims a fetch, because the host cannot create a key atomically.
+    pub fn init(&self) -> Result<(), String> {
+        if self.store.get(&self.key)?.is_none() {
+            self.write(&SharedRecord::default(), None)?;
+        }
+        Ok(())
+    }
+
+    pub fn read(&self) -> Result<Option<(SharedRecord, u32)>, String> {
+        match self.store.get(&self.key)? {
+            None => Ok(None),
+            Some((bytes, cas)) => serde_json::from_slice(&bytes)
+                .map(|record| Some((record, cas)))
+                .map_err(|e| format!("shared key-set record unreadable: {e}")),
+        }
+    }
+
+    fn write(&self, record: &SharedRecord, cas: Option<u32>) -> Result<bool, String> {
+        let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        self.store.set(&self.key, &bytes, cas)
+    }
+
+    /// Tries to claim the fetch for this VM.
+    pub fn try_claim(&self, now_ms: u64, trigger: Trigger) -> Result<Claim, String> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((mut record, cas)) = self.read()? else {
+                self.init()?;
+                continue;
+            };
+            if record.fetching_until_ms > now_ms {
+                return Ok(Claim::Busy);
+            }
+            match trigger {
+                Trigger::Scheduled if now_ms < record.next_fetch_ms => {
+                    return Ok(Claim::NotDue {
+                        next_fetch_ms: record.next_fetch_ms,
+                    })
+                }
+                Trigger::UnknownKid
+                    if record.last_forced_ms > 0
+                        && now_ms.saturating_sub(record.last_forced_ms)
+                            < self.config.min_refetch_interval_s.saturating_mul(1000) =>
+                {
+                    return Ok(Claim::RateLimited)
+                }
+                Trigger::UnknownKid => record.last_forced_ms = now_ms,
+                Trigger::Scheduled => {}
+            }
+            record.fetching_until_ms = now_ms + self.config.timeout_ms + FETCH_SLACK_MS;
+            if self.write(&record, Some(cas))? {
+                return Ok(Claim::Started);
+            }
+        }
+        // Lost every race: someone else is busy with the record.
+        Ok(Claim::Busy)
+    }
+
+    /// Records the result of this VM's fetch. A success publishes the body as a new version;
+    /// a failure keeps the last good body and schedules a retry with backoff.
+    pub fn complete(&self, now_ms: u64, result: &FetchResult) -> Result<SharedRecord, String> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (mut record, cas) = self.read()?.unwrap_or_default();
+            record.fetching_until_ms = 0;
+            match result {
+                Ok((body, max_age)) => {
+                    let lifetime_ms = self.lifetime_s(*max_age).saturating_mul(1000);
+                    record.version += 1;
+                    record.body.clone_from(body);
+                    record.fetched_at_ms = now_ms;
+                    // Refresh before expiry, so tokens never meet stale keys.
+                    record.next_fetch_ms = now_ms + lifetime_ms / 10 * 9;
+                    record.failures = 0;
+                }
+                Err(_) => {
+                    record.failures = record.failures.saturating_add(1);
+                    record.next_fetch_ms = now_ms + self.backoff_ms(record.failures);
+                }
+            }
+            let cas = if cas == 0 { None } else { Some(cas) };
+            if self.write(&record, cas)? {
+                return Ok(record);
+            }
+        }
+        Err("could not update the shared key-set record".into())
+    }
+
+    /// The key-set lifetime: the response's max-age within the configured bounds, else the
+    /// configured default.
+    pub fn lifetime_s(&self, max_age: Option<u64>) -> u64 {
+        match max_age {
+            Some(age) => age.clamp(self.config.min_cache_duration_s, self.config.max_cache_duration_s),
+            None => self.config.cache_duration_s,
+        }
+    }
+
+    /// Exponential backoff: initial, doubled per further failure, capped.
+    pub fn backoff_ms(&self, failures: u32) -> u64 {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.config
+            .retry_initial_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.config.retry_max_ms)
+    }
+}
+
+/// `max-age` from a `Cache-Control` value; `no-store`/`no-cache` count as zero.
+pub fn max_age(cache_control: &str) -> Option<u64> {
+    let mut age = None;
+    for directive in cache_control.split(',') {
+        let directive = directive.trim();
+        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
+        let name = name.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "no-store" | "no-cache" => return Some(0),
+            "max-age" => age = value.trim().trim_matches('"').parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    #[derive(Default)]
+    struct MemoryStore {
+        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        next_cas: RefCell<u32>,
+    }
+
+    impl SharedStore for MemoryStore {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+            Ok(self.map.borrow().get(key).cloned())
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
+            let mut map = self.map.borrow_mut();
+            if let (Some(cas), Some((_, current))) = (cas, map.get(key)) {
+                if cas != *current {
+                    return Ok(false);
+                }
+            }
+            *self.next_cas.borrow_mut() += 1;
+            let token = *self.next_cas.borrow();
+            map.insert(key.to_string(), (value.to_vec(), token));
+            Ok(true)
+        }
+    }
+
+    fn jwks_config() -> JwksConfig {
+        let v = serde_json::json!({
+            "issuer": "i", "audiences": ["a"],
+            "jwks": {"cluster": "c", "uri": "http://h/certs", "timeout_ms": 1000,
+                     "min_refetch_interval_s": 30, "retry_initial_ms": 500, "retry_max_ms": 4000},
+            "resource_metadata": {"resource": "http://r/mcp", "authorization_servers": ["http://i"]}
+        });
+        crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks
+    }
+
+    #[test]
+    fn two_vms_one_fetch() {
+        let store = MemoryStore::default();
+        let cfg = jwks_config();
+        let vm1 = JwksSync::new(&store, &cfg);
+        let vm2 = JwksSync::new(&store, &cfg);
+        vm1.init().unwrap();
+        vm2.init().unwrap();
+        assert_eq!(vm1.try_claim(1000, Trigger::Scheduled).unwrap(), Claim::Started);
+        assert_eq!(vm2.try_claim(1000, Trigger::Scheduled).unwrap(), Claim::Busy);
+        assert_eq!(vm2.try_claim(1500, Trigger::UnknownKid).unwrap(), Claim::Busy);
+        let rec = vm1.complete(1200, &Ok(("{\"keys\":[]}".into(), None))).unwrap();
+        assert_eq!(rec.version, 1);
+        assert_eq!(rec.next_fetch_ms, 1200 + 270_000);
+        let (seen, _) = vm2.read().unwrap().unwrap();
+        assert_eq!(seen.body, "{\"keys\":[]}");
+        assert_eq!(vm2.try_claim(2000, Trigger::Scheduled).unwrap(), Claim::NotDue { next_fetch_ms: 271_200 });
+        assert_eq!(vm2.try_claim(271_200, Trigger::Scheduled).unwrap(), Claim::Started);
+    }
+
+    #[test]
+    fn init_does_not_clobber() {
+        let store = MemoryStore::default();
+        let cfg = jwks_config();
+        let vm1 = JwksSync::new(&store, &cfg);
+        vm1.init().unwrap();
+        vm1.try_claim(1, Trigger::Scheduled).unwrap();
+        vm1.complete(2, &Ok(("body".into(), Some(60)))).unwrap();
+        JwksSync::new(&store, &cfg).init().unwrap();
+        assert_eq!(vm1.read().unwrap().unwrap().0.version, 1);
+    }
+
+    #[test]
+    fn abandoned_claim_expires() {
+        let store = MemoryStore::default();
+        let cfg = jwks_config();
+        let s = JwksSync::new(&store, &cfg);
+        s.init().unwrap();
+        assert_eq!(s.try_claim(0, Trigger::Scheduled).unwrap(), Claim::Started);
+        assert_eq!(s.try_claim(1999, Trigger::Scheduled).unwrap(), Claim::Busy);
+        assert_eq!(s.try_claim(2000, Trigger::Scheduled).unwrap(), Claim::Started);
+    }
+
+    #[test]
+    fn failures_back_off_and_keep_the_body() {
+        let store = MemoryStore::default();
+        let cfg = jwks_config();
+        let s = JwksSync::new(&store, &cfg);
+        s.init().unwrap();
+        s.try_claim(0, Trigger::Scheduled).unwrap();
+        s.complete(10, &Ok(("good".into(), None))).unwrap();
+        let mut now = 300_000;
+        let mut delays = vec![];
+        for _ in 0..5 {
+            assert_eq!(s.try_claim(now, Trigger::Scheduled).unwrap(), Claim::Started);
+            let rec = s.complete(now, &Err("500".into())).unwrap();
+            assert_eq!(rec.body, "good");
+            assert_eq!(rec.version, 1);
+            delays.push(rec.next_fetch_ms - now);
+            now = rec.next_fetch_ms;
+        }
+        assert_eq!(delays, vec![500, 1000, 2000, 4000, 4000]);
+        s.try_claim(now, Trigger::Scheduled).unwrap();
+        let rec = s.complete(now, &Ok(("new".into(), None))).unwrap();
+        assert_eq!((rec.version, rec.failures), (2, 0));
+    }
+
+    #[test]
+    fn unknown_kid_refetch_is_rate_limited() {
+        let store = MemoryStore::default();
+        let cfg = jwks_config();
+        let s = JwksSync::new(&store, &cfg);
+        s.init().unwrap();
+        s.try_claim(0, Trigger::Scheduled).unwrap();
+        s.complete(0, &Ok(("k".into(), None))).unwrap();
+        assert_eq!(s.try_claim(5_000, Trigger::UnknownKid).unwrap(), Claim::Started);
+        s.complete(5_100, &Ok(("k2".into(), None))).unwrap();
+        for t in [5_200, 20_000, 34_999] {
+            assert_eq!(s.try_claim(t, Trigger::UnknownKid).unwrap(), Claim::RateLimited);
+        }
+        assert_eq!(s.try_claim(35_000, Trigger::UnknownKid).unwrap(), Claim::Started);
+    }
+
+    #[test]
+    fn lifetime_and_max_age() {
+        let store = MemoryStore::default();
+        let cfg = jwks_config();
+        let s = JwksSync::new(&store, &cfg);
+        assert_eq!(s.lifetime_s(None), 300);
+        assert_eq!(s.lifetime_s(Some(0)), 30);
+        assert_eq!(s.lifetime_s(Some(600)), 600);
+        assert_eq!(s.lifetime_s(Some(10_000_000)), 86_400);
+        assert_eq!(max_age("public, max-age=600"), Some(600));
+        assert_eq!(max_age("Max-Age=\"20\""), Some(20));
+        assert_eq!(max_age("no-cache, max-age=600"), Some(0));
+        assert_eq!(max_age("max-age=abc"), None);
+        assert_eq!(max_age("public"), None);
+    }
+}
