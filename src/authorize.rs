@@ -35,6 +35,19 @@ pub enum Outcome {
     Allowed,
     Metadata,
     Denied(&'static str),
+    /// A token that failed a check; its reason and, for the log, its detail.
+    Rejected(TokenError),
+}
+
+impl Outcome {
+    /// The stats name of a refusal.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Outcome::Allowed | Outcome::Metadata => None,
+            Outcome::Denied(reason) => Some(reason),
+            Outcome::Rejected(error) => Some(error.reason()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -92,7 +105,7 @@ pub fn decide(
 }
 
 fn deny_token(config: &FilterConfig, error: TokenError) -> Decision {
-    Decision::Respond(response::invalid_token(config, error), Outcome::Denied(error.reason()))
+    Decision::Respond(response::invalid_token(config, error), Outcome::Rejected(error))
 }
 
 /// Checks scopes and builds the upstream header changes for a verified token.
@@ -252,7 +265,7 @@ mod tests {
         let cfg = config(json!({"audiences": ["someone-else"]}));
         let auth = format!("Bearer {}", keycloak_token());
         let (r, o) = responded(run(&cfg, "POST", "/mcp", &[&auth]));
-        assert_eq!((r.status, o), (401, Outcome::Denied("bad_audience")));
+        assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::BadAudience)));
         assert_eq!(
             r.header("www-authenticate"),
             Some(r#"Bearer error="invalid_token", error_description="invalid audience", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
@@ -266,7 +279,7 @@ mod tests {
         let auth = format!("Bearer {}", "a".repeat(9000));
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true));
-        assert_eq!((r.status, o), (401, Outcome::Denied("token_too_large")));
+        assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::TooLarge)));
     }
 
     #[test]
@@ -283,7 +296,7 @@ mod tests {
             Decision::Wait(WaitReason::UnknownKid)
         ));
         let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false));
-        assert_eq!((r.status, o), (401, Outcome::Denied("unknown_key")));
+        assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::UnknownKey)));
     }
 
     #[test]

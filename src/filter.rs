@@ -111,7 +111,7 @@ impl Metrics {
                 Ok(id) => {
                     ids.insert(name, id);
                 }
-                Err(status) => warn!("mcp_auth: cannot define metric {full}: {status:?}"),
+                Err(status) => warn!("cannot define metric {full}: {status:?}"),
             }
         }
         Metrics { ids }
@@ -128,6 +128,7 @@ impl Metrics {
             Outcome::Allowed => self.count("allowed"),
             Outcome::Metadata => self.count("metadata_served"),
             Outcome::Denied(reason) => self.count(reason),
+            Outcome::Rejected(error) => self.count(error.reason()),
         }
     }
 }
@@ -151,27 +152,27 @@ impl RootContext for Root {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
             Err(status) => {
-                error!("mcp_auth: cannot read the plugin configuration: {status:?}");
+                error!("cannot read the plugin configuration: {status:?}");
                 return false;
             }
         };
         let config = match FilterConfig::parse(&bytes) {
             Ok(config) => config,
             Err(e) => {
-                error!("mcp_auth: {e}; refusing to start");
+                error!("{e}; refusing to start");
                 return false;
             }
         };
         if let Err(e) = JwksSync::new(&HostStore, &config.jwks).init() {
-            error!("mcp_auth: {e}");
+            error!("{e}");
             return false;
         }
         if let Err(status) = hostcalls::set_tick_period(TICK) {
-            error!("mcp_auth: cannot set the tick period: {status:?}");
+            error!("cannot set the tick period: {status:?}");
             return false;
         }
         info!(
-            "mcp_auth: configured for issuer {} (audiences {:?}), key set {} via cluster {}, root context {}",
+            "configured for issuer {} (audiences {:?}), key set {} via cluster {}, root context {}",
             config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster, self.context_id
         );
         let metadata_body: Rc<[u8]> = response::metadata_body(&config).into();
@@ -184,8 +185,8 @@ impl RootContext for Root {
             fetch_token: None,
             metrics: Metrics::define(),
         });
-        // Fetch the first key set now rather than on the first tick.
-        sync_keys(&self.vm);
+        // The first fetch starts on the first tick: a callout dispatched from inside
+        // on_configure is never answered in Envoy.
         true
     }
 
@@ -268,8 +269,16 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
             Action::Continue
         }
         Decision::Respond(resp, outcome) => {
-            if let Outcome::Denied(reason) = outcome {
-                info!("mcp_auth: denied {} {}: {reason}", facts.method, log_path);
+            match outcome {
+                Outcome::Rejected(error) => info!(
+                    "denied {} {}: {} ({})",
+                    facts.method,
+                    log_path,
+                    error.reason(),
+                    error.detail()
+                ),
+                Outcome::Denied(reason) => info!("denied {} {}: {reason}", facts.method, log_path),
+                Outcome::Allowed | Outcome::Metadata => {}
             }
             with_vm(shared, |vm| vm.metrics.outcome(outcome));
             send(&resp);
@@ -280,7 +289,7 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
 }
 
 fn deny_unconfigured() -> Action {
-    error!("mcp_auth: request before configuration; refusing");
+    error!("request before configuration; refusing");
     send(&response::keys_unavailable(1));
     Action::Pause
 }
@@ -292,7 +301,7 @@ fn with_vm<T>(shared: &SharedVm, f: impl FnOnce(&mut Vm) -> T) -> Option<T> {
 fn send(resp: &LocalResponse) {
     let headers: Vec<(&str, &str)> = resp.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     if let Err(status) = hostcalls::send_http_response(resp.status, headers, Some(&resp.body)) {
-        warn!("mcp_auth: cannot send the local response: {status:?}");
+        warn!("cannot send the local response: {status:?}");
     }
 }
 
@@ -321,7 +330,7 @@ fn wait_for_keys(shared: &SharedVm, context_id: u32, reason: WaitReason) -> Acti
         }
         Ok(Claim::RateLimited) => return handle_request(shared, context_id, false),
         Err(e) => {
-            warn!("mcp_auth: {e}");
+            warn!("{e}");
             if reason == WaitReason::UnknownKid {
                 return handle_request(shared, context_id, false);
             }
@@ -341,7 +350,7 @@ fn wait_for_keys(shared: &SharedVm, context_id: u32, reason: WaitReason) -> Acti
 }
 
 fn unavailable(shared: &SharedVm, retry_after_s: u64) -> Action {
-    info!("mcp_auth: no signing keys available; answering 503");
+    info!("no signing keys available; answering 503");
     with_vm(shared, |vm| vm.metrics.outcome(Outcome::Denied("jwks_unavailable")));
     send(&response::keys_unavailable(retry_after_s));
     Action::Pause
@@ -431,21 +440,21 @@ fn finish_fetch(shared: &SharedVm, config: &FilterConfig, now: u64, result: Fetc
         (Err(why), record) => {
             let retry = record.map(|r| r.next_fetch_ms.saturating_sub(now)).unwrap_or(0);
             warn!(
-                "mcp_auth: key-set fetch from {} failed: {why}; keeping the last good keys, retry in {retry} ms",
+                "key-set fetch from {} failed: {why}; keeping the last good keys, retry in {retry} ms",
                 config.jwks.uri
             );
             with_vm(shared, |vm| vm.metrics.count("jwks_fetch.failed"));
         }
-        (Ok(_), Err(e)) => warn!("mcp_auth: {e}"),
+        (Ok(_), Err(e)) => warn!("{e}"),
     }
     resume_pending(shared, now);
 }
 
 fn log_key_set(keys: &KeySet, version: u64) {
     let kids: Vec<&str> = keys.kids().collect();
-    info!("mcp_auth: key set version {version} loaded: {} keys {kids:?}", keys.keys.len());
+    info!("key set version {version} loaded: {} keys {kids:?}", keys.keys.len());
     for skipped in &keys.skipped {
-        info!("mcp_auth: key set entry skipped: {skipped}");
+        info!("key set entry skipped: {skipped}");
     }
 }
 
@@ -458,7 +467,7 @@ fn install_published(shared: &SharedVm) -> bool {
         Ok(Some((record, _))) if record.version > version => record,
         Ok(_) => return false,
         Err(e) => {
-            warn!("mcp_auth: {e}");
+            warn!("{e}");
             return false;
         }
     };
@@ -471,7 +480,7 @@ fn install_published(shared: &SharedVm) -> bool {
             true
         }
         Err(e) => {
-            warn!("mcp_auth: published key set version {} unusable: {e}", record.version);
+            warn!("published key set version {} unusable: {e}", record.version);
             false
         }
     }
@@ -489,7 +498,7 @@ fn sync_keys(shared: &SharedVm) {
     match JwksSync::new(&HostStore, &config.jwks).try_claim(now, Trigger::Scheduled) {
         Ok(Claim::Started) => start_fetch(shared, &config, now),
         Ok(_) => {}
-        Err(e) => warn!("mcp_auth: {e}"),
+        Err(e) => warn!("{e}"),
     }
 }
 
@@ -555,7 +564,7 @@ fn resume(shared: &SharedVm, id: u32, pending: Pending) {
     };
     if action == Action::Continue {
         if let Err(status) = hostcalls::resume_http_request() {
-            warn!("mcp_auth: cannot resume request {id}: {status:?}");
+            warn!("cannot resume request {id}: {status:?}");
         }
     }
 }
