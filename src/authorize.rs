@@ -10,6 +10,7 @@ use crate::extract::{bearer_token, Credential};
 use crate::keys::KeySet;
 use crate::response::{self, LocalResponse};
 use crate::token::{self, VerifiedToken};
+use crate::token_cache::{self, TokenCache, Verdict};
 
 /// The request facts the decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +67,7 @@ pub struct UpstreamChanges {
 
 /// Decides one request. `keys` is `None` until a key set was loaded; `may_refetch` tells
 /// whether an unknown `kid` may still wait for a refetch (false once it has waited).
+/// `cache` holds earlier verdicts; the caller empties it of stale keys when keys change.
 pub fn decide(
     req: &RequestFacts<'_>,
     config: &FilterConfig,
@@ -73,6 +75,7 @@ pub fn decide(
     keys: Option<&KeySet>,
     now_s: u64,
     may_refetch: bool,
+    cache: &mut TokenCache,
 ) -> Decision {
     let path = req.path.split(['?', '#']).next().unwrap_or_default();
     if config.metadata_paths.iter().any(|p| p == path) {
@@ -97,10 +100,23 @@ pub fn decide(
     let Some(keys) = keys else {
         return Decision::Wait(WaitReason::NoKeys);
     };
+    let digest = token_cache::digest(token);
+    match cache.get(&digest, now_s, config.clock_skew_s) {
+        Some(Verdict::Valid(verified)) => return allow(config, verified),
+        Some(Verdict::Refused(error)) => return deny_token(config, *error),
+        None => {}
+    }
     match token::validate(token, keys, config, now_s) {
-        Ok(verified) => allow(config, &verified),
+        Ok(verified) => {
+            let decision = allow(config, &verified);
+            cache.put(digest, Verdict::Valid(verified));
+            decision
+        }
         Err(TokenError::UnknownKey) if may_refetch => Decision::Wait(WaitReason::UnknownKid),
-        Err(e) => deny_token(config, e),
+        Err(e) => {
+            cache.put(digest, Verdict::Refused(e));
+            deny_token(config, e)
+        }
     }
 }
 
@@ -178,7 +194,7 @@ mod tests {
     fn run(cfg: &FilterConfig, method: &str, path: &str, auth: &[&str]) -> Decision {
         let body = response::metadata_body(cfg);
         let req = RequestFacts { method, path, authorization: auth };
-        decide(&req, cfg, &body, Some(&keys()), NOW, true)
+        decide(&req, cfg, &body, Some(&keys()), NOW, true, &mut TokenCache::new(0))
     }
 
     fn responded(d: Decision) -> (LocalResponse, Outcome) {
@@ -278,7 +294,7 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", "a".repeat(9000));
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true));
+        let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0)));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::TooLarge)));
     }
 
@@ -287,15 +303,15 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        assert!(matches!(decide(&req, &cfg, b"", None, NOW, true), Decision::Wait(WaitReason::NoKeys)));
+        assert!(matches!(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0)), Decision::Wait(WaitReason::NoKeys)));
         let other = testkeys::mint_rotated(&testkeys::claims());
         let auth = format!("Bearer {other}");
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         assert!(matches!(
-            decide(&req, &cfg, b"", Some(&keys()), NOW, true),
+            decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut TokenCache::new(0)),
             Decision::Wait(WaitReason::UnknownKid)
         ));
-        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false));
+        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false, &mut TokenCache::new(0)));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::UnknownKey)));
     }
 
@@ -333,6 +349,42 @@ mod tests {
         let cfg = config(json!({"forward_token": true, "claims_to_headers": {}}));
         let Decision::Allow(changes) = run(&cfg, "POST", "/mcp", &[&auth]) else { panic!() };
         assert_eq!(changes, UpstreamChanges::default());
+    }
+
+    #[test]
+    fn cached_verdicts_follow_the_key_set() {
+        let cfg = config(json!({}));
+        let auth = format!("Bearer {}", keycloak_token());
+        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let mut cache = TokenCache::new(16);
+        assert!(matches!(decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache), Decision::Allow(_)));
+        assert_eq!(cache.len(), 1);
+        // Rotated: only the new key is published. Until the glue drops stale entries the
+        // verdict stands; afterwards the token's key is unknown.
+        let rotated = KeySet::parse(json!({"keys": [testkeys::rotated_jwk()]}).to_string().as_bytes()).unwrap();
+        assert!(matches!(decide(&req, &cfg, b"", Some(&rotated), NOW, true, &mut cache), Decision::Allow(_)));
+        cache.retain_keys(&rotated);
+        assert!(matches!(
+            decide(&req, &cfg, b"", Some(&rotated), NOW, true, &mut cache),
+            Decision::Wait(WaitReason::UnknownKid)
+        ));
+        // Past exp + skew a cached token is checked again, and refused as expired.
+        let mut cache = TokenCache::new(16);
+        decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache);
+        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW + 360, true, &mut cache));
+        assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::Expired)));
+        // A bad signature is remembered.
+        let mut forged = keycloak_token();
+        forged.pop();
+        forged.push('A');
+        let auth = format!("Bearer {forged}");
+        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let mut cache = TokenCache::new(16);
+        for _ in 0..2 {
+            let (r, _) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache));
+            assert_eq!(r.status, 401);
+        }
+        assert_eq!(cache.stats(), (1, 1));
     }
 
     #[test]

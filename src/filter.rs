@@ -20,6 +20,7 @@ use crate::error::TokenError;
 use crate::jwks_sync::{self, Claim, FetchResult, JwksSync, SharedStore, Trigger};
 use crate::keys::KeySet;
 use crate::response::{self, LocalResponse};
+use crate::token_cache::TokenCache;
 
 /// How often each VM looks at the shared key-set record and at waiting requests.
 const TICK: Duration = Duration::from_millis(100);
@@ -42,6 +43,7 @@ struct Vm {
     /// The token of the key-set callout this VM has in flight.
     fetch_token: Option<u32>,
     metrics: Metrics,
+    cache: TokenCache,
 }
 
 #[derive(Clone, Copy)]
@@ -52,6 +54,15 @@ struct Pending {
 }
 
 type SharedVm = Rc<RefCell<Option<Vm>>>;
+
+impl Vm {
+    /// Installs a key set; cached verdicts of keys that left the set go with them.
+    fn install(&mut self, keys: KeySet, version: u64) {
+        self.cache.retain_keys(&keys);
+        self.keys = Some(Rc::new(keys));
+        self.version = version;
+    }
+}
 
 struct Root {
     context_id: u32,
@@ -176,7 +187,9 @@ impl RootContext for Root {
             config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster, self.context_id
         );
         let metadata_body: Rc<[u8]> = response::metadata_body(&config).into();
+        let cache = TokenCache::new(config.token_cache_capacity);
         *self.vm.borrow_mut() = Some(Vm {
+            cache,
             config: Rc::new(config),
             metadata_body,
             keys: None,
@@ -248,13 +261,20 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
     // Logged path without its query: a client may have put a token there.
     let log_path = facts.path.split('?').next().unwrap_or_default().chars().take(200).collect::<String>();
 
-    let decision = {
-        let guard = shared.borrow();
-        let Some(vm) = guard.as_ref() else {
-            return deny_unconfigured();
-        };
-        let now_s = now_ms() / 1000;
-        authorize::decide(&facts, &vm.config, &vm.metadata_body, vm.keys.as_deref(), now_s, may_refetch)
+    let now_s = now_ms() / 1000;
+    let decided = with_vm(shared, |vm| {
+        authorize::decide(
+            &facts,
+            &vm.config,
+            &vm.metadata_body,
+            vm.keys.as_deref(),
+            now_s,
+            may_refetch,
+            &mut vm.cache,
+        )
+    });
+    let Some(decision) = decided else {
+        return deny_unconfigured();
     };
 
     match decision {
@@ -432,8 +452,7 @@ fn finish_fetch(shared: &SharedVm, config: &FilterConfig, now: u64, result: Fetc
                 log_key_set(&keys, record.version);
                 with_vm(shared, |vm| {
                     vm.metrics.count("jwks_fetch.ok");
-                    vm.keys = Some(Rc::new(keys));
-                    vm.version = record.version;
+                    vm.install(keys, record.version);
                 });
             }
         }
@@ -473,10 +492,7 @@ fn install_published(shared: &SharedVm) -> bool {
     };
     match KeySet::parse(record.body.as_bytes()) {
         Ok(keys) => {
-            with_vm(shared, |vm| {
-                vm.keys = Some(Rc::new(keys));
-                vm.version = record.version;
-            });
+            with_vm(shared, |vm| vm.install(keys, record.version));
             true
         }
         Err(e) => {

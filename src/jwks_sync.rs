@@ -144,8 +144,11 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
             match result {
                 Ok((body, max_age)) => {
                     let lifetime_ms = self.lifetime_s(*max_age).saturating_mul(1000);
-                    record.version += 1;
-                    record.body.clone_from(body);
+                    // An unchanged body keeps its version: nobody re-parses, caches stay warm.
+                    if record.version == 0 || record.body != *body {
+                        record.version += 1;
+                        record.body.clone_from(body);
+                    }
                     record.fetched_at_ms = now_ms;
                     // Refresh before expiry, so tokens never meet stale keys.
                     record.next_fetch_ms = now_ms + lifetime_ms / 10 * 9;
@@ -302,7 +305,10 @@ mod tests {
         }
         assert_eq!(delays, vec![500, 1000, 2000, 4000, 4000]);
         s.try_claim(now, Trigger::Scheduled).unwrap();
-        let rec = s.complete(now, &Ok(("new".into(), None))).unwrap();
+        let rec = s.complete(now, &Ok(("good".into(), None))).unwrap();
+        assert_eq!((rec.version, rec.failures), (1, 0), "same body, same version");
+        s.try_claim(rec.next_fetch_ms, Trigger::Scheduled).unwrap();
+        let rec = s.complete(rec.next_fetch_ms, &Ok(("new".into(), None))).unwrap();
         assert_eq!((rec.version, rec.failures), (2, 0));
     }
 

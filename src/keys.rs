@@ -93,9 +93,14 @@ fn rsa_pss<D: 'static + Digest + sha2::digest::DynDigest + Send + Sync>(
     key.verify(rsa::Pss::new::<D>(), &hashed, signature).is_ok()
 }
 
+/// Identifies a key by its material (SHA-256 over type, `kid`, `alg` and public parameters),
+/// so a cached verdict can tell whether the key that made it is still in the set.
+pub type KeyId = [u8; 32];
+
 /// One usable verification key from the set.
 #[derive(Debug, Clone)]
 pub struct Jwk {
+    pub id: KeyId,
     pub kid: Option<String>,
     /// The key's own `alg`, when it names one: then only that algorithm may use it.
     pub alg: Option<Algorithm>,
@@ -232,7 +237,15 @@ fn parse_jwk(entry: &Value) -> Result<Jwk, String> {
             return Err(fail(&format!("alg {} does not fit kty {kty}", alg.name())));
         }
     }
-    Ok(Jwk { kid, alg, key })
+    let mut hasher = Sha256::new();
+    for part in [Some(kty), kid.as_deref(), alg.map(Algorithm::name)]
+        .into_iter()
+        .chain(["n", "e", "crv", "x", "y"].iter().map(|m| obj.get(*m).and_then(Value::as_str)))
+    {
+        hasher.update(part.unwrap_or("").as_bytes());
+        hasher.update([0]);
+    }
+    Ok(Jwk { id: hasher.finalize().into(), kid, alg, key })
 }
 
 fn member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {

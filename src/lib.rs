@@ -1,3 +1,4 @@
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 //! `mcp-auth-filter`: a proxy-wasm filter that makes an MCP server an OAuth 2 protected
 //! resource (MCP authorization, RFC 6750, RFC 9728).
 //!
@@ -16,6 +17,7 @@ pub mod jws;
 pub mod keys;
 pub mod response;
 pub mod token;
+pub mod token_cache;
 pub mod url;
 
 #[cfg(test)]

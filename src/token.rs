@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::config::FilterConfig;
 use crate::error::TokenError;
 use crate::jws;
-use crate::keys::{KeyMatch, KeySet};
+use crate::keys::{KeyId, KeyMatch, KeySet};
 
 /// Latest NumericDate accepted (9999-12-31T23:59:59Z); larger values are treated as invalid.
 const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
@@ -21,6 +21,8 @@ pub struct VerifiedToken {
     pub exp: u64,
     /// The `kid` of the key that verified it, when that key has one.
     pub kid: Option<String>,
+    /// The key that verified it.
+    pub key: KeyId,
 }
 
 /// Validates `token` against `keys` and the configured policy at time `now` (seconds).
@@ -66,6 +68,7 @@ pub fn validate(token: &str, keys: &KeySet, config: &FilterConfig, now: u64) -> 
         claims,
         exp,
         kid: jwk.kid.clone(),
+        key: jwk.id,
     })
 }
 
