@@ -9,8 +9,13 @@ use crate::error::TokenError;
 use crate::extract::{bearer_token, Credential};
 use crate::keys::KeySet;
 use crate::response::{self, LocalResponse};
+use std::rc::Rc;
+
 use crate::token::{self, VerifiedToken};
-use crate::token_cache::{self, TokenCache, Verdict};
+use crate::token_cache::{Access, TokenCache, Verdict};
+
+/// The verdict cache as the filter uses it: accepted tokens remember their header changes.
+pub type VerdictCache = TokenCache<UpstreamChanges>;
 
 /// The request facts the decision needs.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +58,7 @@ impl Outcome {
 
 #[derive(Debug)]
 pub enum Decision {
-    Allow(UpstreamChanges),
+    Allow(Rc<UpstreamChanges>),
     Respond(LocalResponse, Outcome),
     Wait(WaitReason),
 }
@@ -75,7 +80,7 @@ pub fn decide(
     keys: Option<&KeySet>,
     now_s: u64,
     may_refetch: bool,
-    cache: &mut TokenCache,
+    cache: &mut VerdictCache,
 ) -> Decision {
     let path = req.path.split(['?', '#']).next().unwrap_or_default();
     if config.metadata_paths.iter().any(|p| p == path) {
@@ -100,21 +105,28 @@ pub fn decide(
     let Some(keys) = keys else {
         return Decision::Wait(WaitReason::NoKeys);
     };
-    let digest = token_cache::digest(token);
-    match cache.get(&digest, now_s, config.clock_skew_s) {
-        Some(Verdict::Valid(verified)) => return allow(config, verified),
+    match cache.get(token, now_s, config.clock_skew_s) {
+        Some(Verdict::Valid { access, .. }) => return grant(config, access),
         Some(Verdict::Refused(error)) => return deny_token(config, *error),
         None => {}
     }
     match token::validate(token, keys, config, now_s) {
         Ok(verified) => {
-            let decision = allow(config, &verified);
-            cache.put(digest, Verdict::Valid(verified));
+            let access = access(config, &verified);
+            let decision = grant(config, &access);
+            cache.put(
+                token,
+                Verdict::Valid {
+                    exp: verified.exp,
+                    key: verified.key,
+                    access,
+                },
+            );
             decision
         }
         Err(TokenError::UnknownKey) if may_refetch => Decision::Wait(WaitReason::UnknownKid),
         Err(e) => {
-            cache.put(digest, Verdict::Refused(e));
+            cache.put(token, Verdict::Refused(e));
             deny_token(config, e)
         }
     }
@@ -124,23 +136,33 @@ fn deny_token(config: &FilterConfig, error: TokenError) -> Decision {
     Decision::Respond(response::invalid_token(config, error), Outcome::Rejected(error))
 }
 
+fn grant(config: &FilterConfig, access: &Access<UpstreamChanges>) -> Decision {
+    match access {
+        Access::Granted(changes) => Decision::Allow(Rc::clone(changes)),
+        Access::InsufficientScope => {
+            Decision::Respond(response::insufficient_scope(config), Outcome::Denied("insufficient_scope"))
+        }
+    }
+}
+
 /// Checks scopes and builds the upstream header changes for a verified token.
-pub fn allow(config: &FilterConfig, verified: &VerifiedToken) -> Decision {
+pub fn access(config: &FilterConfig, verified: &VerifiedToken) -> Access<UpstreamChanges> {
     if !token::missing_scopes(&verified.claims, &config.required_scopes).is_empty() {
-        return Decision::Respond(response::insufficient_scope(config), Outcome::Denied("insufficient_scope"));
+        return Access::InsufficientScope;
     }
     let mut changes = UpstreamChanges::default();
     if !config.forward_token {
         changes.remove.push("authorization".to_string());
     }
     for (claim, header) in &config.claims_to_headers {
-        // The client's own copy never reaches the upstream, whether or not the claim exists.
-        changes.remove.push(header.clone());
-        if let Some(value) = verified.claims.get(claim).and_then(header_value) {
-            changes.set.push((header.clone(), value));
+        // The client's own copy never reaches the upstream: replaced when the claim exists,
+        // removed when it does not.
+        match verified.claims.get(claim).and_then(header_value) {
+            Some(value) => changes.set.push((header.clone(), value)),
+            None => changes.remove.push(header.clone()),
         }
     }
-    Decision::Allow(changes)
+    Access::Granted(Rc::new(changes))
 }
 
 /// A claim as a header value; `None` when it cannot be one safely.
@@ -194,7 +216,7 @@ mod tests {
     fn run(cfg: &FilterConfig, method: &str, path: &str, auth: &[&str]) -> Decision {
         let body = response::metadata_body(cfg);
         let req = RequestFacts { method, path, authorization: auth };
-        decide(&req, cfg, &body, Some(&keys()), NOW, true, &mut TokenCache::new(0))
+        decide(&req, cfg, &body, Some(&keys()), NOW, true, &mut TokenCache::new(0, 0))
     }
 
     fn responded(d: Decision) -> (LocalResponse, Outcome) {
@@ -294,7 +316,7 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", "a".repeat(9000));
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0)));
+        let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0, 0)));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::TooLarge)));
     }
 
@@ -303,15 +325,15 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        assert!(matches!(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0)), Decision::Wait(WaitReason::NoKeys)));
+        assert!(matches!(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0, 0)), Decision::Wait(WaitReason::NoKeys)));
         let other = testkeys::mint_rotated(&testkeys::claims());
         let auth = format!("Bearer {other}");
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         assert!(matches!(
-            decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut TokenCache::new(0)),
+            decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut TokenCache::new(0, 0)),
             Decision::Wait(WaitReason::UnknownKid)
         ));
-        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false, &mut TokenCache::new(0)));
+        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false, &mut TokenCache::new(0, 0)));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::UnknownKey)));
     }
 
@@ -334,10 +356,7 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
         let Decision::Allow(changes) = run(&cfg, "POST", "/mcp", &[&auth]) else { panic!() };
-        assert_eq!(
-            changes.remove,
-            vec!["authorization", "x-mcp-aud", "x-missing", "x-roles", "x-mcp-subject"]
-        );
+        assert_eq!(changes.remove, vec!["authorization", "x-missing"]);
         assert_eq!(
             changes.set,
             vec![
@@ -348,7 +367,7 @@ mod tests {
         );
         let cfg = config(json!({"forward_token": true, "claims_to_headers": {}}));
         let Decision::Allow(changes) = run(&cfg, "POST", "/mcp", &[&auth]) else { panic!() };
-        assert_eq!(changes, UpstreamChanges::default());
+        assert_eq!(*changes, UpstreamChanges::default());
     }
 
     #[test]
@@ -356,7 +375,7 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let mut cache = TokenCache::new(16);
+        let mut cache = TokenCache::new(16, 1 << 20);
         assert!(matches!(decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache), Decision::Allow(_)));
         assert_eq!(cache.len(), 1);
         // Rotated: only the new key is published. Until the glue drops stale entries the
@@ -369,7 +388,7 @@ mod tests {
             Decision::Wait(WaitReason::UnknownKid)
         ));
         // Past exp + skew a cached token is checked again, and refused as expired.
-        let mut cache = TokenCache::new(16);
+        let mut cache = TokenCache::new(16, 1 << 20);
         decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache);
         let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW + 360, true, &mut cache));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::Expired)));
@@ -379,7 +398,7 @@ mod tests {
         forged.push('A');
         let auth = format!("Bearer {forged}");
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let mut cache = TokenCache::new(16);
+        let mut cache = TokenCache::new(16, 1 << 20);
         for _ in 0..2 {
             let (r, _) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache));
             assert_eq!(r.status, 401);

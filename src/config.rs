@@ -46,6 +46,7 @@ pub struct FilterConfig {
     /// Claim name to lower-case request header name, in a stable order.
     pub claims_to_headers: Vec<(String, String)>,
     pub token_cache_capacity: usize,
+    pub token_cache_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +146,8 @@ struct RawMetadata {
 struct RawTokenCache {
     #[serde(default = "default_token_cache_capacity")]
     capacity: usize,
+    #[serde(default = "default_token_cache_max_bytes")]
+    max_bytes: usize,
 }
 
 fn default_clock_skew() -> u64 {
@@ -179,6 +182,9 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_token_cache_capacity() -> usize {
     4096
+}
+fn default_token_cache_max_bytes() -> usize {
+    8 * 1024 * 1024
 }
 
 /// Upper bound for any configured duration: a typo of many zeros should not silently mean "never".
@@ -268,12 +274,15 @@ impl FilterConfig {
             claims_to_headers.push((claim, header));
         }
 
-        let token_cache_capacity = match raw.token_cache {
-            None => default_token_cache_capacity(),
+        let (token_cache_capacity, token_cache_max_bytes) = match raw.token_cache {
+            None => (default_token_cache_capacity(), default_token_cache_max_bytes()),
             Some(c) if c.capacity > 1_000_000 => {
                 return Err(invalid("token_cache.capacity", "must be at most 1000000"))
             }
-            Some(c) => c.capacity,
+            Some(c) if c.max_bytes > 1 << 30 => {
+                return Err(invalid("token_cache.max_bytes", "must be at most 1073741824"))
+            }
+            Some(c) => (c.capacity, c.max_bytes),
         };
 
         Ok(FilterConfig {
@@ -290,6 +299,7 @@ impl FilterConfig {
             forward_token: raw.forward_token,
             claims_to_headers,
             token_cache_capacity,
+            token_cache_max_bytes,
         })
     }
 }

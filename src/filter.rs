@@ -20,7 +20,7 @@ use crate::error::TokenError;
 use crate::jwks_sync::{self, Claim, FetchResult, JwksSync, SharedStore, Trigger};
 use crate::keys::KeySet;
 use crate::response::{self, LocalResponse};
-use crate::token_cache::TokenCache;
+use crate::authorize::VerdictCache;
 
 /// How often each VM looks at the shared key-set record and at waiting requests.
 const TICK: Duration = Duration::from_millis(100);
@@ -43,7 +43,7 @@ struct Vm {
     /// The token of the key-set callout this VM has in flight.
     fetch_token: Option<u32>,
     metrics: Metrics,
-    cache: TokenCache,
+    cache: VerdictCache,
 }
 
 #[derive(Clone, Copy)]
@@ -187,7 +187,7 @@ impl RootContext for Root {
             config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster, self.context_id
         );
         let metadata_body: Rc<[u8]> = response::metadata_body(&config).into();
-        let cache = TokenCache::new(config.token_cache_capacity);
+        let cache = VerdictCache::new(config.token_cache_capacity, config.token_cache_max_bytes);
         *self.vm.borrow_mut() = Some(Vm {
             cache,
             config: Rc::new(config),
@@ -246,16 +246,16 @@ impl Drop for Http {
 /// Decides the current request (the effective context) and carries the decision out.
 /// Returns `Pause` when the request waits or was answered here.
 fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Action {
-    let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("");
-    let authorization: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.as_str())
-        .collect();
+    // Two lookups instead of the whole header map: this is the per-request hot path. Envoy
+    // joins repeated `Authorization` headers with a comma, which `extract` refuses.
+    let get = |name: &str| hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten();
+    let path = get(":path").unwrap_or_default();
+    let authorization = get("authorization");
+    let authorization: Vec<&str> = authorization.as_deref().into_iter().collect();
+    let method = get(":method").unwrap_or_default();
     let facts = RequestFacts {
-        method: header(":method"),
-        path: header(":path"),
+        method: &method,
+        path: &path,
         authorization: &authorization,
     };
     // Logged path without its query: a client may have put a token there.
