@@ -11,8 +11,8 @@ PY := $(VENV)/bin/python
 ENVOY := $(VENV)/bin/envoy
 ECHO_SERVER := target/release/echo-server
 
-.PHONY: wasm wasm-target echo-server venv node authserver-deps e2e-deps setup \
-        test unit lint integration e2e run validate bench fuzz soak clean
+.PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
+        test unit lint integration authserver-test e2e run authserver validate bench fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -43,7 +43,8 @@ wasm: wasm-target
 	cargo build --release --target $(WASM_TARGET) -p mcp-auth-filter
 	@ls -l $(WASM) | awk '{printf "%s: %d bytes\n", $$9, $$5}'
 
-echo-server:
+# (Not named `echo-server`: make would take the directory of that name for the target.)
+echo-server-bin:
 	cargo build --release -p echo-server
 
 # --- tests -------------------------------------------------------------------------------
@@ -62,18 +63,26 @@ integration: wasm venv
 
 # Real MCP clients (MCP Inspector CLI, MCP TypeScript SDK) through Envoy, with the dev
 # authorization server and echo-server.
-e2e: wasm echo-server venv authserver-deps e2e-deps
-	cd tests/e2e && ../../scripts/node.sh run node --test --test-concurrency=1
+e2e: wasm echo-server-bin venv authserver-deps e2e-deps
+	ECHO_SERVER_BIN=$(CURDIR)/$(ECHO_SERVER) bash scripts/node.sh run node --test --test-concurrency=1 tests/e2e/e2e.test.js
+
+# The dev authorization server's own tests (discovery, JWKS, login, PKCE, tokens, realm file).
+authserver-test: authserver-deps
+	bash scripts/node.sh run node --test authserver/test/*.test.js
 
 validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
 
-test: lint unit integration e2e validate
+test: lint unit integration authserver-test e2e validate
 
 # --- running -----------------------------------------------------------------------------
 
-run: wasm echo-server venv authserver-deps
+run: wasm echo-server-bin venv authserver-deps
 	bash scripts/run.sh
+
+# Only the dev authorization server, on :8080 (Ctrl-C stops it).
+authserver: authserver-deps
+	bash scripts/node.sh run node authserver/server.js
 
 # --- performance and robustness ----------------------------------------------------------
 
