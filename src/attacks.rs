@@ -175,7 +175,7 @@ fn every_attack_is_refused_for_the_right_reason() {
     let auth = format!("Bearer {}", keycloak_token());
     let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
     assert!(matches!(decide(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache), Decision::Allow(_)));
-    assert!(matches!(Outcome::Allowed.reason(), None));
+    assert!(Outcome::Allowed.reason().is_none());
 }
 
 #[test]
