@@ -81,7 +81,8 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
     };
     let bearer = |t: &str| vec![format!("Bearer {t}")];
     let mut cases: Vec<(&'static str, Vec<String>, u32, &'static str)> = vec![
-        ("alg none, empty signature", bearer(&format!("{}.{}.", b64(br#"{"alg":"none"}"#), p)), 401, "malformed_token"),
+        ("alg none, empty signature", bearer(&format!("{}.{}.", b64(br#"{"alg":"none"}"#), p)), 401, "unsupported_alg"),
+        ("RS256, empty signature", bearer(&format!("{h}.{p}.")), 401, "bad_signature"),
         ("alg none, with signature", bearer(&raw(r#"{"alg":"none","kid":"kc-rs256-Xq3"}"#, &claims_json, b"x")), 401, "unsupported_alg"),
         ("alg None (case)", bearer(&raw(r#"{"alg":"None"}"#, &claims_json, b"x")), 401, "unsupported_alg"),
         ("HS256 signed with the RSA public key as secret", bearer(&hs256), 401, "unsupported_alg"),

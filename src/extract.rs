@@ -19,6 +19,12 @@ pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
         [one] => one.trim_matches(|c| c == ' ' || c == '\t'),
         _ => return Credential::Invalid("multiple Authorization headers"),
     };
+    // Envoy (like other proxies) folds repeated headers into one, comma separated. A comma
+    // never occurs in a b64token, so a bearer credential beside anything else is two
+    // credentials, whichever comes first (`Basic x,Bearer y` as much as `Bearer x,Bearer y`).
+    if value.contains(',') && value.split(',').any(is_bearer_credential) {
+        return Credential::Invalid("multiple Authorization headers");
+    }
     let (scheme, rest) = match value.split_once([' ', '\t']) {
         Some((scheme, rest)) => (scheme, rest),
         None => (value, ""),
@@ -30,15 +36,16 @@ pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
     if token.is_empty() {
         return Credential::Invalid("empty bearer token");
     }
-    // Some proxies fold repeated headers into one, comma separated: a comma never occurs in
-    // a b64token, so it means two credentials.
-    if token.contains(',') {
-        return Credential::Invalid("multiple Authorization headers");
-    }
     if token.contains([' ', '\t']) {
         return Credential::Invalid("malformed Authorization header");
     }
     Credential::Bearer(token)
+}
+
+fn is_bearer_credential(part: &str) -> bool {
+    let part = part.trim_start_matches([' ', '\t']);
+    part.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+        && part.get(6..7).is_none_or(|c| c == " " || c == "\t")
 }
 
 #[cfg(test)]
@@ -74,5 +81,10 @@ mod tests {
             Credential::Invalid("multiple Authorization headers")
         );
         assert_eq!(bearer_token(&["Bearer a b"]), Credential::Invalid("malformed Authorization header"));
+        for folded in ["Basic abc,Bearer xyz", "Bearer xyz, Basic abc", "bearer x,bearer"] {
+            assert_eq!(bearer_token(&[folded]), Credential::Invalid("multiple Authorization headers"), "{folded}");
+        }
+        // Digest credentials carry commas of their own and are simply not ours.
+        assert_eq!(bearer_token(&[r#"Digest username="a", realm="b""#]), Credential::Absent);
     }
 }

@@ -466,7 +466,11 @@ fn finish_fetch(shared: &SharedVm, config: &FilterConfig, now: u64, result: Fetc
         }
         (Ok(_), Err(e)) => warn!("{e}"),
     }
-    resume_pending(shared, now);
+    if result.is_ok() {
+        resume_pending(shared, now);
+    } else {
+        expire_pending(shared);
+    }
 }
 
 fn log_key_set(keys: &KeySet, version: u64) {
@@ -543,16 +547,19 @@ fn expire_pending(shared: &SharedVm) {
     let Some(config) = with_vm(shared, |vm| Rc::clone(&vm.config)) else {
         return;
     };
-    let fetching = match JwksSync::new(&HostStore, &config.jwks).read() {
-        Ok(Some((record, _))) => record.fetching_until_ms > now,
-        _ => false,
+    let (fetching, last_failed_ms) = match JwksSync::new(&HostStore, &config.jwks).read() {
+        Ok(Some((record, _))) => (record.fetching_until_ms > now, record.last_failed_ms),
+        _ => (false, 0),
     };
     let due: Vec<(u32, Pending)> = with_vm(shared, |vm| {
         let due: Vec<(u32, Pending)> = vm
             .pending
             .iter()
             .filter(|(_, p)| {
-                now_ms_since(now, p.since_ms) >= limit || (p.reason == WaitReason::UnknownKid && !fetching)
+                now_ms_since(now, p.since_ms) >= limit
+                    || (p.reason == WaitReason::UnknownKid && !fetching)
+                    // The fetch it was waiting for failed: answer 503 now.
+                    || (p.reason == WaitReason::NoKeys && !fetching && last_failed_ms >= p.since_ms)
             })
             .map(|(id, p)| (*id, *p))
             .collect();

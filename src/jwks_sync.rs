@@ -34,6 +34,10 @@ pub struct SharedRecord {
     /// When the last unknown-`kid` refetch started (rate limit).
     pub last_forced_ms: u64,
     pub failures: u32,
+    /// When the last fetch failed (0: never). Requests waiting for a first key set give up
+    /// when a fetch fails after they started waiting, rather than waiting out their timeout.
+    #[serde(default)]
+    pub last_failed_ms: u64,
 }
 
 /// Why a VM wants a fetch.
@@ -155,6 +159,7 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
                     record.failures = 0;
                 }
                 Err(_) => {
+                    record.last_failed_ms = now_ms;
                     record.failures = record.failures.saturating_add(1);
                     record.next_fetch_ms = now_ms + self.backoff_ms(record.failures);
                 }

@@ -79,7 +79,9 @@ pub fn decode(token: &str) -> Result<CompactJws<'_>, TokenError> {
     else {
         return Err(TokenError::Malformed("not a compact JWS with three parts"));
     };
-    if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
+    // An empty signature is left to the algorithm and signature checks: `alg: none` tokens
+    // have one, and must be refused as an unsupported algorithm, not as a malformed token.
+    if header_b64.is_empty() || payload_b64.is_empty() {
         return Err(TokenError::Malformed("empty JWS part"));
     }
     let header_json = b64(header_b64, "header is not base64url")?;

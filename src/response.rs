@@ -127,7 +127,9 @@ pub fn metadata_body(config: &FilterConfig) -> Vec<u8> {
     serde_json::to_vec(&config.resource_metadata).unwrap_or_default()
 }
 
-pub fn metadata(body: &[u8], head: bool) -> LocalResponse {
+/// The metadata response. For HEAD the body is sent too: Envoy strips it from the reply and
+/// keeps `content-type` and `content-length`, which it drops from an empty local reply.
+pub fn metadata(body: &[u8]) -> LocalResponse {
     LocalResponse {
         status: 200,
         headers: vec![
@@ -135,7 +137,7 @@ pub fn metadata(body: &[u8], head: bool) -> LocalResponse {
             ("cache-control", "public, max-age=3600".to_string()),
             ("access-control-allow-origin", "*".to_string()),
         ],
-        body: if head { Vec::new() } else { body.to_vec() },
+        body: body.to_vec(),
     }
 }
 

@@ -392,10 +392,11 @@ impl RsaPublic {
             // a_j b_(i-j), j = 0..=i: b_(i-j) = rev[l-1-i+j].
             col.add_dot(&a[..=i], &rev[l - 1 - i..l]);
             // m_j n_(i-j), j = 0..i.
-            col.add_dot(&m[..i], &self.n_rev[l - i..]);
+            col.add_dot(&m[..i], &self.n_rev[l - 1 - i..]);
             let mi = (col.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
             m[i] = mi;
             col.lo += u64::from(mi) * n0;
+            debug_assert_eq!(col.lo & LIMB_MASK, 0);
             carry = col.carry();
         }
         for i in l..2 * l - 1 {
@@ -434,10 +435,11 @@ impl RsaPublic {
                 col.lo += d * d;
             }
             if i < l {
-                col.add_dot(&m[..i], &self.n_rev[l - i..]);
+                col.add_dot(&m[..i], &self.n_rev[l - 1 - i..]);
                 let mi = (col.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
                 m[i] = mi;
                 col.lo += u64::from(mi) * n0;
+            debug_assert_eq!(col.lo & LIMB_MASK, 0);
             } else {
                 col.add_dot(&m[lo..l], &self.n_rev[..l - lo]);
                 out[i - l] = (col.lo & LIMB_MASK) as u32;
@@ -881,7 +883,7 @@ mod tests {
             }
         }
         eprintln!("wycheproof PKCS#1 v1.5: {sets} groups, {tally:?}");
-        assert!(tally.tested > 1000 && tally.valid > 100, "{tally:?}");
+        assert!(tally.tested > 3000 && tally.valid > 80, "{tally:?}");
     }
 
     #[test]
