@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::authorize::{decide, Decision, Outcome, RequestFacts, VerdictCache};
 use crate::config::FilterConfig;
 use crate::keys::KeySet;
-use crate::response;
+use crate::response::Responses;
 use crate::testkeys::{self, b64, claims, keycloak_token, mint, NOW, RSA_KID};
 
 fn config() -> FilterConfig {
@@ -154,7 +154,7 @@ fn status_and_reason(decision: &Decision) -> (u32, &'static str) {
 #[test]
 fn every_attack_is_refused_for_the_right_reason() {
     let cfg = config();
-    let body = response::metadata_body(&cfg);
+    let body = Responses::new(&cfg);
     let keys = keys();
     let mut cache = VerdictCache::new(64, 1 << 20);
     let path = format!("/mcp?access_token={}", keycloak_token());

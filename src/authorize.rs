@@ -8,7 +8,7 @@ use crate::config::FilterConfig;
 use crate::error::TokenError;
 use crate::extract::{bearer_token, Credential};
 use crate::keys::KeySet;
-use crate::response::{self, LocalResponse};
+use crate::response::{LocalResponse, Responses};
 use std::rc::Rc;
 
 use crate::token::{self, VerifiedToken};
@@ -59,7 +59,7 @@ impl Outcome {
 #[derive(Debug)]
 pub enum Decision {
     Allow(Rc<UpstreamChanges>),
-    Respond(LocalResponse, Outcome),
+    Respond(Rc<LocalResponse>, Outcome),
     Wait(WaitReason),
 }
 
@@ -76,43 +76,40 @@ pub struct UpstreamChanges {
 pub fn decide(
     req: &RequestFacts<'_>,
     config: &FilterConfig,
-    metadata_body: &[u8],
+    responses: &Responses,
     keys: Option<&KeySet>,
     now_s: u64,
     may_refetch: bool,
     cache: &mut VerdictCache,
 ) -> Decision {
-    let path = req.path.split(['?', '#']).next().unwrap_or_default();
-    if config.metadata_paths.iter().any(|p| p == path) {
+    if config.is_metadata_path(req.path) {
         return match req.method {
-            "GET" | "HEAD" => Decision::Respond(response::metadata(metadata_body), Outcome::Metadata),
-            _ => Decision::Respond(response::metadata_method_not_allowed(), Outcome::Denied("method_not_allowed")),
+            "GET" | "HEAD" => Decision::Respond(responses.metadata(), Outcome::Metadata),
+            _ => Decision::Respond(responses.metadata_not_allowed(), Outcome::Denied("method_not_allowed")),
         };
     }
     let token = match bearer_token(req.authorization) {
-        Credential::Absent => {
-            return Decision::Respond(response::missing_token(config), Outcome::Denied("missing_token"))
-        }
+        Credential::Absent => return Decision::Respond(responses.missing_token(), Outcome::Denied("missing_token")),
         Credential::Invalid(why) => {
-            return Decision::Respond(response::invalid_request(config, why), Outcome::Denied("invalid_request"))
+            return Decision::Respond(responses.invalid_request(config, why), Outcome::Denied("invalid_request"))
         }
         Credential::Bearer(token) => token,
     };
     if token.len() > config.max_token_bytes {
-        return deny_token(config, TokenError::TooLarge);
+        return deny_token(config, responses, TokenError::TooLarge);
     }
     let Some(keys) = keys else {
         return Decision::Wait(WaitReason::NoKeys);
     };
     match cache.get(token, now_s, config.clock_skew_s) {
-        Some(Verdict::Valid { access, .. }) => return grant(config, access),
-        Some(Verdict::Refused(error)) => return deny_token(config, *error),
+        Some(Verdict::Valid { access, .. }) => return grant(responses, access),
+        Some(Verdict::Refused(error)) => return deny_token(config, responses, *error),
         None => {}
     }
     match token::validate(token, keys, config, now_s) {
         Ok(verified) => {
             let access = access(config, &verified);
-            let decision = grant(config, &access);
+            let decision = grant(responses, &access);
             cache.put(
                 token,
                 Verdict::Valid {
@@ -126,21 +123,19 @@ pub fn decide(
         Err(TokenError::UnknownKey) if may_refetch => Decision::Wait(WaitReason::UnknownKid),
         Err(e) => {
             cache.put(token, Verdict::Refused(e));
-            deny_token(config, e)
+            deny_token(config, responses, e)
         }
     }
 }
 
-fn deny_token(config: &FilterConfig, error: TokenError) -> Decision {
-    Decision::Respond(response::invalid_token(config, error), Outcome::Rejected(error))
+fn deny_token(config: &FilterConfig, responses: &Responses, error: TokenError) -> Decision {
+    Decision::Respond(responses.invalid_token(config, error), Outcome::Rejected(error))
 }
 
-fn grant(config: &FilterConfig, access: &Access<UpstreamChanges>) -> Decision {
+fn grant(responses: &Responses, access: &Access<UpstreamChanges>) -> Decision {
     match access {
         Access::Granted(changes) => Decision::Allow(Rc::clone(changes)),
-        Access::InsufficientScope => {
-            Decision::Respond(response::insufficient_scope(config), Outcome::Denied("insufficient_scope"))
-        }
+        Access::InsufficientScope => Decision::Respond(responses.insufficient_scope(), Outcome::Denied("insufficient_scope")),
     }
 }
 
@@ -213,12 +208,11 @@ mod tests {
     }
 
     fn run(cfg: &FilterConfig, method: &str, path: &str, auth: &[&str]) -> Decision {
-        let body = response::metadata_body(cfg);
         let req = RequestFacts { method, path, authorization: auth };
-        decide(&req, cfg, &body, Some(&keys()), NOW, true, &mut TokenCache::new(0, 0))
+        decide(&req, cfg, &Responses::new(cfg), Some(&keys()), NOW, true, &mut TokenCache::new(0, 0))
     }
 
-    fn responded(d: Decision) -> (LocalResponse, Outcome) {
+    fn responded(d: Decision) -> (Rc<LocalResponse>, Outcome) {
         match d {
             Decision::Respond(r, o) => (r, o),
             other => panic!("expected a response, got {other:?}"),
@@ -314,7 +308,7 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", "a".repeat(9000));
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let (r, o) = responded(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0, 0)));
+        let (r, o) = responded(decide(&req, &cfg, &Responses::new(&cfg), None, NOW, true, &mut TokenCache::new(0, 0)));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::TooLarge)));
     }
 
@@ -323,15 +317,15 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        assert!(matches!(decide(&req, &cfg, b"", None, NOW, true, &mut TokenCache::new(0, 0)), Decision::Wait(WaitReason::NoKeys)));
+        assert!(matches!(decide(&req, &cfg, &Responses::new(&cfg), None, NOW, true, &mut TokenCache::new(0, 0)), Decision::Wait(WaitReason::NoKeys)));
         let other = testkeys::mint_rotated(&testkeys::claims());
         let auth = format!("Bearer {other}");
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         assert!(matches!(
-            decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut TokenCache::new(0, 0)),
+            decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut TokenCache::new(0, 0)),
             Decision::Wait(WaitReason::UnknownKid)
         ));
-        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, false, &mut TokenCache::new(0, 0)));
+        let (r, o) = responded(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, false, &mut TokenCache::new(0, 0)));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::UnknownKey)));
     }
 
@@ -374,21 +368,21 @@ mod tests {
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         let mut cache = TokenCache::new(16, 1 << 20);
-        assert!(matches!(decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache), Decision::Allow(_)));
+        assert!(matches!(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache), Decision::Allow(_)));
         assert_eq!(cache.len(), 1);
         // Rotated: only the new key is published. Until the glue drops stale entries the
         // verdict stands; afterwards the token's key is unknown.
         let rotated = KeySet::parse(json!({"keys": [testkeys::rotated_jwk()]}).to_string().as_bytes()).unwrap();
-        assert!(matches!(decide(&req, &cfg, b"", Some(&rotated), NOW, true, &mut cache), Decision::Allow(_)));
+        assert!(matches!(decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache), Decision::Allow(_)));
         cache.retain_keys(&rotated);
         assert!(matches!(
-            decide(&req, &cfg, b"", Some(&rotated), NOW, true, &mut cache),
+            decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
             Decision::Wait(WaitReason::UnknownKid)
         ));
         // Past exp + skew a cached token is checked again, and refused as expired.
         let mut cache = TokenCache::new(16, 1 << 20);
-        decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache);
-        let (r, o) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW + 360, true, &mut cache));
+        decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache);
+        let (r, o) = responded(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW + 360, true, &mut cache));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::Expired)));
         // A bad signature is remembered.
         let mut forged = keycloak_token();
@@ -398,7 +392,7 @@ mod tests {
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         let mut cache = TokenCache::new(16, 1 << 20);
         for _ in 0..2 {
-            let (r, _) = responded(decide(&req, &cfg, b"", Some(&keys()), NOW, true, &mut cache));
+            let (r, _) = responded(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache));
             assert_eq!(r.status, 401);
         }
         assert_eq!(cache.stats(), (1, 1));

@@ -191,6 +191,12 @@ fn default_token_cache_max_bytes() -> usize {
 const MAX_SECONDS: u64 = 7 * 86_400;
 
 impl FilterConfig {
+    /// Whether `path` (query ignored) is one the metadata document is served on.
+    pub fn is_metadata_path(&self, path: &str) -> bool {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        self.metadata_paths.iter().any(|p| p == path)
+    }
+
     /// Parses and validates the plugin configuration bytes.
     pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {

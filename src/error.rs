@@ -62,6 +62,22 @@ impl TokenError {
         }
     }
 
+    /// One of each kind (for precomputing responses).
+    pub const ALL: [TokenError; 12] = [
+        TokenError::TooLarge,
+        TokenError::Malformed(""),
+        TokenError::UnsupportedAlg,
+        TokenError::UnsupportedCrit,
+        TokenError::UnknownKey,
+        TokenError::BadSignature,
+        TokenError::BadIssuer,
+        TokenError::BadAudience,
+        TokenError::MissingExp,
+        TokenError::Expired,
+        TokenError::NotYetValid,
+        TokenError::IssuedInFuture,
+    ];
+
     pub const ALL_REASONS: [&'static str; 12] = [
         "token_too_large",
         "malformed_token",

@@ -1,6 +1,8 @@
 //! The responses the filter sends itself: challenges (RFC 6750 section 3, MCP authorization),
 //! the RFC 9728 metadata document, and 503 while no keys can be had.
 
+use std::rc::Rc;
+
 use serde_json::json;
 
 use crate::config::FilterConfig;
@@ -150,4 +152,73 @@ pub fn metadata_method_not_allowed() -> LocalResponse {
         ],
         error_body("invalid_request", "method not allowed"),
     )
+}
+
+/// Every response the filter can send, built once per configuration: refusals are on the hot
+/// path of a flood of bad requests, and they never change for a given configuration.
+#[derive(Debug)]
+pub struct Responses {
+    metadata: Rc<LocalResponse>,
+    metadata_not_allowed: Rc<LocalResponse>,
+    missing_token: Rc<LocalResponse>,
+    insufficient_scope: Rc<LocalResponse>,
+    invalid_request: Vec<(&'static str, Rc<LocalResponse>)>,
+    invalid_token: Vec<(&'static str, Rc<LocalResponse>)>,
+}
+
+/// The descriptions `extract` gives for a 400.
+const INVALID_REQUEST_DESCRIPTIONS: [&str; 3] = [
+    "multiple Authorization headers",
+    "empty bearer token",
+    "malformed Authorization header",
+];
+
+impl Responses {
+    pub fn new(config: &FilterConfig) -> Responses {
+        Responses {
+            metadata: Rc::new(metadata(&metadata_body(config))),
+            metadata_not_allowed: Rc::new(metadata_method_not_allowed()),
+            missing_token: Rc::new(missing_token(config)),
+            insufficient_scope: Rc::new(insufficient_scope(config)),
+            invalid_request: INVALID_REQUEST_DESCRIPTIONS
+                .iter()
+                .map(|d| (*d, Rc::new(invalid_request(config, d))))
+                .collect(),
+            invalid_token: TokenError::ALL
+                .iter()
+                .map(|e| (e.description(), Rc::new(invalid_token(config, *e))))
+                .collect(),
+        }
+    }
+
+    pub fn metadata(&self) -> Rc<LocalResponse> {
+        Rc::clone(&self.metadata)
+    }
+
+    pub fn metadata_not_allowed(&self) -> Rc<LocalResponse> {
+        Rc::clone(&self.metadata_not_allowed)
+    }
+
+    pub fn missing_token(&self) -> Rc<LocalResponse> {
+        Rc::clone(&self.missing_token)
+    }
+
+    pub fn insufficient_scope(&self) -> Rc<LocalResponse> {
+        Rc::clone(&self.insufficient_scope)
+    }
+
+    pub fn invalid_request(&self, config: &FilterConfig, description: &'static str) -> Rc<LocalResponse> {
+        self.invalid_request
+            .iter()
+            .find(|(d, _)| *d == description)
+            .map_or_else(|| Rc::new(invalid_request(config, description)), |(_, r)| Rc::clone(r))
+    }
+
+    pub fn invalid_token(&self, config: &FilterConfig, error: TokenError) -> Rc<LocalResponse> {
+        let description = error.description();
+        self.invalid_token
+            .iter()
+            .find(|(d, _)| *d == description)
+            .map_or_else(|| Rc::new(invalid_token(config, error)), |(_, r)| Rc::clone(r))
+    }
 }

@@ -35,16 +35,19 @@ const LIMB_BITS: u32 = 28;
 const LIMB_MASK: u64 = (1 << LIMB_BITS) - 1;
 /// Limbs for the largest modulus: `L = ceil((bits + 2) / 28)`, so that `R = 2^(28 L) > 4n`.
 const MAX_LIMBS: usize = (MAX_MODULUS_BITS + 2).div_ceil(LIMB_BITS as usize);
-/// Limb products summed in one `u64` before the sum is folded: each is below 2^56, and a
-/// column sum starts below 2^41, so 240 products keep it below
-/// 240 * 2^56 + 2^41 < 2^64.
-const CHUNK: usize = 240;
-/// Dot products read whole groups of 4 limbs, up to 3 past the last real one.
-const PAD: usize = 4;
-/// Limb buffers: `L` limbs, then zeros.
-const BUF: usize = MAX_LIMBS + PAD;
-/// Keys of at most this many limbs (3248 bits) sum a whole column in one `u64`:
-/// 2 * (116 + 3) + 2 products stay within [`CHUNK`].
+/// Wide keys: limb products summed in one `u64` before the sum is folded. Each product is
+/// below 2^57 (a limb times a doubled limb at most), and a sum starts below 2^58, so
+/// 120 * 2^57 + 2^58 < 2^64. A multiple of 4.
+const CHUNK: usize = 120;
+/// Zero limbs in front of the reversed and doubled operands, so that groups of 4 can start
+/// before the first real term.
+const F: usize = 4;
+/// Limb buffers: `L` limbs (after `F` zeros for the reversed and doubled operands), then
+/// zeros, enough for groups of 4 to read up to 3 limbs past the end.
+const BUF: usize = F + MAX_LIMBS + 4;
+/// Keys of at most this many limbs (3248 bits, so 2048 and 3072) sum a whole column in one
+/// `u64`: at most 2 L + 13 products of 2^56 (the doubled ones, below 2^57, number at most
+/// L/2 + 4 and count twice) plus a carry below 2^40, and 2 * 116 + 13 < 256.
 const NARROW_LIMBS: usize = 116;
 
 type Limbs = [u32; BUF];
@@ -409,40 +412,42 @@ impl RsaPublic {
     /// its reverse and `n` through `n_rev`, so both dot products of a column read forwards.
     ///
     /// Dot products run over whole groups of 4 limbs: the extra terms read past the real range
-    /// are zero because every buffer is zero beyond limb `L`, and `m` beyond the current column.
+    /// are zero because every buffer is zero beyond limb `L` (and `m` beyond the current
+    /// column), and the reversed operand has `F` zero limbs in front.
     fn mont_mul<const WIDE: bool>(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         let l = self.limbs;
         let n0 = u64::from(self.n[0]);
-        let Scratch { m, rev } = scratch;
+        let Scratch { m, rev, .. } = scratch;
         m.fill(0);
-        for (r, &v) in rev.iter_mut().zip(b.iter().take(l).rev()) {
+        // rev[F + p] = b_(l-1-p).
+        for (r, &v) in rev.iter_mut().skip(F).zip(b.iter().take(l).rev()) {
             *r = v;
         }
         let mut carry = 0u64;
         for i in 0..l {
-            let mut col = Column::new(carry);
-            // a_j b_(i-j), j = 0..=i: b_(i-j) = rev[l-1-i+j]; rev is zero from l on.
+            // a_j b_(i-j), j = 0..=i: b_(i-j) = rev[F+l-1-i+j], zero for j > i.
             let len = round4(i + 1);
-            col.add4::<WIDE>(range(a, 0, len), range(rev, l - 1 - i, len));
+            let ab = (range(a, 0, len), range(rev, F + l - 1 - i, len));
             // m_j n_(i-j), j = 0..i (m_i.. still zero).
             let len = round4(i);
-            col.add4::<WIDE>(range(m, 0, len), range(&self.n_rev, l - 1 - i, len));
-            let mi = (col.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+            let mn = (range(m, 0, len), range(&self.n_rev, l - 1 - i, len));
+            let mut sum = column::<WIDE>(carry, ab, mn);
+            let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
             if let Some(slot) = m.get_mut(i) {
                 *slot = mi;
             }
-            col.lo += u64::from(mi) * n0;
-            debug_assert_eq!(col.lo & LIMB_MASK, 0);
-            carry = col.carry();
+            sum.lo += u64::from(mi) * n0;
+            debug_assert_eq!(sum.lo & LIMB_MASK, 0);
+            carry = sum.carry();
         }
         for (i, limb) in (l..2 * l - 1).zip(out.iter_mut()) {
             let lo = i + 1 - l;
             let len = round4(l - lo);
-            let mut col = Column::new(carry);
-            col.add4::<WIDE>(range(a, lo, len), range(rev, 0, len));
-            col.add4::<WIDE>(range(m, lo, len), range(&self.n_rev, 0, len));
-            *limb = (col.lo & LIMB_MASK) as u32;
-            carry = col.carry();
+            let ab = (range(a, lo, len), range(rev, F, len));
+            let mn = (range(m, lo, len), range(&self.n_rev, 0, len));
+            let sum = column::<WIDE>(carry, ab, mn);
+            *limb = (sum.lo & LIMB_MASK) as u32;
+            carry = sum.carry();
         }
         if let Some(limb) = out.get_mut(l - 1) {
             *limb = carry as u32;
@@ -450,48 +455,53 @@ impl RsaPublic {
     }
 
     /// Montgomery square: as [`Self::mont_mul`], with each product `a_j a_(i-j)`, `j < i-j`,
-    /// summed once and doubled, plus the square `a_(i/2)^2` in even columns.
+    /// summed once (from a copy of `a` with doubled limbs), plus `a_(i/2)^2` in even columns.
     fn mont_sqr<const WIDE: bool>(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         let l = self.limbs;
         let n0 = u64::from(self.n[0]);
-        let Scratch { m, rev } = scratch;
+        let Scratch { m, rev, dbl } = scratch;
         m.fill(0);
-        for (r, &v) in rev.iter_mut().zip(a.iter().take(l).rev()) {
+        // rev[F + p] = a_(l-1-p), dbl[F + j] = 2 a_j.
+        for (r, &v) in rev.iter_mut().skip(F).zip(a.iter().take(l).rev()) {
             *r = v;
+        }
+        for (d, &v) in dbl.iter_mut().skip(F).zip(a.iter().take(l)) {
+            *d = v << 1;
         }
         let mut carry = 0u64;
         for i in 0..2 * l - 1 {
             let lo = (i + 1).saturating_sub(l);
-            // j in lo..half pairs with i-j > j; a_(i-j) = rev[l-1-i+j]. No over-reading here:
-            // the terms past `half` are real.
+            // 2 a_j a_(i-j) for j in lo..half (i-j > j), read as dbl[F+j] rev[F+l-1-i+j]. The
+            // groups of 4 end at `half` and start up to 3 limbs before `lo`, where j < 0 or
+            // i-j >= l: there one side is in front padding, zero.
             let half = (i + 1) / 2;
-            let mut col = Column::new(0);
-            if half > lo {
-                col.add_any::<WIDE>(range(a, lo, half - lo), range(rev, l - 1 + lo - i, half - lo));
-            }
-            col.double();
-            col.lo += carry;
+            let len = round4(half.saturating_sub(lo));
+            let aa = (range(dbl, F + half - len, len), range(rev, F + l - 1 + half - i - len, len));
+            let mut start = carry;
             if i % 2 == 0 {
                 let d = u64::from(a[i / 2]);
-                col.lo += d * d;
+                start += d * d;
             }
             if i < l {
                 let len = round4(i);
-                col.add4::<WIDE>(range(m, 0, len), range(&self.n_rev, l - 1 - i, len));
-                let mi = (col.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+                let mn = (range(m, 0, len), range(&self.n_rev, l - 1 - i, len));
+                let mut sum = column::<WIDE>(start, aa, mn);
+                let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
                 if let Some(slot) = m.get_mut(i) {
                     *slot = mi;
                 }
-                col.lo += u64::from(mi) * n0;
-                debug_assert_eq!(col.lo & LIMB_MASK, 0);
+                sum.lo += u64::from(mi) * n0;
+                debug_assert_eq!(sum.lo & LIMB_MASK, 0);
+                carry = sum.carry();
             } else {
                 let len = round4(l - lo);
-                col.add4::<WIDE>(range(m, lo, len), range(&self.n_rev, 0, len));
+                let mn = (range(m, lo, len), range(&self.n_rev, 0, len));
+                let sum = column::<WIDE>(start, aa, mn);
                 if let Some(limb) = out.get_mut(i - l) {
-                    *limb = (col.lo & LIMB_MASK) as u32;
+                    *limb = (sum.lo & LIMB_MASK) as u32;
                 }
+                carry = sum.carry();
             }
-            carry = col.carry();
         }
         if let Some(limb) = out.get_mut(l - 1) {
             *limb = carry as u32;
@@ -510,67 +520,31 @@ fn range(x: &Limbs, start: usize, len: usize) -> &[u32] {
     x.get(start..start + len).unwrap_or(&[])
 }
 
-/// Working memory of one Montgomery operation: the reduction factors `m` and the reversed
-/// operand (zero beyond limb `L`).
+/// Working memory of one Montgomery operation: the reduction factors `m`, the reversed
+/// operand and (squaring) the doubled operand, the latter two behind `F` zero limbs.
 struct Scratch {
     m: Limbs,
     rev: Limbs,
+    dbl: Limbs,
 }
 
 impl Scratch {
     fn new() -> Scratch {
-        Scratch { m: ZERO, rev: ZERO }
+        Scratch {
+            m: ZERO,
+            rev: ZERO,
+            dbl: ZERO,
+        }
     }
 }
 
-/// A column sum `lo + hi * 2^28`. Narrow keys (`WIDE = false`) sum a whole column in `lo`
-/// (at most 2 L + 8 < [`CHUNK`] products); wide ones fold `lo` into `hi` every [`CHUNK`]
-/// products so neither can overflow.
-struct Column {
+/// A column sum `lo + hi * 2^28`.
+struct Sum {
     lo: u64,
     hi: u64,
 }
 
-impl Column {
-    #[inline(always)]
-    fn new(start: u64) -> Column {
-        Column { lo: start, hi: 0 }
-    }
-
-    /// Adds the dot product of `x` and `y`, equally long and a multiple of 4.
-    #[inline(always)]
-    fn add4<const WIDE: bool>(&mut self, x: &[u32], y: &[u32]) {
-        if WIDE {
-            for (cx, cy) in x.chunks(CHUNK).zip(y.chunks(CHUNK)) {
-                let s = dot4(self.lo, cx, cy);
-                self.hi += s >> LIMB_BITS;
-                self.lo = s & LIMB_MASK;
-            }
-        } else {
-            self.lo = dot4(self.lo, x, y);
-        }
-    }
-
-    /// Adds the dot product of `x` and `y`, equally long.
-    #[inline(always)]
-    fn add_any<const WIDE: bool>(&mut self, x: &[u32], y: &[u32]) {
-        if WIDE {
-            for (cx, cy) in x.chunks(CHUNK).zip(y.chunks(CHUNK)) {
-                let s = dot_any(self.lo, cx, cy);
-                self.hi += s >> LIMB_BITS;
-                self.lo = s & LIMB_MASK;
-            }
-        } else {
-            self.lo = dot_any(self.lo, x, y);
-        }
-    }
-
-    #[inline(always)]
-    fn double(&mut self) {
-        self.lo <<= 1;
-        self.hi <<= 1;
-    }
-
+impl Sum {
     /// The column sum shifted down by 28 bits (the low 28 bits of `lo` must be done with).
     #[inline(always)]
     fn carry(&self) -> u64 {
@@ -578,26 +552,51 @@ impl Column {
     }
 }
 
-/// `acc + sum x_j y_j` for `x`, `y` of equal length, a multiple of 4, at most [`CHUNK`]
-/// (no overflow, see there). Wasm SIMD: four products per step, in two `i64x2` accumulators.
+/// `start + x1.y1 + x2.y2` for pairs of equally long slices whose length is a multiple of 4.
+/// Narrow keys (`WIDE = false`) sum it all in one `u64` (see [`NARROW_LIMBS`]); wide ones
+/// fold every [`CHUNK`] products into `hi`.
+#[inline(always)]
+fn column<const WIDE: bool>(start: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> Sum {
+    if WIDE {
+        let mut sum = Sum { lo: start, hi: 0 };
+        for (x, y) in [(x1, y1), (x2, y2)] {
+            for (cx, cy) in x.chunks(CHUNK).zip(y.chunks(CHUNK)) {
+                let s = dot2(sum.lo, (cx, cy), (&[], &[]));
+                sum.hi += s >> LIMB_BITS;
+                sum.lo = s & LIMB_MASK;
+            }
+        }
+        sum
+    } else {
+        Sum {
+            lo: dot2(start, (x1, y1), (x2, y2)),
+            hi: 0,
+        }
+    }
+}
+
+/// `acc + x1.y1 + x2.y2` (lengths multiples of 4, no overflow by the callers' bounds). Wasm
+/// SIMD: four products per step, in two `i64x2` accumulators.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn dot4(acc: u64, x: &[u32], y: &[u32]) -> u64 {
+fn dot2(acc: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> u64 {
     use core::arch::wasm32::{
         u32x4, u32x4_splat, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4,
         u64x2_extract_lane, v128_or,
     };
-    // Zero, but not to the compiler (limbs are below 2^28). OR-ing it into the loaded vectors
+    // Zero, but not to the compiler (limbs are below 2^29). OR-ing it into the loaded vectors
     // keeps LLVM from splitting each 16-byte load into two 8-byte extending loads feeding
     // `i64x2.mul`, which V8 emulates with several instructions, instead of `i64x2.extmul_*`.
-    let opaque = u32x4_splat(x.first().copied().unwrap_or(0) >> 31);
+    let opaque = u32x4_splat(x1.first().copied().unwrap_or(0) >> 31);
     let mut lo = u64x2(acc, 0);
     let mut hi = u64x2(0, 0);
-    for (a, b) in x.as_chunks::<4>().0.iter().zip(y.as_chunks::<4>().0) {
-        let a = v128_or(u32x4(a[0], a[1], a[2], a[3]), opaque);
-        let b = v128_or(u32x4(b[0], b[1], b[2], b[3]), opaque);
-        lo = u64x2_add(lo, u64x2_extmul_low_u32x4(a, b));
-        hi = u64x2_add(hi, u64x2_extmul_high_u32x4(a, b));
+    for (x, y) in [(x1, y1), (x2, y2)] {
+        for (a, b) in x.as_chunks::<4>().0.iter().zip(y.as_chunks::<4>().0) {
+            let a = v128_or(u32x4(a[0], a[1], a[2], a[3]), opaque);
+            let b = v128_or(u32x4(b[0], b[1], b[2], b[3]), opaque);
+            lo = u64x2_add(lo, u64x2_extmul_low_u32x4(a, b));
+            hi = u64x2_add(hi, u64x2_extmul_high_u32x4(a, b));
+        }
     }
     let sum = u64x2_add(lo, hi);
     u64x2_extract_lane::<0>(sum) + u64x2_extract_lane::<1>(sum)
@@ -605,24 +604,13 @@ fn dot4(acc: u64, x: &[u32], y: &[u32]) -> u64 {
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
-fn dot4(acc: u64, x: &[u32], y: &[u32]) -> u64 {
-    dot_scalar(acc, x, y)
-}
-
-/// `acc + sum x_j y_j` for `x`, `y` of equal length (any), at most [`CHUNK`].
-#[inline(always)]
-fn dot_any(acc: u64, x: &[u32], y: &[u32]) -> u64 {
-    let whole = x.len() & !3;
-    let (x4, xr) = x.split_at_checked(whole).unwrap_or((&[], &[]));
-    let (y4, yr) = y.split_at_checked(whole).unwrap_or((&[], &[]));
-    dot_scalar(dot4(acc, x4, y4), xr, yr)
-}
-
-#[inline(always)]
-fn dot_scalar(acc: u64, x: &[u32], y: &[u32]) -> u64 {
-    x.iter()
-        .zip(y)
-        .fold(acc, |s, (&a, &b)| s + u64::from(a) * u64::from(b))
+fn dot2(acc: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> u64 {
+    let dot = |acc: u64, x: &[u32], y: &[u32]| {
+        x.iter()
+            .zip(y)
+            .fold(acc, |s, (&a, &b)| s + u64::from(a) * u64::from(b))
+    };
+    dot(dot(acc, x1, y1), x2, y2)
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
