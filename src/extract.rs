@@ -36,7 +36,9 @@ pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
     if token.is_empty() {
         return Credential::Invalid("empty bearer token");
     }
-    if token.contains([' ', '\t']) {
+    // Byte searches (memchr) rather than a `char` pattern: this runs on every request over
+    // a kilobyte of token, and the char-by-char scan cost microseconds inside wasm.
+    if token.as_bytes().contains(&b' ') || token.as_bytes().contains(&b'\t') {
         return Credential::Invalid("malformed Authorization header");
     }
     Credential::Bearer(token)
