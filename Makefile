@@ -12,7 +12,7 @@ ENVOY := $(VENV)/bin/envoy
 ECHO_SERVER := target/release/echo-server
 
 .PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
-        test unit lint integration authserver-test e2e run authserver validate bench fuzz soak clean
+        test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -89,7 +89,13 @@ authserver: authserver-deps
 
 # --- performance and robustness ----------------------------------------------------------
 
-bench: wasm venv
+# The no-op proxy-wasm filter the benchmark compares against (standalone crate).
+bench-noop: wasm-target
+	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
+
+# Side by side: no auth, jwt_authn (+ its cache), no-op wasm, mcp_auth; Envoy and wrk pinned
+# to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2` for a quick run.
+bench: wasm bench-noop venv
 	$(PY) bench/run.py
 
 fuzz:

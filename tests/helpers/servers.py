@@ -103,8 +103,7 @@ class _Background:
 class _JwksHandler(_Quiet):
     def do_GET(self):
         owner: JwksServer = self.server.owner
-        owner._record(self)
-        mode = owner.mode
+        mode = owner._record(self)  # the mode this request is recorded (and answered) in
         if mode == "down":  # a request that raced the shutdown: drop it like a dead server
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -147,6 +146,7 @@ class JwksServer(_Background):
         self.cache_control = cache_control
         self.slow_seconds = 10.0
         self.oversize = 300 * 1024
+        self.extra_headers: dict = {}  # added to the ok/slow/empty/oversized responses
         self.requests: list[dict] = []
         assert mode in self.MODES, mode
         self.mode = mode
@@ -181,14 +181,17 @@ class JwksServer(_Background):
         headers = {"Content-Type": "application/json"}
         if self.cache_control is not None:
             headers["Cache-Control"] = self.cache_control
+        headers.update(self.extra_headers)
         return headers
 
     # -- observation -----------------------------------------------------
-    def _record(self, handler):
+    def _record(self, handler) -> str:
         with self._lock:
+            mode = self.mode
             self.requests.append({"time": time.monotonic(), "method": handler.command,
                                   "path": handler.path, "headers": {k.lower(): v for k, v in handler.headers.items()},
-                                  "mode": self.mode})
+                                  "mode": mode})
+        return mode
 
     @property
     def fetch_count(self) -> int:
