@@ -9,7 +9,9 @@ WASM := target/$(WASM_TARGET)/release/mcp_auth_filter.wasm
 VENV := .venv
 PY := $(VENV)/bin/python
 ENVOY := $(VENV)/bin/envoy
-ECHO_SERVER := target/release/echo-server
+# A debug build: `make unit` builds it anyway, and an echo server needs no optimiser (the
+# release profile's LTO is tuned for the wasm filter and would only add minutes).
+ECHO_SERVER := target/debug/echo-server
 
 .PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
         test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
@@ -48,7 +50,7 @@ wasm: wasm-target
 
 # (Not named `echo-server`: make would take the directory of that name for the target.)
 echo-server-bin:
-	cargo build --release -p echo-server
+	cargo build -p echo-server
 
 # --- tests -------------------------------------------------------------------------------
 

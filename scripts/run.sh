@@ -85,7 +85,7 @@ start authserver "$LOGS/authserver.log" bash scripts/node.sh run node authserver
 wait_http authserver "http://127.0.0.1:8080/healthz" 30
 
 say "starting echo-server on :8000"
-start echo-server "$LOGS/echo-server.log" target/release/echo-server --bind 127.0.0.1:8000
+start echo-server "$LOGS/echo-server.log" target/debug/echo-server --bind 127.0.0.1:8000
 wait_tcp echo-server 8000 15
 
 if command -v func-e >/dev/null 2>&1; then
@@ -116,8 +116,11 @@ Connect the MCP Inspector (npx @modelcontextprotocol/inspector, then open http:/
 Ctrl-C stops all three.
 EOF
 
-# Stay up until Ctrl-C or until one of the services dies.
+# Stay up until Ctrl-C or until one of the services dies. `wait` on a background sleep lets
+# the Ctrl-C trap run at once (a foreground sleep would delay it past the next check).
 while :; do
+  sleep 1 &
+  wait $! 2>/dev/null
   for i in "${!PIDS[@]}"; do
     if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
       fail "${NAMES[$i]} stopped unexpectedly; last lines of its log:"
@@ -125,5 +128,4 @@ while :; do
       exit 1
     fi
   done
-  sleep 1
 done

@@ -95,8 +95,8 @@ impl Hash {
 pub struct RsaPublic {
     /// Modulus, little-endian 28-bit limbs; `limbs` of them, then zeros.
     n: Box<Limbs>,
-    /// The first `limbs` limbs of `n` in reverse order, then zeros (so both dot products of a
-    /// column read forwards).
+    /// `F` zeros, the first `limbs` limbs of `n` in reverse order, then zeros (so both dot
+    /// products of a column read forwards).
     n_rev: Box<Limbs>,
     /// `L`: limbs per number, `ceil((bits + 2) / 28)`, so that `R = 2^(28 L) > 4n`.
     limbs: usize,
@@ -156,7 +156,7 @@ impl RsaPublic {
         let mut n = Box::new(ZERO);
         bytes_to_limbs(n_be, &mut n);
         let mut n_rev = Box::new(ZERO);
-        for (r, &v) in n_rev.iter_mut().zip(n.iter().take(limbs).rev()) {
+        for (r, &v) in n_rev.iter_mut().skip(F).zip(n.iter().take(limbs).rev()) {
             *r = v;
         }
         let n0 = n[0];
@@ -391,7 +391,7 @@ impl RsaPublic {
     /// Montgomery product `out = a b / R mod n`, below `2n` for `a, b < 2n`.
     fn mul(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         if self.limbs <= NARROW_LIMBS {
-            self.mont_mul::<false>(a, b, out, scratch);
+            self.mont_mul_narrow(a, b, out, scratch);
         } else {
             self.mont_mul::<true>(a, b, out, scratch);
         }
@@ -400,7 +400,7 @@ impl RsaPublic {
     /// Montgomery square `out = a^2 / R mod n`, below `2n` for `a < 2n`.
     fn sqr(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         if self.limbs <= NARROW_LIMBS {
-            self.mont_sqr::<false>(a, out, scratch);
+            self.mont_sqr_narrow(a, out, scratch);
         } else {
             self.mont_sqr::<true>(a, out, scratch);
         }
@@ -430,7 +430,7 @@ impl RsaPublic {
             let ab = (range(a, 0, len), range(rev, F + l - 1 - i, len));
             // m_j n_(i-j), j = 0..i (m_i.. still zero).
             let len = round4(i);
-            let mn = (range(m, 0, len), range(&self.n_rev, l - 1 - i, len));
+            let mn = (range(m, 0, len), range(&self.n_rev, F + l - 1 - i, len));
             let mut sum = column::<WIDE>(carry, ab, mn);
             let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
             if let Some(slot) = m.get_mut(i) {
@@ -444,7 +444,7 @@ impl RsaPublic {
             let lo = i + 1 - l;
             let len = round4(l - lo);
             let ab = (range(a, lo, len), range(rev, F, len));
-            let mn = (range(m, lo, len), range(&self.n_rev, 0, len));
+            let mn = (range(m, lo, len), range(&self.n_rev, F, len));
             let sum = column::<WIDE>(carry, ab, mn);
             *limb = (sum.lo & LIMB_MASK) as u32;
             carry = sum.carry();
@@ -484,7 +484,7 @@ impl RsaPublic {
             }
             if i < l {
                 let len = round4(i);
-                let mn = (range(m, 0, len), range(&self.n_rev, l - 1 - i, len));
+                let mn = (range(m, 0, len), range(&self.n_rev, F + l - 1 - i, len));
                 let mut sum = column::<WIDE>(start, aa, mn);
                 let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
                 if let Some(slot) = m.get_mut(i) {
@@ -495,7 +495,7 @@ impl RsaPublic {
                 carry = sum.carry();
             } else {
                 let len = round4(l - lo);
-                let mn = (range(m, lo, len), range(&self.n_rev, 0, len));
+                let mn = (range(m, lo, len), range(&self.n_rev, F, len));
                 let sum = column::<WIDE>(start, aa, mn);
                 if let Some(limb) = out.get_mut(i - l) {
                     *limb = (sum.lo & LIMB_MASK) as u32;
@@ -506,6 +506,94 @@ impl RsaPublic {
         if let Some(limb) = out.get_mut(l - 1) {
             *limb = carry as u32;
         }
+    }
+
+    /// [`Self::mont_mul`] for narrow keys, two columns at a time: columns `i` and `i+1` share
+    /// every load of `a` and `m`, and read `b` (and `n`) one limb apart. Column `i+1` misses
+    /// only `m_i n_1` (`m_i` is still zero when the sums are taken), added once `m_i` is known.
+    /// Column `2L-1` is the final carry.
+    fn mont_mul_narrow(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
+        let l = self.limbs;
+        let (n0, n1) = (u64::from(self.n[0]), u64::from(self.n[1]));
+        let Scratch { m, rev, .. } = scratch;
+        m.fill(0);
+        for (r, &v) in rev.iter_mut().skip(F).zip(b.iter().take(l).rev()) {
+            *r = v;
+        }
+        let mut carry = 0u64;
+        for i in (0..2 * l).step_by(2) {
+            let lo = (i + 1).saturating_sub(l);
+            // Column i reads y[1..], column i+1 y[..len]: rev[F+l-1-i+j] and rev[F+l-2-i+j].
+            let len = round4((i + 2).min(l) - lo);
+            let ab = (range(a, lo, len), range(rev, F + l - 2 + lo - i, len + 1));
+            let len = round4((i + 1).min(l) - lo);
+            let mn = (range(m, lo, len), range(&self.n_rev, F + l - 2 + lo - i, len + 1));
+            let (s0, s1) = column_pair(carry, 0, ab, mn);
+            carry = self.finish_pair(i, s0, s1, n0, n1, m, out);
+        }
+    }
+
+    /// [`Self::mont_sqr`] for narrow keys, two columns at a time as in
+    /// [`Self::mont_mul_narrow`]. For even `i` the doubled products of column `i+1` are those
+    /// of column `i` plus `2 a_(i/2) a_(i/2+1)`, added apart.
+    fn mont_sqr_narrow(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
+        let l = self.limbs;
+        let (n0, n1) = (u64::from(self.n[0]), u64::from(self.n[1]));
+        let Scratch { m, rev, dbl } = scratch;
+        m.fill(0);
+        for (r, &v) in rev.iter_mut().skip(F).zip(a.iter().take(l).rev()) {
+            *r = v;
+        }
+        for (d, &v) in dbl.iter_mut().skip(F).zip(a.iter().take(l)) {
+            *d = v << 1;
+        }
+        let mut carry = 0u64;
+        for i in (0..2 * l).step_by(2) {
+            let lo = (i + 1).saturating_sub(l);
+            let half = i / 2;
+            let len = round4(half - lo);
+            let aa = (range(dbl, F + half - len, len), range(rev, F + l - 2 + half - i - len, len + 1));
+            let len = round4((i + 1).min(l) - lo);
+            let mn = (range(m, lo, len), range(&self.n_rev, F + l - 2 + lo - i, len + 1));
+            let d = u64::from(a[half]);
+            let next = u64::from(dbl[F + half]) * u64::from(a[half + 1]);
+            let (s0, s1) = column_pair(carry + d * d, next, aa, mn);
+            carry = self.finish_pair(i, s0, s1, n0, n1, m, out);
+        }
+    }
+
+    /// Completes columns `i` (sum `s0`, with the carry in) and `i+1` (sum `s1`, without it):
+    /// in the low half sets `m_i` (and `m_(i+1)`) to clear them; in the high half writes the
+    /// result limbs. Returns the carry out of column `i+1`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn finish_pair(&self, i: usize, s0: u64, s1: u64, n0: u64, n1: u64, m: &mut Limbs, out: &mut Limbs) -> u64 {
+        let l = self.limbs;
+        let mut s0 = s0;
+        let mut s1 = s1;
+        if i < l {
+            let mi = (s0 as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+            if let Some(slot) = m.get_mut(i) {
+                *slot = mi;
+            }
+            s0 += u64::from(mi) * n0;
+            debug_assert_eq!(s0 & LIMB_MASK, 0);
+            s1 += u64::from(mi) * n1;
+        } else if let Some(limb) = out.get_mut(i - l) {
+            *limb = (s0 & LIMB_MASK) as u32;
+        }
+        s1 += s0 >> LIMB_BITS;
+        if i + 1 < l {
+            let mi = (s1 as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+            if let Some(slot) = m.get_mut(i + 1) {
+                *slot = mi;
+            }
+            s1 += u64::from(mi) * n0;
+            debug_assert_eq!(s1 & LIMB_MASK, 0);
+        } else if let Some(limb) = out.get_mut(i + 1 - l) {
+            *limb = (s1 & LIMB_MASK) as u32;
+        }
+        s1 >> LIMB_BITS
     }
 }
 
@@ -575,6 +663,52 @@ fn column<const WIDE: bool>(start: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&
     }
 }
 
+/// Two adjacent columns: `(a0 + sum x_j y_(j+1), a1 + sum x_j y_j)` over both pairs, where
+/// each `y` is one limb longer than its `x` (a multiple of 4 long). Wasm SIMD: each load of
+/// `x` serves four products.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> (u64, u64) {
+    use core::arch::wasm32::{
+        u32x4, u32x4_splat, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4,
+        u64x2_extract_lane, v128_or,
+    };
+    // See `dot2`.
+    let opaque = u32x4_splat(x1.first().copied().unwrap_or(0) >> 31);
+    let mut c0 = u64x2(a0, 0);
+    let mut c1 = u64x2(a1, 0);
+    for (x, y) in [(x1, y1), (x2, y2)] {
+        let next = y.get(1..).unwrap_or(&[]).as_chunks::<4>().0;
+        for ((a, b0), b1) in x.as_chunks::<4>().0.iter().zip(next).zip(y.as_chunks::<4>().0) {
+            let a = v128_or(u32x4(a[0], a[1], a[2], a[3]), opaque);
+            let b0 = v128_or(u32x4(b0[0], b0[1], b0[2], b0[3]), opaque);
+            let b1 = v128_or(u32x4(b1[0], b1[1], b1[2], b1[3]), opaque);
+            c0 = u64x2_add(c0, u64x2_add(u64x2_extmul_low_u32x4(a, b0), u64x2_extmul_high_u32x4(a, b0)));
+            c1 = u64x2_add(c1, u64x2_add(u64x2_extmul_low_u32x4(a, b1), u64x2_extmul_high_u32x4(a, b1)));
+        }
+    }
+    (
+        u64x2_extract_lane::<0>(c0) + u64x2_extract_lane::<1>(c0),
+        u64x2_extract_lane::<0>(c1) + u64x2_extract_lane::<1>(c1),
+    )
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> (u64, u64) {
+    let (mut s0, mut s1) = (a0, a1);
+    for (x, y) in [(x1, y1), (x2, y2)] {
+        let mut prev = u64::from(y.first().copied().unwrap_or(0));
+        for (&a, &b) in x.iter().zip(y.iter().skip(1)) {
+            let (a, b) = (u64::from(a), u64::from(b));
+            s0 += a * b;
+            s1 += a * prev;
+            prev = b;
+        }
+    }
+    (s0, s1)
+}
+
 /// `acc + x1.y1 + x2.y2` (lengths multiples of 4, no overflow by the callers' bounds). Wasm
 /// SIMD: four products per step, in two `i64x2` accumulators.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -605,12 +739,16 @@ fn dot2(acc: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> u64
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn dot2(acc: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> u64 {
-    let dot = |acc: u64, x: &[u32], y: &[u32]| {
-        x.iter()
-            .zip(y)
-            .fold(acc, |s, (&a, &b)| s + u64::from(a) * u64::from(b))
-    };
-    dot(dot(acc, x1, y1), x2, y2)
+    let mut s = acc;
+    for (x, y) in [(x1, y1), (x2, y2)] {
+        for (a, b) in x.as_chunks::<4>().0.iter().zip(y.as_chunks::<4>().0) {
+            s += u64::from(a[0]) * u64::from(b[0])
+                + u64::from(a[1]) * u64::from(b[1])
+                + u64::from(a[2]) * u64::from(b[2])
+                + u64::from(a[3]) * u64::from(b[3]);
+        }
+    }
+    s
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
