@@ -103,6 +103,13 @@ bench: wasm bench-noop venv
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# Load and soak through a real Envoy (--concurrency 2): mixed valid, expired, forged,
+# unknown-kid, missing tokens and metadata; every response checked; memory must stay flat.
+# `make test` runs a 10 s version (tests/test_soak_short.py).
+SOAK_SECONDS ?= 60
+soak: wasm venv
+	$(PY) tests/soak.py --seconds $(SOAK_SECONDS)
+
 clean:
 	cargo clean
 	rm -rf $(VENV) .tools authserver/node_modules tests/e2e/node_modules

@@ -270,7 +270,14 @@ impl Drop for Http {
 fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Action {
     // Two lookups instead of the whole header map: this is the per-request hot path. Envoy
     // joins repeated `Authorization` headers with a comma, which `extract` refuses.
-    let get = |name: &str| hostcalls::get_map_value(MapType::HttpRequestHeaders, name).ok().flatten();
+    // Read as bytes: the SDK's string getters panic on a value that is not UTF-8, which a
+    // client can send in any header. Such bytes become U+FFFD here and fail the token checks.
+    let get = |name: &str| {
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
     let path = get(":path").unwrap_or_default();
     let authorization = get("authorization");
     let authorization: Vec<&str> = authorization.as_deref().into_iter().collect();
@@ -436,12 +443,17 @@ fn on_jwks_response(shared: &SharedVm, token_id: u32, body_size: usize) {
         return;
     }
     let now = now_ms();
-    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
-    let status = headers.iter().find(|(n, _)| n == ":status").map(|(_, v)| v.as_str());
-    let max_age = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
-        .and_then(|(_, v)| jwks_sync::max_age(v));
+    // Only the two headers needed, as bytes: the SDK's string getters panic on a value that
+    // is not UTF-8, and the key-set server's other headers are none of the filter's business.
+    let header = |name: &str| {
+        hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
+            .ok()
+            .flatten()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let status = header(":status");
+    let status = status.as_deref();
+    let max_age = header("cache-control").and_then(|v| jwks_sync::max_age(&v));
     let parsed = match status {
         None => Err("no response (connection failure or timeout)".to_string()),
         Some("200") if body_size > config.jwks.max_body_bytes => Err(format!(

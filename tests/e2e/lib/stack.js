@@ -125,7 +125,7 @@ export class Stack {
   // Proxy-wasm counters, without Envoy's `wasmcustom.` prefix.
   async stats() {
     // The filter hands its counters to Envoy on each 100 ms tick: let the last ones land.
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 150));
     const res = await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=mcp_auth`, { signal: AbortSignal.timeout(2000) });
     const stats = {};
     for (const line of (await res.text()).split('\n')) {
