@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Envoy bootstraps for the benchmark, all derived from the repository's envoy.yaml.
+
+Every variant is the shipped file rendered by ``tests/envoy_config.py`` (ports moved, filter path
+absolute) with two edits:
+  * the route answers itself (``direct_response`` 200, body "ok") instead of proxying to the MCP
+    server, so what is measured is the HTTP filter chain, not an upstream;
+  * the auth slot of the filter chain (between CORS and the router) holds the variant's filter.
+
+Variants:
+  none             no auth filter (CORS + router only)
+  jwt_authn        Envoy's C++ JWT filter, same issuer / audience / key set (remote_jwks through
+                   the same ``authorization_server`` cluster), claim ``sub`` -> ``x-mcp-subject``,
+                   Authorization removed (like ours with forward_token false)
+  jwt_authn_cache  the same plus ``jwt_cache_config`` (verified-token cache)
+  noop_wasm        bench/noop-filter: reads the Authorization header, continues (the wasm floor)
+  mcp_auth         our filter with the shipped plugin configuration
+
+The plugin's URLs are not rebased (``rebase=False``): the issuer stays
+``http://localhost:8080/realms/my-realm`` whatever ports a run uses (so a signed token pool can be
+kept between runs); ``jwks.uri`` only provides the ``:authority``/``:path`` of the fetch, which goes
+to the ``authorization_server`` cluster, rendered onto the bench's JWKS port.
+
+CLI (inspect what the bench runs):
+
+    python bench/configs.py --variant jwt_authn > /tmp/envoy.yaml
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+import envoy_config  # noqa: E402  (read-only use of the test harness)
+
+OURS_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_auth_filter.wasm"
+NOOP_TARGET_DIR = REPO_ROOT / "target" / "bench-noop"
+NOOP_WASM = NOOP_TARGET_DIR / "wasm32-wasip1" / "release" / "noop_filter.wasm"
+
+VARIANTS = ("none", "jwt_authn", "jwt_authn_cache", "noop_wasm", "mcp_auth")
+VERIFYING = ("jwt_authn", "jwt_authn_cache", "mcp_auth")
+JWT_CACHE_SIZE = 4096  # jwt_authn's default is 100; same order as our filter's token cache
+
+DIRECT_RESPONSE_ROUTE = {
+    "match": {"prefix": "/"},
+    "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}},
+}
+
+
+def _jwt_authn(plugin: dict, cache: bool) -> dict:
+    provider = {
+        "issuer": plugin["issuer"],
+        "audiences": list(plugin["audiences"]),
+        "remote_jwks": {
+            "http_uri": {
+                "uri": plugin["jwks"]["uri"],
+                "cluster": plugin["jwks"]["cluster"],
+                "timeout": f"{plugin['jwks'].get('timeout_ms', 5000) / 1000:g}s",
+            },
+            "cache_duration": f"{plugin['jwks'].get('cache_duration_s', 300)}s",
+        },
+        # Like ours with forward_token false: the upstream does not get the token.
+        "forward": bool(plugin.get("forward_token", False)),
+        "claim_to_headers": [{"header_name": header, "claim_name": claim}
+                             for claim, header in plugin.get("claims_to_headers", {}).items()],
+    }
+    if cache:
+        provider["jwt_cache_config"] = {"jwt_cache_size": JWT_CACHE_SIZE}
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"mcp": provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "mcp"}}],
+        },
+    }
+
+
+def _noop_wasm(ours: dict, wasm: Path) -> dict:
+    f = copy.deepcopy(ours)
+    cfg = f["typed_config"]["config"]
+    cfg["name"] = "noop"
+    cfg["root_id"] = "noop"
+    cfg["vm_config"]["vm_id"] = "noop"
+    cfg["vm_config"]["code"]["local"]["filename"] = str(wasm)
+    cfg.pop("configuration", None)
+    return f
+
+
+def render(variant: str, listen_port: int, admin_port: int, auth_port: int, upstream_port: int,
+           ours_wasm: Path = OURS_WASM, noop_wasm: Path = NOOP_WASM) -> dict:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+    cfg = envoy_config.render(listen_port, admin_port, upstream_port, auth_port, wasm=ours_wasm,
+                              rebase=False)
+    hcm = envoy_config.http_connection_manager(cfg)
+    for vhost in hcm["route_config"]["virtual_hosts"]:
+        vhost["routes"] = [copy.deepcopy(DIRECT_RESPONSE_ROUTE)]
+    plugin = envoy_config.plugin_config(cfg)
+    filters = hcm["http_filters"]
+    index = next(i for i, f in enumerate(filters) if f["name"] == envoy_config.WASM_FILTER)
+    ours = filters[index]
+    if variant == "none":
+        del filters[index]
+    elif variant in ("jwt_authn", "jwt_authn_cache"):
+        filters[index] = _jwt_authn(plugin, cache=variant == "jwt_authn_cache")
+    elif variant == "noop_wasm":
+        filters[index] = _noop_wasm(ours, noop_wasm)
+    return cfg
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--listen-port", type=int, default=10000)
+    parser.add_argument("--admin-port", type=int, default=10001)
+    parser.add_argument("--auth-port", type=int, default=10003)
+    parser.add_argument("--upstream-port", type=int, default=10002)
+    args = parser.parse_args(argv)
+    cfg = render(args.variant, args.listen_port, args.admin_port, args.auth_port, args.upstream_port)
+    sys.stdout.write(envoy_config.dump(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

