@@ -16,6 +16,7 @@ pub mod jwks_sync;
 pub mod jws;
 pub mod keys;
 pub mod response;
+pub mod rsa_verify;
 pub mod token;
 pub mod token_cache;
 pub mod url;

@@ -12,7 +12,7 @@
 //!   one `u64` with no carry handling in the inner loop, and each column costs one carry step.
 //!   (Wasm has no 64x64->128 multiply and no add-with-carry, which is what makes the usual
 //!   32/64-bit limb code slow there.) Larger keys fold the sum every [`CHUNK`] terms.
-//! * Two columns are summed at a time, sharing every load of one operand.
+//! * Four columns are summed at a time, sharing every load of one operand.
 //! * Squarings (16 of the 18 Montgomery operations for e = 65537) take each symmetric product
 //!   once.
 //! * `R > 4n`, so Montgomery results stay below `2n` without a subtraction each step; one
@@ -31,15 +31,15 @@
 //! vectors (a DigestInfo without the NULL parameters) are refused: only the one DER encoding
 //! is accepted, as `ring` and the `rsa` crate do.
 
-use sha2::{Digest, Sha256, Sha384, Sha512};
+use ring::digest;
 
 /// Smallest modulus accepted, in bits.
 pub const MIN_MODULUS_BITS: usize = 2048;
 /// Largest modulus accepted, in bits (bounds verification cost and the stack buffers).
 pub const MAX_MODULUS_BITS: usize = 8192;
-/// Largest public exponent accepted: 2^32 - 1 (JWKS exponents in practice are 65537, and
-/// never above 2^32; larger ones are refused rather than slowly handled).
-pub const MAX_EXPONENT: u32 = u32::MAX;
+/// Largest public exponent accepted: 2^33 - 1, `ring`'s bound (JWKS exponents in practice are
+/// 65537; larger ones are refused rather than slowly handled).
+pub const MAX_EXPONENT: u64 = (1 << 33) - 1;
 
 const LIMB_BITS: u32 = 28;
 const LIMB_MASK: u64 = (1 << LIMB_BITS) - 1;
@@ -49,16 +49,20 @@ const MAX_LIMBS: usize = (MAX_MODULUS_BITS + 2).div_ceil(LIMB_BITS as usize);
 /// times a doubled limb at most), and a sum starts below 2^58, so 120 * 2^57 + 2^58 < 2^64.
 /// A multiple of 4.
 const CHUNK: usize = 120;
-/// Zero limbs in front of the reversed and doubled operands, so that groups of 4 can start
-/// before the first real term.
-const F: usize = 4;
+/// Columns summed together: they share every load of one operand.
+const G: usize = 4;
+/// Zero limbs in front of the reversed and doubled operands, so that sums can start before the
+/// first real term (by up to 3 for groups of 4 limbs, and up to `G - 1` more for the columns
+/// of a group): at least `G + 2`.
+const F: usize = 8;
 /// Limb buffers: `L` limbs (after `F` zeros for the reversed and doubled operands), then
-/// zeros, enough for groups of 4 to read up to 3 limbs past the end.
-const BUF: usize = F + MAX_LIMBS + 4;
-/// Keys of at most this many limbs (up to 3246 bits, so 2048 and 3072) sum a whole column in one
-/// `u64`. A column sum has at most 2 L + 16 terms below 2^56 (counting each of the at most
-/// L/2 + 5 doubled products, below 2^57, twice) plus a carry below 2^41, and
-/// 2 * 116 + 16 < 256.
+/// zeros, enough for groups of 4 to read up to 3 limbs, and a group of columns `G - 1` limbs,
+/// past the end.
+const BUF: usize = F + MAX_LIMBS + 8;
+/// Keys of at most this many limbs (up to 3246 bits, so 2048 and 3072) sum a whole column in
+/// one `u64`. A column sum has at most 2 L + 18 terms below 2^56 (counting each of the at
+/// most L/2 + 5 doubled products, below 2^57, twice) plus a carry below 2^41, and
+/// 2 * 116 + 18 < 256.
 const NARROW_LIMBS: usize = 116;
 
 type Limbs = [u32; BUF];
@@ -80,6 +84,20 @@ impl Hash {
             Hash::Sha384 => 48,
             Hash::Sha512 => 64,
         }
+    }
+
+    /// The hash function, as `ring` names it.
+    pub fn algorithm(self) -> &'static digest::Algorithm {
+        match self {
+            Hash::Sha256 => &digest::SHA256,
+            Hash::Sha384 => &digest::SHA384,
+            Hash::Sha512 => &digest::SHA512,
+        }
+    }
+
+    /// The digest of `message`.
+    pub fn digest(self, message: &[u8]) -> digest::Digest {
+        digest::digest(self.algorithm(), message)
     }
 
     /// The DER DigestInfo prefix of EMSA-PKCS1-v1_5 (RFC 8017 9.2, note 1): the digest follows.
@@ -115,8 +133,8 @@ pub struct RsaPublic {
     n0_inv: u32,
     /// `R^2 mod n`, fully reduced.
     rr: Box<Limbs>,
-    /// Public exponent (odd, 3..=2^32-1).
-    e: u32,
+    /// Public exponent (odd, 3..=2^33-1).
+    e: u64,
     /// Modulus length in bits and in bytes (`k` of RFC 8017).
     bits: usize,
     k: usize,
@@ -152,10 +170,13 @@ impl RsaPublic {
         if n_be.last().copied().unwrap_or(0) & 1 == 0 {
             return Err("RSA modulus is even");
         }
-        if e_be.len() > 4 {
-            return Err("RSA exponent is above 2^32 - 1");
+        if e_be.len() > 5 {
+            return Err("RSA exponent is above 2^33 - 1");
         }
-        let e = e_be.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+        let e = e_be.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        if e > MAX_EXPONENT {
+            return Err("RSA exponent is above 2^33 - 1");
+        }
         if e < 3 {
             return Err("RSA exponent is below 3");
         }
@@ -204,7 +225,7 @@ impl RsaPublic {
     }
 
     /// The public exponent.
-    pub fn exponent(&self) -> u32 {
+    pub fn exponent(&self) -> u64 {
         self.e
     }
 
@@ -244,15 +265,8 @@ impl RsaPublic {
     /// a message whose `hash` is `digest`, with MGF1 over the same hash and a salt of the hash's
     /// length (JWA PS256/PS384/PS512). `emBits = modBits - 1`.
     pub fn verify_pss(&self, hash: Hash, digest: &[u8], sig: &[u8]) -> bool {
-        match hash {
-            Hash::Sha256 => self.pss::<Sha256>(digest, sig),
-            Hash::Sha384 => self.pss::<Sha384>(digest, sig),
-            Hash::Sha512 => self.pss::<Sha512>(digest, sig),
-        }
-    }
-
-    fn pss<D: Digest>(&self, digest: &[u8], sig: &[u8]) -> bool {
-        let h_len = <D as Digest>::output_size();
+        let alg = hash.algorithm();
+        let h_len = hash.output_len();
         let s_len = h_len;
         if digest.len() != h_len {
             return false;
@@ -287,16 +301,16 @@ impl RsaPublic {
         let Some((db, h)) = em.split_at_mut_checked(db_len) else {
             return false;
         };
-        // The leftmost 8 emLen - emBits bits of maskedDB must be zero.
-        let zero_bits = 8 * em_len - em_bits;
-        let top_mask = 0xffu8 >> zero_bits;
+        // The leftmost 8 emLen - emBits bits (0 to 7) of maskedDB must be zero.
+        let zero_bits = (8 * em_len - em_bits) as u32;
+        let top_mask = 0xffu8.checked_shr(zero_bits).unwrap_or(0);
         let Some(first) = db.first_mut() else {
             return false;
         };
         if *first & !top_mask != 0 {
             return false;
         }
-        mgf1_xor::<D>(h, db);
+        mgf1_xor(alg, h, db);
         if let Some(first) = db.first_mut() {
             *first &= top_mask;
         }
@@ -310,12 +324,11 @@ impl RsaPublic {
         if padding.iter().any(|&b| b != 0) {
             return false;
         }
-        let expected = D::new()
-            .chain_update([0u8; 8])
-            .chain_update(digest)
-            .chain_update(salt)
-            .finalize();
-        h.iter().eq(expected.iter())
+        let mut expected = ring::digest::Context::new(alg);
+        expected.update(&[0u8; 8]);
+        expected.update(digest);
+        expected.update(salt);
+        expected.finish().as_ref() == &*h
     }
 
     /// RSAVP1 (RFC 8017 5.2.2): writes `sig^e mod n` as `k` big-endian bytes into `out`.
@@ -337,7 +350,7 @@ impl RsaPublic {
         acc.copy_from_slice(&s_mont);
         // Left to right over the bits of e below the top one; the lowest bit (always set) is
         // handled last by a multiplication with plain s, which also leaves Montgomery form.
-        let top = 31 - self.e.leading_zeros();
+        let top = 63 - self.e.leading_zeros();
         for bit in (1..top).rev() {
             self.sqr(acc, tmp, &mut scratch);
             if (self.e >> bit) & 1 == 1 {
@@ -346,7 +359,7 @@ impl RsaPublic {
                 std::mem::swap(&mut acc, &mut tmp);
             }
         }
-        // acc = s^(e-1) R; tmp = s^(e-1) R * s / R = s^e mod n, below 2n.
+        // Here acc = s^((e-1)/2) R; squared, s^(e-1) R; times s / R, s^e (mod n, below 2n).
         self.sqr(acc, tmp, &mut scratch);
         self.mul(tmp, &s, acc, &mut scratch);
         if !less_than(acc, &self.n) {
@@ -417,44 +430,46 @@ impl RsaPublic {
         }
     }
 
-    /// Montgomery product by product scanning with the reduction interleaved: column `i` sums
-    /// `a_j b_(i-j)` and `m_j n_(i-j)`, where `m_i` (for `i < L`) is chosen to clear the
+    /// Montgomery product by product scanning with the reduction interleaved: column `c` sums
+    /// `a_j b_(c-j)` and `m_j n_(c-j)`, where `m_c` (for `c < L`) is chosen to clear the
     /// column's low 28 bits; columns `L..2L` are the result.
     ///
-    /// Two columns at a time: columns `i` (even) and `i+1` share every load of `a` and `m` and
-    /// read `b` and `n` one limb apart, through reversed copies (`rev`, `n_rev`) so that all
-    /// reads go forwards. Both sums are taken before `m_i` is known (it is zero then), so
-    /// column `i+1` gets `m_i n_1` added afterwards. Column `2L-1` holds only the last carry.
+    /// [`G`] columns at a time: columns `i..i+G` share every load of `a` and `m` and read `b`
+    /// and `n` one limb apart, through reversed copies (`rev`, `n_rev`) so that all reads go
+    /// forwards. The sums are taken before `m_i..m_(i+G)` are known (they are zero then), so
+    /// each `m_c n_(c'-c)` is added to the later columns `c'` of the group once `m_c` is
+    /// known. Column `2L-1` holds only the last carry (and columns past it nothing).
     ///
-    /// Sums run over whole groups of 4 limbs, so they read up to 3 terms outside the real
-    /// range of a column; every such term is zero, because each buffer is zero past limb `L`,
-    /// `m` is zero from the current column on, and the reversed operands start with `F` zero
-    /// limbs (a term `b_(i-j)` with `i-j >= L` lands there).
+    /// Sums run over whole groups of 4 limbs and over the union of the group's column ranges,
+    /// so they read terms outside a column's real range; every such term is zero, because
+    /// each buffer is zero past limb `L`, `m` is zero from the current column on, and the
+    /// reversed operands start with `F` zero limbs (a term `b_(c-j)` with `c-j >= L` lands
+    /// there).
     fn mont_mul<const WIDE: bool>(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         let l = self.limbs;
         let Scratch { m, rev, .. } = scratch;
         m.fill(0);
-        // rev[F + p] = b_(l-1-p), so b_(i-j) = rev[F + l-1-i + j].
+        // rev[F + p] = b_(l-1-p), so b_(c-j) = rev[F + l-1-c + j].
         for (r, &v) in rev.iter_mut().skip(F).zip(b.iter().take(l).rev()) {
             *r = v;
         }
         let mut carry = 0u64;
-        for i in (0..2 * l).step_by(2) {
+        for i in (0..2 * l).step_by(G) {
             let lo = (i + 1).saturating_sub(l);
-            // Column i reads y[1..], column i+1 y[..len]: y = rev[F + l-2-i + j..].
-            let len = round4((i + 2).min(l) - lo);
-            let ab = (range(a, lo, len), range(rev, F + l - 2 + lo - i, len + 1));
-            let len = round4((i + 1).min(l) - lo);
-            let mn = (range(m, lo, len), range(&self.n_rev, F + l - 2 + lo - i, len + 1));
-            let (s0, s1) = pair_sums::<WIDE>(carry, 0, ab, mn);
-            carry = self.finish_pair(i, s0, s1, m, out);
+            // Column i+g reads y[k + G-1-g] for x[k]: y = rev[F + l-G-i + j..].
+            let len = round4((i + G).min(l) - lo);
+            let ab = (range(a, lo, len), range(rev, F + l + lo - G - i, len + G - 1));
+            let len = round4((i + G - 1).min(l) - lo);
+            let mn = (range(m, lo, len), range(&self.n_rev, F + l + lo - G - i, len + G - 1));
+            let sums = group_sums::<WIDE>([0; G], ab, mn);
+            carry = self.finish_group(i, sums, carry, m, out);
         }
     }
 
-    /// Montgomery square: as [`Self::mont_mul`], but each product `a_j a_(i-j)` with
-    /// `j < i-j` is taken once, from a copy of `a` with doubled limbs (`dbl`), and `a_(i/2)^2`
-    /// added apart. For even `i` those products of column `i+1` are the ones of column `i`
-    /// (`j < i/2`) plus `2 a_(i/2) a_(i/2+1)`, also added apart.
+    /// Montgomery square: as [`Self::mont_mul`], but each product `a_j a_(c-j)` with
+    /// `j < c-j` is taken once, from a copy of `a` with doubled limbs (`dbl`), and `a_(c/2)^2`
+    /// added apart. The shared sum covers `j < i/2`, the range of column `i`; the few more
+    /// products of the group's later columns (`j < (c+1)/2`) are added apart.
     fn mont_sqr<const WIDE: bool>(&self, a: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
         let l = self.limbs;
         let Scratch { m, rev, dbl } = scratch;
@@ -467,47 +482,60 @@ impl RsaPublic {
             *d = v << 1;
         }
         let mut carry = 0u64;
-        for i in (0..2 * l).step_by(2) {
+        for i in (0..2 * l).step_by(G) {
             let lo = (i + 1).saturating_sub(l);
-            // j in lo..half (i-j > j), in groups of 4 ending at half: the up to 3 extra terms
-            // before lo have j < 0 (dbl's front zeros) or i-j >= L (rev's front zeros).
+            // j in lo..half, in groups of 4 ending at half: the extra terms before lo have
+            // j < 0 (dbl's front zeros) or c-j >= L (rev's front zeros).
             let half = i / 2;
             let len = round4(half - lo);
-            let aa = (range(dbl, F + half - len, len), range(rev, F + l - 2 + half - i - len, len + 1));
-            let len = round4((i + 1).min(l) - lo);
-            let mn = (range(m, lo, len), range(&self.n_rev, F + l - 2 + lo - i, len + 1));
-            let d = limb(a, half);
-            let next = limb(dbl, F + half) * limb(a, half + 1);
-            let (s0, s1) = pair_sums::<WIDE>(carry + d * d, next, aa, mn);
-            carry = self.finish_pair(i, s0, s1, m, out);
+            let aa = (range(dbl, F + half - len, len), range(rev, F + l + half - G - i - len, len + G - 1));
+            let len = round4((i + G - 1).min(l) - lo);
+            let mn = (range(m, lo, len), range(&self.n_rev, F + l + lo - G - i, len + G - 1));
+            let mut start = [0u64; G];
+            for (g, slot) in start.iter_mut().enumerate() {
+                let c = i + g;
+                for j in half..c.div_ceil(2) {
+                    *slot += limb(dbl, F + j) * limb(a, c - j);
+                }
+                if c % 2 == 0 {
+                    let d = limb(a, c / 2);
+                    *slot += d * d;
+                }
+            }
+            let sums = group_sums::<WIDE>(start, aa, mn);
+            carry = self.finish_group(i, sums, carry, m, out);
         }
     }
 
-    /// Completes columns `i` (sum `s0`, carry in included) and `i+1` (sum `s1`, without it):
-    /// in the low half sets `m_i` and `m_(i+1)` to clear them, in the high half writes the
-    /// result limbs. Returns the carry out of column `i+1`.
+    /// Completes columns `i..i+G` from their sums and the carry into column `i`: in the low
+    /// half sets each `m_c` to clear its column (adding `m_c n_(c'-c)` to the later columns
+    /// `c'`), in the high half writes the result limbs. Returns the carry out of the group.
     #[inline(always)]
-    fn finish_pair(&self, i: usize, mut s0: Sum, mut s1: Sum, m: &mut Limbs, out: &mut Limbs) -> u64 {
+    fn finish_group(&self, i: usize, mut sums: [Sum; G], mut carry: u64, m: &mut Limbs, out: &mut Limbs) -> u64 {
         let l = self.limbs;
-        if i < l {
-            let mi = self.reduce(&mut s0);
-            if let Some(slot) = m.get_mut(i) {
-                *slot = mi;
+        for g in 0..G {
+            let c = i + g;
+            let Some(sum) = sums.get_mut(g) else { break };
+            sum.lo += carry;
+            if c < l {
+                let mc = self.reduce(sum);
+                if let Some(slot) = m.get_mut(c) {
+                    *slot = mc;
+                }
+                for (later, k) in sums.iter_mut().skip(g + 1).zip(1..) {
+                    later.lo += u64::from(mc) * limb(&self.n, k);
+                }
+                carry = sums.get(g).map_or(0, Sum::carry);
+            } else {
+                if c - l < l {
+                    if let Some(limb) = out.get_mut(c - l) {
+                        *limb = (sum.lo & LIMB_MASK) as u32;
+                    }
+                }
+                carry = sum.carry();
             }
-            s1.lo += u64::from(mi) * limb(&self.n, 1);
-        } else if let Some(limb) = out.get_mut(i - l) {
-            *limb = (s0.lo & LIMB_MASK) as u32;
         }
-        s1.lo += s0.carry();
-        if i + 1 < l {
-            let mi = self.reduce(&mut s1);
-            if let Some(slot) = m.get_mut(i + 1) {
-                *slot = mi;
-            }
-        } else if let Some(limb) = out.get_mut(i + 1 - l) {
-            *limb = (s1.lo & LIMB_MASK) as u32;
-        }
-        s1.carry()
+        carry
     }
 
     /// Picks `m = -sum / n_0 mod 2^28` and adds `m n_0`, which clears the sum's low 28 bits.
@@ -556,6 +584,7 @@ impl Scratch {
 }
 
 /// A column sum `lo + hi * 2^28` (`hi` stays zero for narrow keys).
+#[derive(Clone, Copy)]
 struct Sum {
     lo: u64,
     hi: u64,
@@ -569,76 +598,78 @@ impl Sum {
     }
 }
 
-/// The sums of two adjacent columns over two operand pairs, started at `a0` and `a1`: see
-/// [`column_pair`]. Narrow keys (`WIDE = false`) sum each column in one `u64` (see
+/// The sums of a group of [`G`] columns over two operand pairs, started at `start`: see
+/// [`column_group`]. Narrow keys (`WIDE = false`) sum each column in one `u64` (see
 /// [`NARROW_LIMBS`]); wide ones fold every [`CHUNK`] terms into `hi`.
 #[inline(always)]
-fn pair_sums<const WIDE: bool>(a0: u64, a1: u64, p1: (&[u32], &[u32]), p2: (&[u32], &[u32])) -> (Sum, Sum) {
+fn group_sums<const WIDE: bool>(start: [u64; G], p1: (&[u32], &[u32]), p2: (&[u32], &[u32])) -> [Sum; G] {
     if !WIDE {
-        let (lo0, lo1) = column_pair(a0, a1, p1, p2);
-        return (Sum { lo: lo0, hi: 0 }, Sum { lo: lo1, hi: 0 });
+        return column_group(start, p1, p2).map(|lo| Sum { lo, hi: 0 });
     }
-    let mut s0 = Sum { lo: a0, hi: 0 };
-    let mut s1 = Sum { lo: a1, hi: 0 };
+    let mut sums = start.map(|lo| Sum { lo, hi: 0 });
     for (x, y) in [p1, p2] {
         for (k, cx) in (0..).step_by(CHUNK).zip(x.chunks(CHUNK)) {
-            let cy = y.get(k..k + cx.len() + 1).unwrap_or(&[]);
-            let (lo0, lo1) = column_pair(s0.lo, s1.lo, (cx, cy), (&[], &[]));
-            s0 = Sum { lo: lo0 & LIMB_MASK, hi: s0.hi + (lo0 >> LIMB_BITS) };
-            s1 = Sum { lo: lo1 & LIMB_MASK, hi: s1.hi + (lo1 >> LIMB_BITS) };
+            let cy = y.get(k..k + cx.len() + G - 1).unwrap_or(&[]);
+            let los = column_group(sums.map(|s| s.lo), (cx, cy), (&[], &[]));
+            for (sum, lo) in sums.iter_mut().zip(los) {
+                *sum = Sum { lo: lo & LIMB_MASK, hi: sum.hi + (lo >> LIMB_BITS) };
+            }
         }
     }
-    (s0, s1)
+    sums
 }
 
-/// Two adjacent columns: `(a0 + sum x_j y_(j+1), a1 + sum x_j y_j)` over both operand pairs,
-/// where each `y` is one limb longer than its `x`, whose length is a multiple of 4. No
-/// overflow, by the callers' bounds. Wasm SIMD: four products per `i64x2.extmul` pair, and
-/// each load of `x` serves eight.
+/// A group of [`G`] = 4 adjacent columns: `acc[g] + sum_k x_k y_(k+3-g)` over both operand
+/// pairs, where each `y` is 3 limbs longer than its `x`, whose length is a multiple of 4. No
+/// overflow, by the callers' bounds. Wasm SIMD: two products per `i64x2.extmul`, and each load
+/// of `x` serves sixteen.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> (u64, u64) {
+fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> [u64; G] {
     use core::arch::wasm32::{
         u32x4, u32x4_splat, u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4,
-        u64x2_extract_lane, v128_or,
+        u64x2_extract_lane, v128, v128_or,
     };
     // Zero, but not to the compiler (limbs are below 2^29). OR-ing it into the loaded vectors
     // keeps LLVM from splitting each 16-byte load into two 8-byte extending loads feeding
     // `i64x2.mul`, which V8 emulates with several instructions, instead of `i64x2.extmul_*`.
     let opaque = u32x4_splat(x1.first().copied().unwrap_or(0) >> 31);
-    let mut c0 = u64x2(a0, 0);
-    let mut c1 = u64x2(a1, 0);
+    let load = |v: &[u32; 4]| v128_or(u32x4(v[0], v[1], v[2], v[3]), opaque);
+    let dot = |a: v128, b: v128| u64x2_add(u64x2_extmul_low_u32x4(a, b), u64x2_extmul_high_u32x4(a, b));
+    let [mut c0, mut c1, mut c2, mut c3] = acc.map(|v| u64x2(v, 0));
     for (x, y) in [(x1, y1), (x2, y2)] {
-        let next = y.get(1..).unwrap_or(&[]).as_chunks::<4>().0;
-        for ((a, b0), b1) in x.as_chunks::<4>().0.iter().zip(next).zip(y.as_chunks::<4>().0) {
-            let a = v128_or(u32x4(a[0], a[1], a[2], a[3]), opaque);
-            let b0 = v128_or(u32x4(b0[0], b0[1], b0[2], b0[3]), opaque);
-            let b1 = v128_or(u32x4(b1[0], b1[1], b1[2], b1[3]), opaque);
-            c0 = u64x2_add(c0, u64x2_add(u64x2_extmul_low_u32x4(a, b0), u64x2_extmul_high_u32x4(a, b0)));
-            c1 = u64x2_add(c1, u64x2_add(u64x2_extmul_low_u32x4(a, b1), u64x2_extmul_high_u32x4(a, b1)));
+        let ys = |g: usize| y.get(3 - g..).unwrap_or(&[]).as_chunks::<4>().0;
+        let rows = x.as_chunks::<4>().0.iter().zip(ys(0)).zip(ys(1)).zip(ys(2)).zip(ys(3));
+        for ((((a, b0), b1), b2), b3) in rows {
+            let a = load(a);
+            c0 = u64x2_add(c0, dot(a, load(b0)));
+            c1 = u64x2_add(c1, dot(a, load(b1)));
+            c2 = u64x2_add(c2, dot(a, load(b2)));
+            c3 = u64x2_add(c3, dot(a, load(b3)));
         }
     }
-    (
-        u64x2_extract_lane::<0>(c0) + u64x2_extract_lane::<1>(c0),
-        u64x2_extract_lane::<0>(c1) + u64x2_extract_lane::<1>(c1),
-    )
+    [c0, c1, c2, c3].map(|c| u64x2_extract_lane::<0>(c) + u64x2_extract_lane::<1>(c))
 }
 
-/// Scalar [`column_pair`]: each `x_j` and each `y_j` is loaded once for two products.
+/// Scalar [`column_group`]: each `x_k` and each `y_k` is loaded once for four products.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 #[inline(always)]
-fn column_pair(a0: u64, a1: u64, (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> (u64, u64) {
-    let (mut s0, mut s1) = (a0, a1);
+fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> [u64; G] {
+    let [mut s0, mut s1, mut s2, mut s3] = acc;
     for (x, y) in [(x1, y1), (x2, y2)] {
-        let mut prev = u64::from(y.first().copied().unwrap_or(0));
-        for (&a, &b) in x.iter().zip(y.iter().skip(1)) {
-            let (a, b) = (u64::from(a), u64::from(b));
-            s0 += a * b;
-            s1 += a * prev;
-            prev = b;
+        let Some((&[w0, w1, w2], rest)) = y.split_first_chunk::<3>() else { continue };
+        // (y0, y1, y2) = y[k..k+3]; y3 = y[k+3].
+        let (mut y0, mut y1, mut y2) = (u64::from(w0), u64::from(w1), u64::from(w2));
+        for (&a, &b) in x.iter().zip(rest) {
+            let (a, y3) = (u64::from(a), u64::from(b));
+            s0 += a * y3;
+            s1 += a * y2;
+            s2 += a * y1;
+            s3 += a * y0;
+            (y0, y1, y2) = (y1, y2, y3);
         }
     }
-    (s0, s1)
+    [s0, s1, s2, s3]
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -716,13 +747,12 @@ fn sub_in_place(a: &mut Limbs, b: &Limbs) {
 }
 
 /// `db ^= MGF1(seed, db.len())` (RFC 8017 B.2.1).
-fn mgf1_xor<D: Digest>(seed: &[u8], db: &mut [u8]) {
-    for (counter, chunk) in (0u32..).zip(db.chunks_mut(<D as Digest>::output_size())) {
-        let mask = D::new()
-            .chain_update(seed)
-            .chain_update(counter.to_be_bytes())
-            .finalize();
-        for (d, m) in chunk.iter_mut().zip(mask.iter()) {
+fn mgf1_xor(alg: &'static digest::Algorithm, seed: &[u8], db: &mut [u8]) {
+    for (counter, chunk) in (0u32..).zip(db.chunks_mut(alg.output_len())) {
+        let mut mask = digest::Context::new(alg);
+        mask.update(seed);
+        mask.update(&counter.to_be_bytes());
+        for (d, m) in chunk.iter_mut().zip(mask.finish().as_ref()) {
             *d ^= m;
         }
     }
@@ -757,7 +787,7 @@ mod tests {
         key.public_op(sig, &mut out).then_some(out)
     }
 
-    fn reference(n: &[u8], e: u32, s: &[u8]) -> Vec<u8> {
+    fn reference(n: &[u8], e: u64, s: &[u8]) -> Vec<u8> {
         let n = BigUint::from_bytes_be(n);
         let m = BigUint::from_bytes_be(s).modpow(&BigUint::from(e), &n);
         let bytes = m.to_bytes_be();
@@ -787,16 +817,18 @@ mod tests {
     #[test]
     fn raw_operation_matches_big_integer_modpow() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let sizes = [2048, 2049, 2055, 2056, 2057, 2072, 2073, 2076, 3072, 3359, 3360, 4095, 4096, 6144, 8191, 8192];
+        let sizes = [2048, 2049, 2055, 2056, 2057, 2072, 2073, 2076, 3072, 3246, 3247, 3360, 4095, 4096, 6144, 8191, 8192];
         for (round, &bits) in sizes.iter().cycle().take(sizes.len() * 3).enumerate() {
             let n = random_modulus(&mut rng, bits);
-            let e = match round % 4 {
+            let e: u64 = match round % 5 {
                 0 => 65537,
                 1 => 3,
-                2 => (rng.next() as u32) | 1 | (1 << 31),
-                _ => ((rng.next() as u32) | 1).max(3),
+                2 => MAX_EXPONENT,
+                3 => (rng.next() & MAX_EXPONENT) | 1 | (1 << 32),
+                _ => ((rng.next() & 0xffff_ffff) | 1).max(3),
             };
             let key = RsaPublic::new(&n, &e.to_be_bytes()).unwrap();
+            assert_eq!(key.exponent(), e);
             assert_eq!(key.bits(), bits);
             assert_eq!(key.modulus_len(), n.len());
             let tries = if bits <= 4096 { 6 } else { 2 };
@@ -865,7 +897,9 @@ mod tests {
         assert_eq!((key.bits(), key.modulus_len(), key.exponent()), (2048, 256, 65537));
         assert!(RsaPublic::new(&n, &[3]).is_ok());
         assert!(RsaPublic::new(&n, &[0xff, 0xff, 0xff, 0xff]).is_ok());
-        assert!(RsaPublic::new(&n, &[1, 0, 0, 0, 1]).is_err(), "above 2^32 - 1");
+        assert!(RsaPublic::new(&n, &[1, 0xff, 0xff, 0xff, 0xff]).is_ok(), "2^33 - 1");
+        assert!(RsaPublic::new(&n, &[2, 0, 0, 0, 1]).is_err(), "above 2^33 - 1");
+        assert!(RsaPublic::new(&n, &[1, 0, 0, 0, 0, 1]).is_err(), "above 2^33 - 1");
         assert!(RsaPublic::new(&n, &[1]).is_err());
         assert!(RsaPublic::new(&n, &[]).is_err());
         assert!(RsaPublic::new(&n, &[1, 0, 0]).is_err(), "even exponent");
@@ -879,8 +913,41 @@ mod tests {
         assert!(RsaPublic::new(&[0; 300], &[1, 0, 1]).is_err());
     }
 
+    /// A 2049-bit key (test only): `modBits - 1` is a multiple of 8, so PSS's encoded message
+    /// is one byte shorter than the modulus (`emLen = k - 1`) and its top byte must be zero.
+    const KEY_2049: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQFPgQiW3jwHJDra
+H4O7TOe2ohEzk0IqZ03ofadFoo1J+uHbHzB44i1WwQwB7CuaV56a0CRUux6lT0OE
+agQTW+NaOSrPYq2elOOHn47l+taJlgM5mG2Nl0JiFozSs3UYV1fxhZJ1rClWFNNO
+uinT8mzhuIpmyDMdMC0H29M+BSR/oI6+pNJgmw5B3DwJkKidisdBHGoJXtvUVBBd
+KVpRP8oiKqe79Ea5RhkVu3r4d86sJ4F6Tza92D0eVZZj2378SJgj+7oezd6Qxwo7
+DwosFkng0iZ9hzX14FMfyKjdskVMmNX3KumTJ3AGJ/Oi73ar/OYr71YJJ/UXiW4N
+miQ9qFG1AgMBAAECggEBAPzKmJI0eL5Yyg8316X02FJ/4r4doqkYlVcr9jE9vX+U
+jUDxSzCKGudXJZj9Pg1ZH6Q+WGGPbBPamWDYEKIVhkSg9mS0UWU/ggDadG1MhwG8
+CkoHU+RvqBEINKs9lGj2xsiwgB4xziOSJXUYSBPugaPBzGaNShYgCo31UEFW1p1h
+pZxsy0dAkqSqzJOIT42nd2/6KDkw2yhNgWr+p+afg9vw5JU6ODNCGWehYphhULKr
+dA+1KVy4VnLstnsKLRg9wfMIfo0ck4f/SMHolY9mOrh2KaRUhA7a5xvaSQAKm9Mp
+KsmoCfYJjdzYxGm6HQk16xx5W7Bh5RevxtZd3CEn9DECgYEA0RSLbRLnkWzKEfoy
+ivKb+LBwCLyj2W/tT3yXEKukcS9wjlJlt6TLKHJe7VX4R1JINvT0atu+PGMUQdWX
+9oaIpRs6iMzeDU/SFJKHr8Qzk8GaCLqe+3DaUpQsGs3Rd4sn0hFDjybsPsZZkUji
+Xxoer+l92y4bYbVD7opnK3zKX8sCgYEBmstpTCYtSarXuHh6x4PzvJbDBiSD/e19
+vfNhMBeUyBofpXXBqyaCdtG3Hx4M7f//JmFj361roOix0m5zGnUnhR+NhznIVJ7c
+XIdyLuuL+kqt/vl54l6Ka1kcAD/YXUn4O2WRURndpczeCMEfU5DbeRU736EPU3wL
+EYhGrgWW5H8CgYAT2LxnbSz4G/iOfk5/7AmsMKth2O5AvKQtMGlylqh0agloKSAo
+r4btXvXt14RK2N+r/9KXtiY3uzv4B9t19k1QRuZmh/PoFZSeiU5B/ADdXLpPa8+d
+lJfU0OXi4XipvVbZVPQxyYMRbmigJuf+GQ+iqSpePOEyhC9fnFmwwha/wwKBgQCi
+EAOvnhQZzwOh7C4MDjuXOCcigj9sa0hDKwQ5k+QHeX7oqOdJ3Tx1IdFLvnA9aNRB
+UQS01tbyOTsGGLriQjvgIg2UvrAQ6kdnXawnZJfpm5K/V67FJqUXKqWIV6fFTgxX
+an+E7l5qLcOe0onITwq23zCqzgCc4AAB37B6sQvRgwKBgEG8/Od31FdYpkBKFGmt
+BbaAaqQx13tXe0znD3B2XNB5BMBDgRowmF8Ye3iUDcJuQoyB/3npG1FgYqbaMSce
+unDWfsb+4+rBld1c/vTDLrYW/AwME8q+7tmzcxrZbqgPeds0jowi3C7yerNmij/8
+yItEG+5zdnybts7jSNdpgiGm
+-----END PRIVATE KEY-----
+";
+
     fn private_keys() -> Vec<rsa::RsaPrivateKey> {
-        [include_str!("testdata/rsa-test-key.pem"), include_str!("testdata/rsa-test-key2.pem")]
+        [include_str!("testdata/rsa-test-key.pem"), include_str!("testdata/rsa-test-key2.pem"), KEY_2049]
             .iter()
             .map(|pem| rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap())
             .collect()
@@ -892,9 +959,11 @@ mod tests {
 
     #[test]
     fn signatures_from_the_rsa_crate_verify_and_tampering_fails() {
-        use sha2::Digest as _;
+        use sha2::{Digest as _, Sha256, Sha384, Sha512};
         let mut rng = rand_core::OsRng;
-        for private in private_keys() {
+        let keys = private_keys();
+        assert!(keys.iter().any(|k| public(k).bits() % 8 == 1), "a key with emLen = k - 1");
+        for private in keys {
             let key = public(&private);
             for (i, msg) in [&b""[..], b"abc", &[0x5a; 1000]].iter().enumerate() {
                 for hash in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
@@ -956,11 +1025,7 @@ mod tests {
     }
 
     fn digest(hash: Hash, msg: &[u8]) -> Vec<u8> {
-        match hash {
-            Hash::Sha256 => Sha256::digest(msg).to_vec(),
-            Hash::Sha384 => Sha384::digest(msg).to_vec(),
-            Hash::Sha512 => Sha512::digest(msg).to_vec(),
-        }
+        hash.digest(msg).as_ref().to_vec()
     }
 
     /// Counts of Wycheproof vectors run: (tested, valid, invalid, acceptable).
@@ -1036,6 +1101,6 @@ mod tests {
             }
         }
         eprintln!("wycheproof PSS: {sets} groups, {tally:?}");
-        assert!(tally.tested > 200 && tally.valid > 50, "{tally:?}");
+        assert!(tally.tested > 1000 && tally.valid > 500, "{tally:?}");
     }
 }

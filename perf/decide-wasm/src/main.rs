@@ -66,4 +66,21 @@ fn main() {
         std::hint::black_box(decide(&req, &cfg, &responses, Some(&keys), now, false, &mut fresh));
     }
     println!("{:31} {:8.1} us/decision", "uncached valid token", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(mcp_auth_filter::jws::decode(std::hint::black_box(token.as_str())).is_ok());
+    }
+    println!("{:31} {:8.1} us", "  of which jws::decode", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let jws = mcp_auth_filter::jws::decode(token.as_str()).unwrap();
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(mcp_auth_filter::jws::decode_payload(std::hint::black_box(jws.payload_b64)).is_ok());
+    }
+    println!("{:31} {:8.1} us", "  of which decode_payload", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let mcp_auth_filter::keys::KeyMatch::Found(jwk) = keys.find(jws.kid.as_deref(), jws.alg) else { panic!() };
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(jwk.key.verify(jws.alg, jws.signing_input.as_bytes(), &jws.signature).is_ok());
+    }
+    println!("{:31} {:8.1} us", "  of which signature", t.elapsed().as_secs_f64() * 1e6 / n as f64);
 }
