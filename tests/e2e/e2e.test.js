@@ -183,7 +183,7 @@ describe('MCP TypeScript SDK client with an OAuthClientProvider', () => {
 });
 
 describe('refused tokens: 401 through the real clients, nothing reaches the echo-server', () => {
-  // name -> [token factory, expected denial reason (docs/contract.md)]
+  // name -> [token factory, expected denial reason (README.md, How it works)]
   const cases = {
     'no token': [async () => undefined, 'missing_token'],
     'expired token': [async () => mint(stack.signingKey(), goodClaims(stack.issuer, { iat: now() - 900, exp: now() - 600 })), 'expired'],

@@ -1,4 +1,4 @@
-"""Assertions shared by the test modules, each one a clause of docs/contract.md."""
+"""Assertions shared by the test modules, each one a clause of the behaviour README.md describes."""
 from __future__ import annotations
 
 import re
