@@ -157,6 +157,12 @@ impl Metrics {
     }
 }
 
+/// A header value as text: the bytes themselves when they are UTF-8 (no copy: this is the
+/// kilobyte-long token on every request), else with invalid sequences replaced by U+FFFD.
+fn utf8_or_replaced(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn now_ms() -> u64 {
     hostcalls::get_current_time()
         .ok()
@@ -276,7 +282,7 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
         hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
             .ok()
             .flatten()
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map(utf8_or_replaced)
     };
     let path = get(":path").unwrap_or_default();
     let authorization = get("authorization");
@@ -449,7 +455,7 @@ fn on_jwks_response(shared: &SharedVm, token_id: u32, body_size: usize) {
         hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, name)
             .ok()
             .flatten()
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map(utf8_or_replaced)
     };
     let status = header(":status");
     let status = status.as_deref();
