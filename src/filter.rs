@@ -408,7 +408,7 @@ fn wait_for_keys(shared: &SharedVm, context_id: u32, reason: WaitReason) -> Acti
 }
 
 fn unavailable(shared: &SharedVm, retry_after_s: u64) -> Action {
-    info!("no signing keys available; answering 503");
+    debug!("no signing keys available; answering 503");
     with_vm(shared, |vm| vm.metrics.outcome(Outcome::Denied("jwks_unavailable")));
     send(&response::keys_unavailable(retry_after_s));
     Action::Pause
