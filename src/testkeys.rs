@@ -119,6 +119,19 @@ pub fn claims() -> Value {
     })
 }
 
+/// [`claims`] with members replaced, or removed where the patch says `null`.
+pub fn claims_with(patch: Value) -> Value {
+    let mut c = claims();
+    for (k, v) in patch.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

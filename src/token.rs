@@ -152,15 +152,7 @@ mod tests {
     }
 
     fn with_claims(patch: serde_json::Value) -> String {
-        let mut c = claims();
-        for (k, v) in patch.as_object().unwrap() {
-            if v.is_null() {
-                c.as_object_mut().unwrap().remove(k);
-            } else {
-                c[k] = v.clone();
-            }
-        }
-        mint(&json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID}), &c)
+        mint(&json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID}), &testkeys::claims_with(patch))
     }
 
     #[test]
