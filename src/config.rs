@@ -271,9 +271,22 @@ impl FilterConfig {
             if header.is_empty() || !header.bytes().all(is_header_name_byte) {
                 return Err(invalid(&field, "must name a valid HTTP header"));
             }
+            // Headers that carry credentials or steer the connection or message framing: a
+            // claim must not be able to set them.
             if matches!(
                 header.as_str(),
-                "authorization" | "host" | "content-length" | "transfer-encoding" | "connection"
+                "authorization"
+                    | "proxy-authorization"
+                    | "cookie"
+                    | "host"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "te"
+                    | "connection"
+                    | "keep-alive"
+                    | "proxy-connection"
+                    | "upgrade"
+                    | "expect"
             ) {
                 return Err(invalid(&field, format!("may not set `{header}`")));
             }
@@ -563,6 +576,9 @@ mod tests {
             ("required_scopes[0]", json!({"required_scopes": ["a b"]})),
             ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": "bad header"}})),
             ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": "Authorization"}})),
+            ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": "Cookie"}})),
+            ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": "te"}})),
+            ("claims_to_headers.sub", json!({"claims_to_headers": {"sub": ":path"}})),
             ("max_token_bytes", json!({"max_token_bytes": 10})),
         ];
         for (field, patch) in cases {
