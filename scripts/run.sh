@@ -53,10 +53,21 @@ start() { # name logfile command...
   NAMES+=("$name")
 }
 
+exit_if_one_died() { # what happened, e.g. "exited during start-up"
+  for i in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+      fail "${NAMES[$i]} $1; last lines of its log ($LOGS):"
+      tail -n 20 "$LOGS/${NAMES[$i]}.log" >&2
+      exit 1
+    fi
+  done
+}
+
 wait_tcp() { # name port seconds
   local name=$1 port=$2 secs=$3
   for _ in $(seq $((secs * 10))); do
     if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then return 0; fi
+    exit_if_one_died "exited during start-up"
     sleep 0.1
   done
   fail "$name is not listening on :$port after ${secs}s; see $LOGS/$name.log"
@@ -67,13 +78,7 @@ wait_http() { # name url seconds
   local name=$1 url=$2 secs=$3
   for _ in $(seq $((secs * 10))); do
     if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
-    for i in "${!PIDS[@]}"; do
-      if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-        fail "${NAMES[$i]} exited during start-up; its log ($LOGS):"
-        tail -n 20 "$LOGS/${NAMES[$i]}.log" >&2
-        exit 1
-      fi
-    done
+    exit_if_one_died "exited during start-up"
     sleep 0.1
   done
   fail "$name did not become ready at $url within ${secs}s; see $LOGS/$name.log"
@@ -121,11 +126,5 @@ EOF
 while :; do
   sleep 1 &
   wait $! 2>/dev/null
-  for i in "${!PIDS[@]}"; do
-    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-      fail "${NAMES[$i]} stopped unexpectedly; last lines of its log:"
-      tail -n 20 "$LOGS/${NAMES[$i]}.log" >&2
-      exit 1
-    fi
-  done
+  exit_if_one_died "stopped unexpectedly"
 done
