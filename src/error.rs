@@ -77,19 +77,4 @@ impl TokenError {
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
     ];
-
-    pub const ALL_REASONS: [&'static str; 12] = [
-        "token_too_large",
-        "malformed_token",
-        "unsupported_alg",
-        "unsupported_crit",
-        "unknown_key",
-        "bad_signature",
-        "bad_issuer",
-        "bad_audience",
-        "missing_exp",
-        "expired",
-        "not_yet_valid",
-        "issued_in_future",
-    ];
 }

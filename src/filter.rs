@@ -103,6 +103,9 @@ struct Metrics {
     counters: BTreeMap<&'static str, (u32, u64)>,
 }
 
+/// Counters named `mcp_auth.<name>`.
+const COUNTERS: [&str; 4] = ["allowed", "metadata_served", "jwks_fetch.ok", "jwks_fetch.failed"];
+/// Refusals other than a token's, named `mcp_auth.denied.<reason>` like the token reasons.
 const DENY_REASONS: [&str; 5] = [
     "missing_token",
     "invalid_request",
@@ -113,15 +116,13 @@ const DENY_REASONS: [&str; 5] = [
 
 impl Metrics {
     fn define() -> Metrics {
-        let mut names: Vec<&'static str> = vec!["allowed", "metadata_served", "jwks_fetch.ok", "jwks_fetch.failed"];
-        names.extend(DENY_REASONS);
-        names.extend(TokenError::ALL_REASONS);
+        let plain = COUNTERS.iter().map(|name| (*name, format!("mcp_auth.{name}")));
+        let denied = DENY_REASONS
+            .into_iter()
+            .chain(TokenError::ALL.iter().map(|e| e.reason()))
+            .map(|reason| (reason, format!("mcp_auth.denied.{reason}")));
         let mut counters = BTreeMap::new();
-        for name in names {
-            let full = match name {
-                "allowed" | "metadata_served" | "jwks_fetch.ok" | "jwks_fetch.failed" => format!("mcp_auth.{name}"),
-                reason => format!("mcp_auth.denied.{reason}"),
-            };
+        for (name, full) in plain.chain(denied) {
             match hostcalls::define_metric(MetricType::Counter, &full) {
                 Ok(id) => {
                     counters.insert(name, (id, 0));
@@ -570,9 +571,10 @@ fn resume_pending(shared: &SharedVm, now: u64) {
     let waiting: Vec<(u32, Pending)> = with_vm(shared, |vm| std::mem::take(&mut vm.pending).into_iter().collect())
         .unwrap_or_default();
     let version = with_vm(shared, |vm| vm.version).unwrap_or(0);
+    let limit = timeout_ms(shared);
     for (id, pending) in waiting {
         let progressed = version > pending.version_at_wait;
-        let timed_out = now_ms_since(now, pending.since_ms) >= timeout_ms(shared);
+        let timed_out = now.saturating_sub(pending.since_ms) >= limit;
         if !progressed && !timed_out && pending.reason == WaitReason::NoKeys {
             // Still nothing to decide with: keep waiting.
             with_vm(shared, |vm| vm.pending.insert(id, pending));
@@ -599,7 +601,7 @@ fn expire_pending(shared: &SharedVm) {
             .pending
             .iter()
             .filter(|(_, p)| {
-                now_ms_since(now, p.since_ms) >= limit
+                now.saturating_sub(p.since_ms) >= limit
                     || (p.reason == WaitReason::UnknownKid && !fetching)
                     // The fetch it was waiting for failed: answer 503 now.
                     || (p.reason == WaitReason::NoKeys && !fetching && last_failed_ms >= p.since_ms)
@@ -637,8 +639,4 @@ fn resume(shared: &SharedVm, id: u32, pending: Pending) {
 
 fn timeout_ms(shared: &SharedVm) -> u64 {
     with_vm(shared, |vm| vm.config.jwks.timeout_ms).unwrap_or(5000)
-}
-
-fn now_ms_since(now: u64, then: u64) -> u64 {
-    now.saturating_sub(then)
 }
