@@ -61,6 +61,11 @@ unit:
 lint: wasm-target
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -p mcp-auth-filter -- -D warnings
+	@# The standalone crates (own [workspace]) build against the filter's API too: a rename
+	@# there must fail here, in seconds, not in `make fuzz` at the end of CI.
+	for crate in fuzz bench/noop-filter perf/decide-wasm perf/rsa-wasm; do \
+	  cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
+	done
 
 # A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream.
 integration: wasm venv

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         .and_then(Value::as_array);
     let set = match result {
         Err(JwksError::NotJson) => {
-            assert!(doc.as_ref().map_or(true, |d| !d.is_object()), "object refused as NotJson");
+            assert!(doc.as_ref().is_none_or(|d| !d.is_object()), "object refused as NotJson");
             return;
         }
         Err(JwksError::NoKeysArray) => {
