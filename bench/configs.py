@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,9 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import envoy_config  # noqa: E402  (read-only use of the test harness)
 
-OURS_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_auth_filter.wasm"
+# BENCH_OURS_WASM: measure another build of the filter (an experiment) against the same variants.
+OURS_WASM = Path(os.environ.get("BENCH_OURS_WASM")
+                 or REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_auth_filter.wasm")
 NOOP_TARGET_DIR = REPO_ROOT / "target" / "bench-noop"
 NOOP_WASM = NOOP_TARGET_DIR / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 

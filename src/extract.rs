@@ -44,6 +44,22 @@ pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
     Credential::Bearer(token)
 }
 
+/// The token a single `Authorization` value holds if it is a bearer credential, without the
+/// scans [`bearer_token`] makes over the token. Only for looking up a token seen before: a
+/// cached token passed [`bearer_token`] when it was first seen, and any value whose candidate
+/// equals it passes again (the scheme, the whitespace and the token hold no comma and no
+/// inner whitespace), so a hit may skip those scans. Anything else goes to [`bearer_token`].
+pub fn bearer_candidate<'a>(values: &[&'a str]) -> Option<&'a str> {
+    let [value] = values else { return None };
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let scheme = value.get(..6)?;
+    let rest = value.get(6..)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || !rest.starts_with([' ', '\t']) {
+        return None;
+    }
+    Some(rest.trim_start_matches([' ', '\t']))
+}
+
 fn is_bearer_credential(part: &str) -> bool {
     let part = part.trim_start_matches([' ', '\t']);
     part.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
@@ -68,6 +84,31 @@ mod tests {
         assert_eq!(bearer_token(&["DPoP abc"]), Credential::Absent);
         assert_eq!(bearer_token(&["Bearerabc"]), Credential::Absent);
         assert_eq!(bearer_token(&[""]), Credential::Absent);
+    }
+
+    /// Whatever `bearer_token` accepts, `bearer_candidate` finds the same token: so a token
+    /// cached after `bearer_token` is found again by its candidate.
+    #[test]
+    fn candidate_matches_accepted_tokens() {
+        let values = [
+            "Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  ", "Bearer\tabc", "Bearer abc\t",
+            "Bearer a,b", "Bearer a b", "Bearer", "Bearer ", "Bearerabc", "Basic abc", "", " ",
+            "Bearer é", "xBearer abc", "Bearer abc, Basic x",
+        ];
+        for v in values {
+            match bearer_token(&[v]) {
+                Credential::Bearer(token) => assert_eq!(bearer_candidate(&[v]), Some(token), "{v:?}"),
+                _ => {
+                    // A refused value may still have a candidate: it can never equal a cached
+                    // token, since every cached token passed `bearer_token` on its own.
+                    if let Some(c) = bearer_candidate(&[v]) {
+                        assert!(!matches!(bearer_token(&[&format!("Bearer {c}")]), Credential::Bearer(t) if t == c), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(bearer_candidate(&["Bearer a", "Bearer a"]), None);
+        assert_eq!(bearer_candidate(&[]), None);
     }
 
     #[test]

@@ -101,6 +101,8 @@ impl SharedStore for HostStore {
 #[derive(Default)]
 struct Metrics {
     counters: BTreeMap<&'static str, (u32, u64)>,
+    /// Allowed requests since the last flush, kept apart: the hot path skips the map lookup.
+    allowed: u64,
 }
 
 /// Counters named `mcp_auth.<name>`.
@@ -130,7 +132,7 @@ impl Metrics {
                 Err(status) => warn!("cannot define metric {full}: {status:?}"),
             }
         }
-        Metrics { counters }
+        Metrics { counters, allowed: 0 }
     }
 
     fn count(&mut self, name: &str) {
@@ -141,7 +143,7 @@ impl Metrics {
 
     fn outcome(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Allowed => self.count("allowed"),
+            Outcome::Allowed => self.allowed += 1,
             Outcome::Metadata => self.count("metadata_served"),
             Outcome::Denied(reason) => self.count(reason),
             Outcome::Rejected(error) => self.count(error.reason()),
@@ -149,6 +151,9 @@ impl Metrics {
     }
 
     fn flush(&mut self) {
+        if let Some((_, pending)) = self.counters.get_mut("allowed") {
+            *pending += std::mem::take(&mut self.allowed);
+        }
         for (id, pending) in self.counters.values_mut() {
             if *pending > 0 {
                 let _ = hostcalls::increment_metric(*id, i64::try_from(*pending).unwrap_or(i64::MAX));
@@ -287,14 +292,15 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
     };
     let path = get(":path").unwrap_or_default();
     let authorization = get("authorization");
-    let authorization: Vec<&str> = authorization.as_deref().into_iter().collect();
+    let authorization = authorization.as_deref().map(|value| [value]);
+    let authorization: &[&str] = authorization.as_ref().map_or(&[], |one| one.as_slice());
     // The method matters only for the metadata paths; skip the lookup everywhere else.
     let is_metadata = with_vm(shared, |vm| vm.config.is_metadata_path(&path)).unwrap_or(false);
     let method = if is_metadata { get(":method").unwrap_or_default() } else { String::new() };
     let facts = RequestFacts {
         method: &method,
         path: &path,
-        authorization: &authorization,
+        authorization,
     };
 
     let decided = with_vm(shared, |vm| {
