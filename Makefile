@@ -101,7 +101,8 @@ bench-noop: wasm-target
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
 
 # Side by side: no auth, jwt_authn (+ its cache), no-op wasm, mcp_auth; Envoy and wrk pinned
-# to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2` for a quick run.
+# to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1`
+# for a quick run.
 bench: wasm bench-noop venv
 	$(PY) bench/run.py
 
