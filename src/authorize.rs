@@ -335,6 +335,38 @@ mod tests {
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::TooLarge)));
     }
 
+    /// A cached token is found again whatever the spelling of its header, and the cache never
+    /// lets through a header `bearer_token` refuses.
+    #[test]
+    fn cached_token_any_spelling_and_no_bypass() {
+        let cfg = config(json!({}));
+        let responses = Responses::new(&cfg);
+        let keys = keys();
+        let token = keycloak_token();
+        let mut cache = TokenCache::new(16, 1 << 20);
+        let mut decide_with = |auth: &[&str]| {
+            let req = RequestFacts { method: "POST", path: "/mcp", authorization: auth };
+            decide(&req, &cfg, &responses, Some(&keys), NOW, true, &mut cache)
+        };
+        assert!(matches!(decide_with(&[&format!("Bearer {token}")]), Decision::Allow(_)));
+        for spelling in [format!("bearer\t{token} "), format!("  BEARER   {token}"), format!("Bearer {token}\t")] {
+            assert!(matches!(decide_with(&[&spelling]), Decision::Allow(_)), "{spelling:?}");
+        }
+        for refused in [
+            format!("Bearer {token}, Basic abc"),
+            format!("Bearer {token},Bearer x"),
+            format!("Bearer {token} x"),
+        ] {
+            let (r, o) = responded(decide_with(&[&refused]));
+            assert_eq!((r.status, o), (400, Outcome::Denied("invalid_request")), "{refused:?}");
+        }
+        let (r, _) = responded(decide_with(&[&format!("Bearer {token}"), &format!("Bearer {token}")]));
+        assert_eq!(r.status, 400);
+        // Three hits after the miss that verified the token; the refused values' candidates
+        // (the token with a suffix) were looked up and missed.
+        assert_eq!(cache.stats(), (3, 4));
+    }
+
     #[test]
     fn waits() {
         let cfg = config(json!({}));
