@@ -125,6 +125,7 @@ pub fn decide(
                 Verdict::Valid {
                     exp: verified.exp,
                     key: verified.key,
+                    lookup: verified.lookup,
                     access,
                 },
             );

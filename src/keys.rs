@@ -130,6 +130,14 @@ impl std::fmt::Display for JwksError {
     }
 }
 
+/// How a token names its key: its header's `kid` (if any) and `alg`, the question
+/// [`KeySet::find`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLookup {
+    pub kid: Option<String>,
+    pub alg: Algorithm,
+}
+
 /// What a key lookup for a token found.
 #[derive(Debug)]
 pub enum KeyMatch<'a> {
@@ -182,6 +190,12 @@ impl KeySet {
                 }
             }
         }
+    }
+
+    /// Whether a token that names its key by `lookup` would be checked with `key` in this set:
+    /// a cached verdict stays true across a key-set change only then.
+    pub fn selects(&self, lookup: &KeyLookup, key: KeyId) -> bool {
+        matches!(self.find(lookup.kid.as_deref(), lookup.alg), KeyMatch::Found(jwk) if jwk.id == key)
     }
 
     pub fn kids(&self) -> impl Iterator<Item = &str> {

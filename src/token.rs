@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::config::FilterConfig;
 use crate::error::TokenError;
 use crate::jws;
-use crate::keys::{KeyId, KeyMatch, KeySet};
+use crate::keys::{KeyId, KeyLookup, KeyMatch, KeySet};
 
 /// Latest NumericDate accepted (9999-12-31T23:59:59Z); larger values are treated as invalid.
 const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
@@ -23,6 +23,8 @@ pub struct VerifiedToken {
     pub kid: Option<String>,
     /// The key that verified it.
     pub key: KeyId,
+    /// How the token named that key.
+    pub lookup: KeyLookup,
 }
 
 /// Validates `token` against `keys` and the configured policy at time `now` (seconds).
@@ -69,6 +71,7 @@ pub fn validate(token: &str, keys: &KeySet, config: &FilterConfig, now: u64) -> 
         exp,
         kid: jwk.kid.clone(),
         key: jwk.id,
+        lookup: KeyLookup { kid: jws.kid, alg: jws.alg },
     })
 }
 

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use crate::error::TokenError;
-use crate::keys::{KeyId, KeySet};
+use crate::keys::{KeyId, KeyLookup, KeySet};
 
 /// How many trailing bytes of a token index the table.
 const TAIL: usize = 24;
@@ -63,7 +63,8 @@ pub enum Access<T> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<T> {
-    Valid { exp: u64, key: KeyId, access: Access<T> },
+    /// `lookup`: how the token named `key`; the verdict holds while a key set selects `key` by it.
+    Valid { exp: u64, key: KeyId, lookup: KeyLookup, access: Access<T> },
     Refused(TokenError),
 }
 
@@ -189,7 +190,9 @@ impl<T> TokenCache<T> {
     /// The key set changed: keep only accepted tokens whose key is still in it.
     pub fn retain_keys(&mut self, keys: &KeySet) {
         self.entries.retain(|_, entry| match &entry.verdict {
-            Verdict::Valid { key, .. } => keys.keys.iter().any(|k| k.id == *key),
+            // Not only "is the key still there": a new key may now answer the same kid, or
+            // make a kid-less token's choice ambiguous, and the uncached check would differ.
+            Verdict::Valid { key, lookup, .. } => keys.selects(lookup, *key),
             Verdict::Refused(_) => false,
         });
         self.bytes = self.entries.values().map(|e| e.token.len()).sum();
@@ -201,12 +204,18 @@ impl<T> TokenCache<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jws::Algorithm;
     use crate::testkeys;
 
     fn valid(exp: u64, key: KeyId) -> Verdict<()> {
+        valid_by(exp, key, KeyLookup { kid: None, alg: Algorithm::RS256 })
+    }
+
+    fn valid_by(exp: u64, key: KeyId, lookup: KeyLookup) -> Verdict<()> {
         Verdict::Valid {
             exp,
             key,
+            lookup,
             access: Access::Granted(Rc::new(())),
         }
     }
@@ -305,7 +314,8 @@ mod tests {
         let keys = keycloak();
         let live = keys.keys[0].id;
         let mut c = TokenCache::new(10, 1 << 20);
-        c.put(&tok(1), valid(1000, live));
+        let by_kid = KeyLookup { kid: keys.keys[0].kid.clone(), alg: Algorithm::RS256 };
+        c.put(&tok(1), valid_by(1000, live, by_kid));
         c.put(&tok(2), valid(1000, [9; 32]));
         c.put(&tok(3), Verdict::Refused(TokenError::BadSignature));
         c.retain_keys(&keys);
@@ -313,5 +323,42 @@ mod tests {
         assert!(c.get(&tok(2), 0, 0).is_none());
         assert!(c.get(&tok(3), 0, 0).is_none());
         assert_eq!(c.bytes, tok(1).len());
+    }
+
+    /// A verdict holds across a key-set change only while the new set still picks the same
+    /// key for the token: a kid-less token whose key gains a rival, or a kid now answered by
+    /// another key first, must be checked again (found by the token_cache fuzz target).
+    #[test]
+    fn key_still_there_but_no_longer_chosen_drops_its_tokens() {
+        let keycloak = keycloak();
+        let signing = &keycloak.keys[0];
+        let kid_less = KeyLookup { kid: None, alg: Algorithm::RS256 };
+        let by_kid = KeyLookup { kid: signing.kid.clone(), alg: Algorithm::RS256 };
+        let mut c = TokenCache::new(10, 1 << 20);
+        c.put(&tok(1), valid_by(1000, signing.id, kid_less.clone()));
+        c.put(&tok(2), valid_by(1000, signing.id, by_kid.clone()));
+        c.retain_keys(&keycloak);
+        assert!(c.get(&tok(1), 0, 0).is_some(), "the only RS256 key: still the kid-less token's");
+        assert!(c.get(&tok(2), 0, 0).is_some());
+
+        // The same key beside a second RS256 key: a kid-less token no longer names one key.
+        let mut jwks = testkeys::keycloak_jwks();
+        let mut rival = testkeys::rotated_jwk();
+        rival["kid"] = serde_json::json!("another");
+        jwks["keys"].as_array_mut().unwrap().push(rival);
+        let both = KeySet::parse(jwks.to_string().as_bytes()).unwrap();
+        assert!(both.keys.iter().any(|k| k.id == signing.id));
+        c.retain_keys(&both);
+        assert!(c.get(&tok(1), 0, 0).is_none());
+        assert!(c.get(&tok(2), 0, 0).is_some(), "its kid still names the same key");
+
+        // A new key listed first under the same kid answers for it now.
+        let mut jwks = testkeys::keycloak_jwks();
+        let mut impostor = testkeys::rotated_jwk();
+        impostor["kid"] = serde_json::json!(signing.kid.clone());
+        jwks["keys"].as_array_mut().unwrap().insert(0, impostor);
+        let shadowed = KeySet::parse(jwks.to_string().as_bytes()).unwrap();
+        c.retain_keys(&shadowed);
+        assert!(c.get(&tok(2), 0, 0).is_none());
     }
 }

@@ -27,9 +27,39 @@ enum Pick {
     Raw(String),
 }
 
+/// How the token is written into its `Authorization` header: a cached token must be found
+/// again in any spelling `bearer_token` accepts, and never let a refused header through.
+#[derive(Arbitrary, Debug)]
+enum Spelling {
+    Plain,
+    Lower,
+    /// Blanks (spaces and tabs, from the bits) around the scheme and the token.
+    Blanks(u8),
+    /// Something after the token: a second credential, a blank and more, a comma.
+    Suffix(String),
+}
+
+impl Spelling {
+    fn header(&self, token: &str) -> String {
+        let blank = |bit: u8| if bit == 0 { " " } else { "\t" };
+        match self {
+            Spelling::Plain => format!("Bearer {token}"),
+            Spelling::Lower => format!("bearer {token}"),
+            Spelling::Blanks(b) => format!(
+                "{}Bearer{}{}{token}{}",
+                blank(b & 1),
+                blank(b & 2),
+                blank(b & 4),
+                blank(b & 8)
+            ),
+            Spelling::Suffix(more) => format!("Bearer {token}{more}"),
+        }
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 enum Step {
-    Request { pick: Pick, may_refetch: bool },
+    Request { pick: Pick, may_refetch: bool, spelling: Spelling },
     Advance(u16),
     Keys(u8),
 }
@@ -110,13 +140,13 @@ fuzz_target!(|input: Input| {
                 Pick::Raw(s) => s.clone(),
             },
         };
-        let Step::Request { may_refetch, .. } = step else { continue };
-        let auth = format!("Bearer {token}");
+        let Step::Request { may_refetch, spelling, .. } = step else { continue };
+        let auth = spelling.header(&token);
         let values = [auth.as_str()];
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &values };
         let cached = decide(&req, cfg, responses(), keys, now, *may_refetch, &mut cache);
         // The uncached decision is a pure function of its inputs: memoised across runs.
-        let memo_key = (token.clone(), keys.map(|k| k as *const KeySet as usize), now, *may_refetch);
+        let memo_key = (auth.clone(), keys.map(|k| k as *const KeySet as usize), now, *may_refetch);
         let memo_key2 = memo_key.clone();
         let fresh = FRESH.with(|memo| {
             let mut memo = memo.borrow_mut();
