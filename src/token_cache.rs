@@ -8,8 +8,9 @@
 //! cost of a request through Envoy) and is collision-free by construction.
 //!
 //! An entry never outlives the token's `exp` (plus the configured skew, the same rule as an
-//! uncached check), nor the key that verified it: when the key set changes, entries whose key
-//! left the set are dropped. Refusals are cached only when they cannot change while the key
+//! uncached check), nor the key that verified it: when the key set changes, an entry stays only
+//! if the new set picks the same key for the token (a key that left the set, or a `kid` now
+//! answered by another key, or a kid-less token whose key gained a rival, drop it). Refusals are cached only when they cannot change while the key
 //! set stays the same (a bad signature, issuer, audience, a missing or past `exp`), and are
 //! dropped on any key-set change. Bounded in entries and in bytes of stored tokens.
 
@@ -187,7 +188,7 @@ impl<T> TokenCache<T> {
         }
     }
 
-    /// The key set changed: keep only accepted tokens whose key is still in it.
+    /// The key set changed: keep only accepted tokens the new set would check with the same key.
     pub fn retain_keys(&mut self, keys: &KeySet) {
         self.entries.retain(|_, entry| match &entry.verdict {
             // Not only "is the key still there": a new key may now answer the same kid, or
