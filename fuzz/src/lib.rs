@@ -218,25 +218,31 @@ pub fn rotated_keys() -> &'static KeySet {
     })
 }
 
+/// [`claims`] with `patch` applied: each member replaced, or removed when the patch says null.
+pub fn claims_with(patch: Value) -> Value {
+    let mut c = claims();
+    for (k, v) in patch.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
 /// Tokens whose verdict depends on the time around [`NOW`]: they expire, become valid, or
 /// stop being "issued in the future" as the clock moves.
 pub fn timed_tokens() -> &'static [String] {
     static TOKENS: OnceLock<Vec<String>> = OnceLock::new();
     TOKENS.get_or_init(|| {
         let h = json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID});
-        let with = |patch: Value| {
-            let mut c = claims();
-            for (k, v) in patch.as_object().unwrap() {
-                c[k] = v.clone();
-            }
-            c
-        };
         vec![
-            mint(&h, &with(json!({"exp": NOW + 5}))),
-            mint(&h, &with(json!({"exp": NOW + 600, "nbf": NOW + 90}))),
-            mint(&h, &with(json!({"exp": NOW + 600, "iat": NOW + 120}))),
-            mint(&h, &with(json!({"exp": NOW - 59}))),
-            mint(&json!({"alg": "ES256", "kid": EC256_KID}), &with(json!({"exp": NOW + 30}))),
+            mint(&h, &claims_with(json!({"exp": NOW + 5}))),
+            mint(&h, &claims_with(json!({"exp": NOW + 600, "nbf": NOW + 90}))),
+            mint(&h, &claims_with(json!({"exp": NOW + 600, "iat": NOW + 120}))),
+            mint(&h, &claims_with(json!({"exp": NOW - 59}))),
+            mint(&json!({"alg": "ES256", "kid": EC256_KID}), &claims_with(json!({"exp": NOW + 30}))),
         ]
     })
 }
@@ -247,17 +253,6 @@ pub fn minted_tokens() -> &'static [String] {
     static TOKENS: OnceLock<Vec<String>> = OnceLock::new();
     TOKENS.get_or_init(|| {
         let h = json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID});
-        let with = |patch: Value| {
-            let mut c = claims();
-            for (k, v) in patch.as_object().unwrap() {
-                if v.is_null() {
-                    c.as_object_mut().unwrap().remove(k);
-                } else {
-                    c[k] = v.clone();
-                }
-            }
-            c
-        };
         let rotated = {
             let header = json!({"alg": "RS256", "typ": "JWT", "kid": ROTATED_KID});
             let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
@@ -265,10 +260,10 @@ pub fn minted_tokens() -> &'static [String] {
         };
         vec![
             mint(&h, &claims()),
-            mint(&h, &with(json!({"scope": "openid email"}))),
-            mint(&h, &with(json!({"exp": NOW - 61}))),
-            mint(&h, &with(json!({"aud": "account"}))),
-            mint(&h, &with(json!({"sub": "a\r\nx-injected: 1", "email": ["a", "b\n"]}))),
+            mint(&h, &claims_with(json!({"scope": "openid email"}))),
+            mint(&h, &claims_with(json!({"exp": NOW - 61}))),
+            mint(&h, &claims_with(json!({"aud": "account"}))),
+            mint(&h, &claims_with(json!({"sub": "a\r\nx-injected: 1", "email": ["a", "b\n"]}))),
             mint(&json!({"alg": "RS256"}), &claims()),
             rotated,
         ]
