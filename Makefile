@@ -44,8 +44,11 @@ setup: wasm-target venv authserver-deps e2e-deps
 
 # --- builds ------------------------------------------------------------------------------
 
+# The SDK exports every proxy-wasm callback and Envoy enters the VM for each one it finds, on
+# every request: keep only the callbacks the filter implements (scripts/wasm_exports.py).
 wasm: wasm-target
 	cargo build --release --target $(WASM_TARGET) -p mcp-auth-filter
+	python3 scripts/wasm_exports.py trim $(WASM)
 	@ls -l $(WASM) | awk '{printf "%s: %d bytes\n", $$9, $$5}'
 
 # (Not named `echo-server`: make would take the directory of that name for the target.)
@@ -97,8 +100,12 @@ authserver: authserver-deps
 # --- performance and robustness ----------------------------------------------------------
 
 # The no-op proxy-wasm filter the benchmark compares against (standalone crate).
+# Also a lean copy, its unused callbacks dropped as `make wasm` does for the filter.
+NOOP_WASM := target/bench-noop/$(WASM_TARGET)/release/noop_filter.wasm
 bench-noop: wasm-target
 	cargo build --release --target $(WASM_TARGET) --manifest-path bench/noop-filter/Cargo.toml --target-dir target/bench-noop
+	cp $(NOOP_WASM) $(NOOP_WASM:.wasm=_lean.wasm)
+	python3 scripts/wasm_exports.py trim $(NOOP_WASM:.wasm=_lean.wasm)
 
 # Side by side: no auth, jwt_authn (+ its cache), no-op wasm, mcp_auth; Envoy and wrk pinned
 # to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1`

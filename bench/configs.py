@@ -14,6 +14,8 @@ Variants:
                    Authorization removed (like ours with forward_token false)
   jwt_authn_cache  the same plus ``jwt_cache_config`` (verified-token cache)
   noop_wasm        bench/noop-filter: reads the Authorization header, continues (the wasm floor)
+  noop_wasm_lean   the same module with its unused callbacks' exports dropped, as `make wasm`
+                   does for ours (scripts/wasm_exports.py): the floor for a filter built that way
   mcp_auth         our filter with the shipped plugin configuration
 
 The plugin's URLs are not rebased (``rebase=False``): the issuer stays
@@ -44,8 +46,10 @@ OURS_WASM = Path(os.environ.get("BENCH_OURS_WASM")
                  or REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "mcp_auth_filter.wasm")
 NOOP_TARGET_DIR = REPO_ROOT / "target" / "bench-noop"
 NOOP_WASM = NOOP_TARGET_DIR / "wasm32-wasip1" / "release" / "noop_filter.wasm"
+NOOP_LEAN_WASM = NOOP_WASM.with_name("noop_filter_lean.wasm")  # `make bench-noop` writes both
 
-VARIANTS = ("none", "jwt_authn", "jwt_authn_cache", "noop_wasm", "mcp_auth")
+VARIANTS = ("none", "jwt_authn", "jwt_authn_cache", "noop_wasm", "noop_wasm_lean", "mcp_auth")
+WASM_OF = {"mcp_auth": OURS_WASM, "noop_wasm": NOOP_WASM, "noop_wasm_lean": NOOP_LEAN_WASM}
 VERIFYING = ("jwt_authn", "jwt_authn_cache", "mcp_auth")
 JWT_CACHE_SIZE = 4096  # jwt_authn's default is 100; same order as our filter's token cache
 
@@ -96,7 +100,8 @@ def _noop_wasm(ours: dict, wasm: Path) -> dict:
 
 
 def render(variant: str, listen_port: int, admin_port: int, auth_port: int, upstream_port: int,
-           ours_wasm: Path = OURS_WASM, noop_wasm: Path = NOOP_WASM) -> dict:
+           ours_wasm: Path = OURS_WASM, noop_wasm: Path = NOOP_WASM,
+           noop_lean_wasm: Path = NOOP_LEAN_WASM) -> dict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
     cfg = envoy_config.render(listen_port, admin_port, upstream_port, auth_port, wasm=ours_wasm,
@@ -114,6 +119,8 @@ def render(variant: str, listen_port: int, admin_port: int, auth_port: int, upst
         filters[index] = _jwt_authn(plugin, cache=variant == "jwt_authn_cache")
     elif variant == "noop_wasm":
         filters[index] = _noop_wasm(ours, noop_wasm)
+    elif variant == "noop_wasm_lean":
+        filters[index] = _noop_wasm(ours, noop_lean_wasm)
     return cfg
 
 

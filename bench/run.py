@@ -26,7 +26,8 @@ Environment:
   BENCH_CONNECTIONS  wrk connections (default 16)
   BENCH_ENVOY_CPU    CPU for Envoy (default: the first allowed CPU)
   BENCH_WRK_CPU      CPU for wrk (default: the second allowed CPU)
-  BENCH_VARIANTS     comma-separated subset of: none,jwt_authn,jwt_authn_cache,noop_wasm,mcp_auth
+  BENCH_VARIANTS     comma-separated subset of: none,jwt_authn,jwt_authn_cache,noop_wasm,noop_wasm_lean,
+                     mcp_auth
   BENCH_LOG_LEVEL    Envoy log level (default info, Envoy's own default)
   BENCH_STRICT       1: exit 3 when a measure misses its floor (default: report only; exit 1 only
                      when a variant could not be measured)
@@ -73,6 +74,7 @@ LABELS = {
     "jwt_authn": "jwt_authn",
     "jwt_authn_cache": "jwt_authn + cache",
     "noop_wasm": "no-op wasm",
+    "noop_wasm_lean": "no-op wasm, lean exports",
     "mcp_auth": "mcp_auth (ours)",
 }
 CELLS = {
@@ -365,7 +367,8 @@ class Bench:
         self.envoy_bin = envoy_binary()
         self.envoy_cpu, self.wrk_cpu = pick_cpus()
         for variant, path, how in (("mcp_auth", configs.OURS_WASM, "make wasm"),
-                                   ("noop_wasm", configs.NOOP_WASM, "make bench-noop")):
+                                   ("noop_wasm", configs.NOOP_WASM, "make bench-noop"),
+                                   ("noop_wasm_lean", configs.NOOP_LEAN_WASM, "make bench-noop")):
             if variant in variants and not path.exists():
                 raise SystemExit(f"{path} is missing: run `{how}` (or `make bench`)")
         self.facts = machine_facts(self.envoy_bin, self.wrk_bin)
@@ -471,9 +474,8 @@ class Bench:
             cache = envoy_config.plugin_config(cfg).get("token_cache") or {}
             self.token_cache_capacity = int(cache.get("capacity", TOKEN_CACHE_DEFAULT))
         envoy = EnvoyRun(variant, cfg, self.workdir, self.envoy_bin, self.envoy_cpu)
-        if variant in ("mcp_auth", "noop_wasm"):
-            path = configs.OURS_WASM if variant == "mcp_auth" else configs.NOOP_WASM
-            self._wasm_sizes[variant] = path.stat().st_size
+        if variant in configs.WASM_OF:
+            self._wasm_sizes[variant] = configs.WASM_OF[variant].stat().st_size
         self.live[variant] = {"envoy": envoy, "jwks": jwks, "cursor": 0, "rss_start": None,
                               "started": time.monotonic()}
         log(f"{variant}: starting Envoy")
@@ -559,7 +561,7 @@ class Bench:
     def wasm_sizes(self) -> dict:
         """Sizes of the modules as loaded: read when each Envoy starts (a rebuild mid-run is ignored)."""
         sizes = dict(self._wasm_sizes)
-        for name, path in (("mcp_auth", configs.OURS_WASM), ("noop_wasm", configs.NOOP_WASM)):
+        for name, path in configs.WASM_OF.items():
             if name not in sizes and path.exists():
                 sizes[name] = path.stat().st_size
         sizes.setdefault("mcp_auth", None)
@@ -626,8 +628,11 @@ class Bench:
             value = statistics.median(per_round)
             by_cpu = (self.results[dv][dc]["envoy_cpu_us_per_req"]
                       / max(self.results[nv][nc]["envoy_cpu_us_per_req"], 1e-9))
-            verdict = "ok" if value >= floor else "**below floor**"
-            if value < floor:
+            if floor is None:
+                verdict = "reference"
+            else:
+                verdict = "ok" if value >= floor else "**below floor**"
+            if floor is not None and value < floor:
                 self.misses.append(title)
             if reach is not None and value >= reach:
                 verdict = "ok (reach met)"
@@ -637,6 +642,8 @@ class Bench:
                          f"| {fmt(by_cpu)} |")
 
         def floor_text(floor, reach, times):
+            if floor is None:
+                return "none"
             text = f"≥ {floor:g}{'×' if times else ''}"
             return text + (f" (reach {reach:g})" if reach is not None else "")
 
@@ -652,6 +659,15 @@ class Bench:
                   0.9)
         ratio_row("(c) mcp_auth / no-op wasm, bad signature", cell("mcp_auth", "c_badsig"),
                   cell("noop_wasm", "c_badsig"), 0.9)
+        # Ours drops the exports of the callbacks it does not implement (`make wasm`); the lean
+        # no-op does the same, so these show our cost over a floor built the same way.
+        ratio_row("(a) mcp_auth / lean no-op, one token", cell("mcp_auth", "a"), cell("noop_wasm_lean", "a"), None)
+        ratio_row("(c) mcp_auth / lean no-op, no token", cell("mcp_auth", "c_none"),
+                  cell("noop_wasm_lean", "c_none"), None)
+        ratio_row("(c) mcp_auth / lean no-op, bad signature", cell("mcp_auth", "c_badsig"),
+                  cell("noop_wasm_lean", "c_badsig"), None)
+        ratio_row("(a) lean no-op / no-op, one token: what dropping unused callbacks saves",
+                  cell("noop_wasm_lean", "a"), cell("noop_wasm", "a"), None)
         sizes = self.wasm_sizes()
         ours = sizes["mcp_auth"]
         if ours is not None:

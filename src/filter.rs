@@ -255,6 +255,9 @@ impl Context for Http {
     }
 }
 
+// `make wasm` drops the exports of every proxy-wasm callback not implemented here, so Envoy
+// does not enter the VM for them on each request: a callback added to these impls needs its
+// export added to scripts/wasm_exports.py (tests/test_wasm_module.py checks the two agree).
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         handle_request(&self.vm, self.context_id, true)
