@@ -107,7 +107,7 @@ bench-noop: wasm-target
 	cp $(NOOP_WASM) $(NOOP_WASM:.wasm=_lean.wasm)
 	python3 scripts/wasm_exports.py trim $(NOOP_WASM:.wasm=_lean.wasm)
 
-# Side by side: no auth, jwt_authn (+ its cache), no-op wasm, mcp_auth; Envoy and wrk pinned
+# Side by side: no auth, jwt_authn (+ its cache), no-op wasm (+ lean), mcp_auth; Envoy and wrk pinned
 # to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1`
 # for a quick run.
 bench: wasm bench-noop venv
