@@ -17,6 +17,8 @@ Variants:
   noop_wasm_lean   the same module with its unused callbacks' exports dropped, as `make wasm`
                    does for ours (scripts/wasm_exports.py): the floor for a filter built that way
   mcp_auth         our filter with the shipped plugin configuration
+  mcp_auth_b       only when BENCH_OURS_WASM_B names a second build of the filter: that build,
+                   configured the same, so two builds are compared in one interleaved run
 
 The plugin's URLs are not rebased (``rebase=False``): the issuer stays
 ``http://localhost:8080/realms/my-realm`` whatever ports a run uses (so a signed token pool can be
@@ -48,9 +50,15 @@ NOOP_TARGET_DIR = REPO_ROOT / "target" / "bench-noop"
 NOOP_WASM = NOOP_TARGET_DIR / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 NOOP_LEAN_WASM = NOOP_WASM.with_name("noop_filter_lean.wasm")  # `make bench-noop` writes both
 
-VARIANTS = ("none", "jwt_authn", "jwt_authn_cache", "noop_wasm", "noop_wasm_lean", "mcp_auth")
+# BENCH_OURS_WASM_B: price a change against the current build, both in the same run.
+OURS_WASM_B = Path(os.environ["BENCH_OURS_WASM_B"]) if os.environ.get("BENCH_OURS_WASM_B") else None
+
+VARIANTS = ("none", "jwt_authn", "jwt_authn_cache", "noop_wasm", "noop_wasm_lean", "mcp_auth") + (
+    ("mcp_auth_b",) if OURS_WASM_B else ())
 WASM_OF = {"mcp_auth": OURS_WASM, "noop_wasm": NOOP_WASM, "noop_wasm_lean": NOOP_LEAN_WASM}
-VERIFYING = ("jwt_authn", "jwt_authn_cache", "mcp_auth")
+if OURS_WASM_B:
+    WASM_OF["mcp_auth_b"] = OURS_WASM_B
+VERIFYING = ("jwt_authn", "jwt_authn_cache", "mcp_auth", "mcp_auth_b")
 JWT_CACHE_SIZE = 4096  # jwt_authn's default is 100; same order as our filter's token cache
 
 DIRECT_RESPONSE_ROUTE = {
@@ -104,6 +112,10 @@ def render(variant: str, listen_port: int, admin_port: int, auth_port: int, upst
            noop_lean_wasm: Path = NOOP_LEAN_WASM) -> dict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+    if variant == "mcp_auth_b":
+        if OURS_WASM_B is None:
+            raise ValueError("variant mcp_auth_b needs BENCH_OURS_WASM_B")
+        ours_wasm = OURS_WASM_B
     cfg = envoy_config.render(listen_port, admin_port, upstream_port, auth_port, wasm=ours_wasm,
                               rebase=False)
     hcm = envoy_config.http_connection_manager(cfg)

