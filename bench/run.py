@@ -635,8 +635,8 @@ class Bench:
                 verdict = "reference"
             else:
                 verdict = "ok" if value >= floor else "**below floor**"
-            if floor is not None and value < floor:
-                self.misses.append(title)
+                if value < floor:
+                    self.misses.append(title)
             if reach is not None and value >= reach:
                 verdict = "ok (reach met)"
             fmt = (lambda x: f"{x:.2f}×") if times else (lambda x: f"{x:.2f}")
