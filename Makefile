@@ -62,11 +62,13 @@ unit:
 	cargo test --workspace
 
 lint: wasm-target
+	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -p mcp-auth-filter -- -D warnings
 	@# The standalone crates (own [workspace]) build against the filter's API too: a rename
 	@# there must fail here, in seconds, not in `make fuzz` at the end of CI.
 	for crate in fuzz bench/noop-filter perf/decide-wasm perf/rsa-wasm; do \
+	  cargo fmt --manifest-path $$crate/Cargo.toml --check || exit 1; \
 	  cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
 	done
 

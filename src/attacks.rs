@@ -44,7 +44,8 @@ fn with_claims(patch: Value) -> String {
 /// A token signed by a key the filter does not trust (the second test RSA key), whatever the
 /// header claims about where the key is.
 fn attacker_signed(header: Value) -> String {
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
+    let input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
     format!("{input}.{}", b64(&testkeys::sign_with_rotated(input.as_bytes())))
 }
 
@@ -57,7 +58,8 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
     let public_pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n-----END PUBLIC KEY-----\n";
     let hs256 = {
         let header = json!({"alg": "HS256", "typ": "JWT", "kid": RSA_KID});
-        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims_json.as_bytes()));
+        let input =
+            format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims_json.as_bytes()));
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(public_pem.as_bytes()).unwrap();
         mac.update(input.as_bytes());
         format!("{input}.{}", b64(&mac.finalize().into_bytes()))
@@ -77,60 +79,284 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
     };
     let bearer = |t: &str| vec![format!("Bearer {t}")];
     let mut cases: Vec<(&'static str, Vec<String>, u32, &'static str)> = vec![
-        ("alg none, empty signature", bearer(&format!("{}.{}.", b64(br#"{"alg":"none"}"#), p)), 401, "unsupported_alg"),
+        (
+            "alg none, empty signature",
+            bearer(&format!("{}.{}.", b64(br#"{"alg":"none"}"#), p)),
+            401,
+            "unsupported_alg",
+        ),
         ("RS256, empty signature", bearer(&format!("{h}.{p}.")), 401, "bad_signature"),
-        ("alg none, with signature", bearer(&raw(r#"{"alg":"none","kid":"kc-rs256-Xq3"}"#, &claims_json, b"x")), 401, "unsupported_alg"),
-        ("alg None (case)", bearer(&raw(r#"{"alg":"None"}"#, &claims_json, b"x")), 401, "unsupported_alg"),
+        (
+            "alg none, with signature",
+            bearer(&raw(r#"{"alg":"none","kid":"kc-rs256-Xq3"}"#, &claims_json, b"x")),
+            401,
+            "unsupported_alg",
+        ),
+        (
+            "alg None (case)",
+            bearer(&raw(r#"{"alg":"None"}"#, &claims_json, b"x")),
+            401,
+            "unsupported_alg",
+        ),
         ("HS256 signed with the RSA public key as secret", bearer(&hs256), 401, "unsupported_alg"),
-        ("ES256 header naming the RSA key", bearer(&raw(&json!({"alg":"ES256","kid":RSA_KID}).to_string(), &claims_json, &[1; 64])), 401, "unsupported_alg"),
-        ("RS256 header naming the EC key", bearer(&raw(r#"{"alg":"RS256","kid":"ec256"}"#, &claims_json, &[1; 256])), 401, "unsupported_alg"),
-        ("EdDSA header naming the RSA key", bearer(&raw(&json!({"alg":"EdDSA","kid":RSA_KID}).to_string(), &claims_json, &[1; 64])), 401, "unsupported_alg"),
-        ("PS256 with a key marked RS256", bearer(&raw(&json!({"alg":"PS256","kid":RSA_KID}).to_string(), &claims_json, &[1; 256])), 401, "unsupported_alg"),
-        ("kid naming no key", bearer(&raw(r#"{"alg":"RS256","kid":"no-such-key"}"#, &claims_json, &[1; 256])), 401, "unknown_key"),
-        ("kid with an injection string", bearer(&raw(r#"{"alg":"RS256","kid":"' OR '1'='1"}"#, &claims_json, &[1; 256])), 401, "unknown_key"),
-        ("kid with a path", bearer(&raw(r#"{"alg":"RS256","kid":"../../../../dev/null"}"#, &claims_json, &[1; 256])), 401, "unknown_key"),
-        ("kid with a NUL byte", bearer(&raw("{\"alg\":\"RS256\",\"kid\":\"kc-rs256-Xq3\\u0000\"}", &claims_json, &[1; 256])), 401, "unknown_key"),
-        ("jku pointing at the attacker's key set", bearer(&attacker_signed(json!({"alg":"RS256","kid":RSA_KID,"jku":"https://attacker.example/jwks.json"}))), 401, "bad_signature"),
-        ("x5u pointing at the attacker's certificate", bearer(&attacker_signed(json!({"alg":"RS256","kid":RSA_KID,"x5u":"https://attacker.example/cert.pem"}))), 401, "bad_signature"),
-        ("jwk embedding the attacker's key, no kid", bearer(&attacker_signed(json!({"alg":"RS256","jwk":testkeys::rotated_jwk()}))), 401, "bad_signature"),
-        ("jwk embedding the attacker's key, legit kid", bearer(&attacker_signed(json!({"alg":"RS256","kid":RSA_KID,"jwk":testkeys::rotated_jwk()}))), 401, "bad_signature"),
-        ("x5c with the attacker's certificate", bearer(&attacker_signed(json!({"alg":"RS256","kid":RSA_KID,"x5c":["MIIBattacker"]}))), 401, "bad_signature"),
-        ("unknown crit", bearer(&raw(&json!({"alg":"RS256","kid":RSA_KID,"crit":["x-custom"],"x-custom":1}).to_string(), &claims_json, &[1; 256])), 401, "unsupported_crit"),
+        (
+            "ES256 header naming the RSA key",
+            bearer(&raw(&json!({"alg":"ES256","kid":RSA_KID}).to_string(), &claims_json, &[1; 64])),
+            401,
+            "unsupported_alg",
+        ),
+        (
+            "RS256 header naming the EC key",
+            bearer(&raw(r#"{"alg":"RS256","kid":"ec256"}"#, &claims_json, &[1; 256])),
+            401,
+            "unsupported_alg",
+        ),
+        (
+            "EdDSA header naming the RSA key",
+            bearer(&raw(&json!({"alg":"EdDSA","kid":RSA_KID}).to_string(), &claims_json, &[1; 64])),
+            401,
+            "unsupported_alg",
+        ),
+        (
+            "PS256 with a key marked RS256",
+            bearer(&raw(
+                &json!({"alg":"PS256","kid":RSA_KID}).to_string(),
+                &claims_json,
+                &[1; 256],
+            )),
+            401,
+            "unsupported_alg",
+        ),
+        (
+            "kid naming no key",
+            bearer(&raw(r#"{"alg":"RS256","kid":"no-such-key"}"#, &claims_json, &[1; 256])),
+            401,
+            "unknown_key",
+        ),
+        (
+            "kid with an injection string",
+            bearer(&raw(r#"{"alg":"RS256","kid":"' OR '1'='1"}"#, &claims_json, &[1; 256])),
+            401,
+            "unknown_key",
+        ),
+        (
+            "kid with a path",
+            bearer(&raw(
+                r#"{"alg":"RS256","kid":"../../../../dev/null"}"#,
+                &claims_json,
+                &[1; 256],
+            )),
+            401,
+            "unknown_key",
+        ),
+        (
+            "kid with a NUL byte",
+            bearer(&raw(
+                "{\"alg\":\"RS256\",\"kid\":\"kc-rs256-Xq3\\u0000\"}",
+                &claims_json,
+                &[1; 256],
+            )),
+            401,
+            "unknown_key",
+        ),
+        (
+            "jku pointing at the attacker's key set",
+            bearer(&attacker_signed(
+                json!({"alg":"RS256","kid":RSA_KID,"jku":"https://attacker.example/jwks.json"}),
+            )),
+            401,
+            "bad_signature",
+        ),
+        (
+            "x5u pointing at the attacker's certificate",
+            bearer(&attacker_signed(
+                json!({"alg":"RS256","kid":RSA_KID,"x5u":"https://attacker.example/cert.pem"}),
+            )),
+            401,
+            "bad_signature",
+        ),
+        (
+            "jwk embedding the attacker's key, no kid",
+            bearer(&attacker_signed(json!({"alg":"RS256","jwk":testkeys::rotated_jwk()}))),
+            401,
+            "bad_signature",
+        ),
+        (
+            "jwk embedding the attacker's key, legit kid",
+            bearer(&attacker_signed(
+                json!({"alg":"RS256","kid":RSA_KID,"jwk":testkeys::rotated_jwk()}),
+            )),
+            401,
+            "bad_signature",
+        ),
+        (
+            "x5c with the attacker's certificate",
+            bearer(&attacker_signed(json!({"alg":"RS256","kid":RSA_KID,"x5c":["MIIBattacker"]}))),
+            401,
+            "bad_signature",
+        ),
+        (
+            "unknown crit",
+            bearer(&raw(
+                &json!({"alg":"RS256","kid":RSA_KID,"crit":["x-custom"],"x-custom":1}).to_string(),
+                &claims_json,
+                &[1; 256],
+            )),
+            401,
+            "unsupported_crit",
+        ),
         ("JWE, five parts", bearer(&format!("{h}.{p}.{s}.{s}.{s}")), 401, "malformed_token"),
         ("two parts", bearer(&format!("{h}.{p}")), 401, "malformed_token"),
         ("four parts", bearer(&format!("{h}.{p}.{s}.{s}")), 401, "malformed_token"),
         ("one part", bearer(h), 401, "malformed_token"),
         ("empty parts", bearer(".."), 401, "malformed_token"),
         ("base64 padding", bearer(&format!("{h}=.{p}.{s}")), 401, "malformed_token"),
-        ("standard base64 alphabet", bearer(&format!("{h}.{p}.{}", s.replace('-', "+").replace('_', "/") + "+/")), 401, "malformed_token"),
+        (
+            "standard base64 alphabet",
+            bearer(&format!("{h}.{p}.{}", s.replace('-', "+").replace('_', "/") + "+/")),
+            401,
+            "malformed_token",
+        ),
         ("non-ASCII in the payload", bearer(&format!("{h}.{p}é.{s}")), 401, "malformed_token"),
-        ("control character in the signature", bearer(&format!("{h}.{p}.{s}\u{1}")), 401, "malformed_token"),
-        ("whitespace inside the token", vec![format!("Bearer {h}. {p}.{s}")], 400, "invalid_request"),
-        ("duplicate alg in the header", bearer(&raw(&format!("{{\"alg\":\"RS256\",\"kid\":\"{RSA_KID}\",\"alg\":\"none\"}}"), &claims_json, &[1; 256])), 401, "malformed_token"),
-        ("duplicate exp in the payload, validly signed", bearer(&dup_exp_payload), 401, "malformed_token"),
-        ("exp as a string", bearer(&with_claims(json!({"exp": (NOW + 300).to_string()}))), 401, "missing_exp"),
-        ("exp as a float", bearer(&with_claims(json!({"exp": NOW as f64 + 300.5}))), 401, "missing_exp"),
+        (
+            "control character in the signature",
+            bearer(&format!("{h}.{p}.{s}\u{1}")),
+            401,
+            "malformed_token",
+        ),
+        (
+            "whitespace inside the token",
+            vec![format!("Bearer {h}. {p}.{s}")],
+            400,
+            "invalid_request",
+        ),
+        (
+            "duplicate alg in the header",
+            bearer(&raw(
+                &format!("{{\"alg\":\"RS256\",\"kid\":\"{RSA_KID}\",\"alg\":\"none\"}}"),
+                &claims_json,
+                &[1; 256],
+            )),
+            401,
+            "malformed_token",
+        ),
+        (
+            "duplicate exp in the payload, validly signed",
+            bearer(&dup_exp_payload),
+            401,
+            "malformed_token",
+        ),
+        (
+            "exp as a string",
+            bearer(&with_claims(json!({"exp": (NOW + 300).to_string()}))),
+            401,
+            "missing_exp",
+        ),
+        (
+            "exp as a float",
+            bearer(&with_claims(json!({"exp": NOW as f64 + 300.5}))),
+            401,
+            "missing_exp",
+        ),
         ("exp huge", bearer(&with_claims(json!({"exp": 1e40}))), 401, "missing_exp"),
-        ("exp beyond year 9999", bearer(&with_claims(json!({"exp": 253_402_300_800u64}))), 401, "missing_exp"),
+        (
+            "exp beyond year 9999",
+            bearer(&with_claims(json!({"exp": 253_402_300_800u64}))),
+            401,
+            "missing_exp",
+        ),
         ("exp negative", bearer(&with_claims(json!({"exp": -1}))), 401, "missing_exp"),
-        ("exp null", bearer(&mint(&json!({"alg": "RS256", "kid": RSA_KID}), &{ let mut c = claims(); c["exp"] = Value::Null; c })), 401, "missing_exp"),
+        (
+            "exp null",
+            bearer(&mint(&json!({"alg": "RS256", "kid": RSA_KID}), &{
+                let mut c = claims();
+                c["exp"] = Value::Null;
+                c
+            })),
+            401,
+            "missing_exp",
+        ),
         ("aud empty string", bearer(&with_claims(json!({"aud": ""}))), 401, "bad_audience"),
         ("aud empty array", bearer(&with_claims(json!({"aud": []}))), 401, "bad_audience"),
-        ("aud an object", bearer(&with_claims(json!({"aud": {"echo-mcp-server": true}}))), 401, "bad_audience"),
-        ("iss with a trailing slash", bearer(&with_claims(json!({"iss": format!("{}/", testkeys::ISSUER)}))), 401, "bad_issuer"),
-        ("payload an array", bearer(&mint(&json!({"alg":"RS256","kid":RSA_KID}), &json!([claims()]))), 401, "malformed_token"),
-        ("payload a string", bearer(&mint(&json!({"alg":"RS256","kid":RSA_KID}), &json!("claims"))), 401, "malformed_token"),
-        ("payload not JSON", bearer(&raw(&json!({"alg":"RS256","kid":RSA_KID}).to_string(), "not json", &[1; 256])), 401, "bad_signature"),
-        ("oversized header", bearer(&raw(&json!({"alg":"RS256","kid":RSA_KID,"pad":"x".repeat(9000)}).to_string(), &claims_json, &[1; 256])), 401, "token_too_large"),
-        ("oversized payload", bearer(&with_claims(json!({"pad": "x".repeat(9000)}))), 401, "token_too_large"),
+        (
+            "aud an object",
+            bearer(&with_claims(json!({"aud": {"echo-mcp-server": true}}))),
+            401,
+            "bad_audience",
+        ),
+        (
+            "iss with a trailing slash",
+            bearer(&with_claims(json!({"iss": format!("{}/", testkeys::ISSUER)}))),
+            401,
+            "bad_issuer",
+        ),
+        (
+            "payload an array",
+            bearer(&mint(&json!({"alg":"RS256","kid":RSA_KID}), &json!([claims()]))),
+            401,
+            "malformed_token",
+        ),
+        (
+            "payload a string",
+            bearer(&mint(&json!({"alg":"RS256","kid":RSA_KID}), &json!("claims"))),
+            401,
+            "malformed_token",
+        ),
+        (
+            "payload not JSON",
+            bearer(&raw(&json!({"alg":"RS256","kid":RSA_KID}).to_string(), "not json", &[1; 256])),
+            401,
+            "bad_signature",
+        ),
+        (
+            "oversized header",
+            bearer(&raw(
+                &json!({"alg":"RS256","kid":RSA_KID,"pad":"x".repeat(9000)}).to_string(),
+                &claims_json,
+                &[1; 256],
+            )),
+            401,
+            "token_too_large",
+        ),
+        (
+            "oversized payload",
+            bearer(&with_claims(json!({"pad": "x".repeat(9000)}))),
+            401,
+            "token_too_large",
+        ),
         ("oversized token", bearer(&"a".repeat(20_000)), 401, "token_too_large"),
         ("tampered payload, original signature", bearer(&tampered), 401, "bad_signature"),
-        ("signature of another token", bearer(&format!("{h}.{}.{s}", b64(br#"{"iss":"x"}"#))), 401, "bad_signature"),
-        ("truncated signature", bearer(&format!("{h}.{p}.{}", b64(&URL_SAFE_NO_PAD.decode(s).unwrap()[..253]))), 401, "bad_signature"),
-        ("non-canonical base64 tail", bearer(&format!("{h}.{p}.{}", &s[..s.len() - 4])), 401, "malformed_token"),
+        (
+            "signature of another token",
+            bearer(&format!("{h}.{}.{s}", b64(br#"{"iss":"x"}"#))),
+            401,
+            "bad_signature",
+        ),
+        (
+            "truncated signature",
+            bearer(&format!("{h}.{p}.{}", b64(&URL_SAFE_NO_PAD.decode(s).unwrap()[..253]))),
+            401,
+            "bad_signature",
+        ),
+        (
+            "non-canonical base64 tail",
+            bearer(&format!("{h}.{p}.{}", &s[..s.len() - 4])),
+            401,
+            "malformed_token",
+        ),
         ("expired", bearer(&with_claims(json!({"exp": NOW - 3600}))), 401, "expired"),
-        ("two Authorization headers", vec![format!("Bearer {good}"), format!("Bearer {good}")], 400, "invalid_request"),
-        ("two tokens folded into one header", vec![format!("Bearer {good},Bearer {good}")], 400, "invalid_request"),
+        (
+            "two Authorization headers",
+            vec![format!("Bearer {good}"), format!("Bearer {good}")],
+            400,
+            "invalid_request",
+        ),
+        (
+            "two tokens folded into one header",
+            vec![format!("Bearer {good},Bearer {good}")],
+            400,
+            "invalid_request",
+        ),
         ("Bearer without a token", vec!["Bearer ".to_string()], 400, "invalid_request"),
         ("Basic credentials", vec!["Basic ZWl0YW46dGVzdA==".to_string()], 401, "missing_token"),
     ];
@@ -171,7 +397,10 @@ fn every_attack_is_refused_for_the_right_reason() {
     // The genuine token still passes afterwards: the catalogue did not poison the cache.
     let auth = format!("Bearer {}", keycloak_token());
     let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-    assert!(matches!(decide(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache), Decision::Allow(_)));
+    assert!(matches!(
+        decide(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache),
+        Decision::Allow(_)
+    ));
     assert!(Outcome::Allowed.reason().is_none());
 }
 
@@ -198,7 +427,10 @@ fn catalogue_is_exported_for_the_envoy_tests() {
     }
     let on_disk = std::fs::read_to_string(path).unwrap_or_default();
     let parsed_disk: Value = serde_json::from_str(&on_disk).unwrap_or(Value::Null);
-    let names_disk: Vec<&str> = parsed_disk["cases"].as_array().map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect()).unwrap_or_default();
+    let names_disk: Vec<&str> = parsed_disk["cases"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
     let names_now: Vec<String> = catalogue().into_iter().map(|c| c.0.to_string()).collect();
     assert_eq!(names_disk, names_now, "tests/attack_catalogue.json is stale: regenerate it");
 }

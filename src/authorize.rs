@@ -85,7 +85,10 @@ pub fn decide(
     if config.is_metadata_path(req.path) {
         return match req.method {
             "GET" | "HEAD" => Decision::Respond(responses.metadata(), Outcome::Metadata),
-            _ => Decision::Respond(responses.metadata_not_allowed(), Outcome::Denied("method_not_allowed")),
+            _ => Decision::Respond(
+                responses.metadata_not_allowed(),
+                Outcome::Denied("method_not_allowed"),
+            ),
         };
     }
     // A token seen before is decided by its cached verdict alone. The candidate skips the
@@ -98,9 +101,14 @@ pub fn decide(
         }
     }
     let token = match bearer_token(req.authorization) {
-        Credential::Absent => return Decision::Respond(responses.missing_token(), Outcome::Denied("missing_token")),
+        Credential::Absent => {
+            return Decision::Respond(responses.missing_token(), Outcome::Denied("missing_token"))
+        }
         Credential::Invalid(why) => {
-            return Decision::Respond(responses.invalid_request(config, why), Outcome::Denied("invalid_request"))
+            return Decision::Respond(
+                responses.invalid_request(config, why),
+                Outcome::Denied("invalid_request"),
+            )
         }
         Credential::Bearer(token) => token,
     };
@@ -159,7 +167,9 @@ fn deny_token(config: &FilterConfig, responses: &Responses, error: TokenError) -
 fn grant(responses: &Responses, access: &Access<UpstreamChanges>) -> Decision {
     match access {
         Access::Granted(changes) => Decision::Allow(Rc::clone(changes)),
-        Access::InsufficientScope => Decision::Respond(responses.insufficient_scope(), Outcome::Denied("insufficient_scope")),
+        Access::InsufficientScope => {
+            Decision::Respond(responses.insufficient_scope(), Outcome::Denied("insufficient_scope"))
+        }
     }
 }
 
@@ -189,11 +199,9 @@ fn header_value(claim: &Value) -> Option<String> {
         Value::Null => return None,
         Value::String(s) => s.clone(),
         Value::Bool(_) | Value::Number(_) => claim.to_string(),
-        Value::Array(items) if items.iter().all(Value::is_string) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+        }
         other => other.to_string(),
     };
     // Control characters (CR, LF, NUL) would corrupt or split the header.
@@ -233,7 +241,15 @@ mod tests {
 
     fn run(cfg: &FilterConfig, method: &str, path: &str, auth: &[&str]) -> Decision {
         let req = RequestFacts { method, path, authorization: auth };
-        decide(&req, cfg, &Responses::new(cfg), Some(&keys()), NOW, true, &mut TokenCache::new(0, 0))
+        decide(
+            &req,
+            cfg,
+            &Responses::new(cfg),
+            Some(&keys()),
+            NOW,
+            true,
+            &mut TokenCache::new(0, 0),
+        )
     }
 
     fn responded(d: Decision) -> (Rc<LocalResponse>, Outcome) {
@@ -273,7 +289,8 @@ mod tests {
         assert_eq!(r.status, 405);
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
         // Other well-known paths are protected like everything else.
-        let (r, _) = responded(run(&cfg, "GET", "/.well-known/oauth-protected-resource/other", &[]));
+        let (r, _) =
+            responded(run(&cfg, "GET", "/.well-known/oauth-protected-resource/other", &[]));
         assert_eq!(r.status, 401);
     }
 
@@ -285,7 +302,9 @@ mod tests {
             assert_eq!((r.status, o), (401, Outcome::Denied("missing_token")));
             assert_eq!(
                 r.header("www-authenticate"),
-                Some(r#"Bearer resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
+                Some(
+                    r#"Bearer resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#
+                )
             );
             assert_eq!(body(&r)["error"], "unauthorized");
             assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -294,7 +313,9 @@ mod tests {
         let (r, _) = responded(run(&cfg, "POST", "/mcp", &[]));
         assert_eq!(
             r.header("www-authenticate"),
-            Some(r#"Bearer resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp", scope="mcp:tools mcp:write""#)
+            Some(
+                r#"Bearer resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp", scope="mcp:tools mcp:write""#
+            )
         );
     }
 
@@ -322,9 +343,14 @@ mod tests {
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::BadAudience)));
         assert_eq!(
             r.header("www-authenticate"),
-            Some(r#"Bearer error="invalid_token", error_description="invalid audience", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
+            Some(
+                r#"Bearer error="invalid_token", error_description="invalid audience", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#
+            )
         );
-        assert_eq!(body(&r), json!({"error": "invalid_token", "error_description": "invalid audience"}));
+        assert_eq!(
+            body(&r),
+            json!({"error": "invalid_token", "error_description": "invalid audience"})
+        );
     }
 
     #[test]
@@ -332,7 +358,15 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", "a".repeat(9000));
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let (r, o) = responded(decide(&req, &cfg, &Responses::new(&cfg), None, NOW, true, &mut TokenCache::new(0, 0)));
+        let (r, o) = responded(decide(
+            &req,
+            &cfg,
+            &Responses::new(&cfg),
+            None,
+            NOW,
+            true,
+            &mut TokenCache::new(0, 0),
+        ));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::TooLarge)));
     }
 
@@ -350,7 +384,11 @@ mod tests {
             decide(&req, &cfg, &responses, Some(&keys), NOW, true, &mut cache)
         };
         assert!(matches!(decide_with(&[&format!("Bearer {token}")]), Decision::Allow(_)));
-        for spelling in [format!("bearer\t{token} "), format!("  BEARER   {token}"), format!("Bearer {token}\t")] {
+        for spelling in [
+            format!("bearer\t{token} "),
+            format!("  BEARER   {token}"),
+            format!("Bearer {token}\t"),
+        ] {
             assert!(matches!(decide_with(&[&spelling]), Decision::Allow(_)), "{spelling:?}");
         }
         for refused in [
@@ -361,7 +399,8 @@ mod tests {
             let (r, o) = responded(decide_with(&[&refused]));
             assert_eq!((r.status, o), (400, Outcome::Denied("invalid_request")), "{refused:?}");
         }
-        let (r, _) = responded(decide_with(&[&format!("Bearer {token}"), &format!("Bearer {token}")]));
+        let (r, _) =
+            responded(decide_with(&[&format!("Bearer {token}"), &format!("Bearer {token}")]));
         assert_eq!(r.status, 400);
         // Three hits after the miss that verified the token; the refused values' candidates
         // (the token with a suffix) were looked up and missed.
@@ -373,15 +412,34 @@ mod tests {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        assert!(matches!(decide(&req, &cfg, &Responses::new(&cfg), None, NOW, true, &mut TokenCache::new(0, 0)), Decision::Wait(WaitReason::NoKeys)));
+        assert!(matches!(
+            decide(&req, &cfg, &Responses::new(&cfg), None, NOW, true, &mut TokenCache::new(0, 0)),
+            Decision::Wait(WaitReason::NoKeys)
+        ));
         let other = testkeys::mint_rotated(&testkeys::claims());
         let auth = format!("Bearer {other}");
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         assert!(matches!(
-            decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut TokenCache::new(0, 0)),
+            decide(
+                &req,
+                &cfg,
+                &Responses::new(&cfg),
+                Some(&keys()),
+                NOW,
+                true,
+                &mut TokenCache::new(0, 0)
+            ),
             Decision::Wait(WaitReason::UnknownKid)
         ));
-        let (r, o) = responded(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, false, &mut TokenCache::new(0, 0)));
+        let (r, o) = responded(decide(
+            &req,
+            &cfg,
+            &Responses::new(&cfg),
+            Some(&keys()),
+            NOW,
+            false,
+            &mut TokenCache::new(0, 0),
+        ));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::UnknownKey)));
     }
 
@@ -393,7 +451,9 @@ mod tests {
         assert_eq!((r.status, o), (403, Outcome::Denied("insufficient_scope")));
         assert_eq!(
             r.header("www-authenticate"),
-            Some(r#"Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", error_description="insufficient scope", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#)
+            Some(
+                r#"Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", error_description="insufficient scope", resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#
+            )
         );
         let cfg = config(json!({"required_scopes": ["mcp:tools"]}));
         assert!(matches!(run(&cfg, "POST", "/mcp", &[&auth]), Decision::Allow(_)));
@@ -424,12 +484,20 @@ mod tests {
         let auth = format!("Bearer {}", keycloak_token());
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         let mut cache = TokenCache::new(16, 1 << 20);
-        assert!(matches!(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache), Decision::Allow(_)));
+        assert!(matches!(
+            decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache),
+            Decision::Allow(_)
+        ));
         assert_eq!(cache.len(), 1);
         // Rotated: only the new key is published. Until the glue drops stale entries the
         // verdict stands; afterwards the token's key is unknown.
-        let rotated = KeySet::parse(json!({"keys": [testkeys::rotated_jwk()]}).to_string().as_bytes()).unwrap();
-        assert!(matches!(decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache), Decision::Allow(_)));
+        let rotated =
+            KeySet::parse(json!({"keys": [testkeys::rotated_jwk()]}).to_string().as_bytes())
+                .unwrap();
+        assert!(matches!(
+            decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
+            Decision::Allow(_)
+        ));
         cache.retain_keys(&rotated);
         assert!(matches!(
             decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
@@ -438,7 +506,15 @@ mod tests {
         // Past exp + skew a cached token is checked again, and refused as expired.
         let mut cache = TokenCache::new(16, 1 << 20);
         decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache);
-        let (r, o) = responded(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW + 360, true, &mut cache));
+        let (r, o) = responded(decide(
+            &req,
+            &cfg,
+            &Responses::new(&cfg),
+            Some(&keys()),
+            NOW + 360,
+            true,
+            &mut cache,
+        ));
         assert_eq!((r.status, o), (401, Outcome::Rejected(TokenError::Expired)));
         // A bad signature is remembered.
         let mut forged = keycloak_token();
@@ -448,7 +524,15 @@ mod tests {
         let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
         let mut cache = TokenCache::new(16, 1 << 20);
         for _ in 0..2 {
-            let (r, _) = responded(decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache));
+            let (r, _) = responded(decide(
+                &req,
+                &cfg,
+                &Responses::new(&cfg),
+                Some(&keys()),
+                NOW,
+                true,
+                &mut cache,
+            ));
             assert_eq!(r.status, 401);
         }
         assert_eq!(cache.stats(), (1, 1));

@@ -200,9 +200,7 @@ impl FilterConfig {
     /// Parses and validates the plugin configuration bytes.
     pub fn parse(bytes: &[u8]) -> Result<FilterConfig, ConfigError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ConfigError(
-                "no configuration given (expected a JSON object)".into(),
-            ));
+            return Err(ConfigError("no configuration given (expected a JSON object)".into()));
         }
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -371,13 +369,10 @@ fn validate_jwks(raw: RawJwks) -> Result<JwksConfig, ConfigError> {
 fn validate_metadata(
     raw: RawMetadata,
 ) -> Result<(ResourceMetadata, String, Vec<String>), ConfigError> {
-    let url = HttpUrl::parse(&raw.resource)
-        .map_err(|why| invalid("resource_metadata.resource", why))?;
+    let url =
+        HttpUrl::parse(&raw.resource).map_err(|why| invalid("resource_metadata.resource", why))?;
     if url.path_and_query.contains('?') {
-        return Err(invalid(
-            "resource_metadata.resource",
-            "must not carry a query (RFC 9728)",
-        ));
+        return Err(invalid("resource_metadata.resource", "must not carry a query (RFC 9728)"));
     }
     if raw.authorization_servers.is_empty() {
         return Err(invalid(
@@ -395,9 +390,7 @@ fn validate_metadata(
             scope_token(&format!("resource_metadata.scopes_supported[{i}]"), scope)?;
         }
     }
-    let bearer_methods = raw
-        .bearer_methods_supported
-        .unwrap_or_else(|| vec!["header".to_string()]);
+    let bearer_methods = raw.bearer_methods_supported.unwrap_or_else(|| vec!["header".to_string()]);
     for (i, method) in bearer_methods.iter().enumerate() {
         if method != "header" {
             return Err(invalid(
@@ -512,10 +505,7 @@ mod tests {
         let mut v = reference();
         v["resource_metadata"]["resource"] = json!("https://mcp.example.com");
         let c = parse(v).unwrap();
-        assert_eq!(
-            c.metadata_url,
-            "https://mcp.example.com/.well-known/oauth-protected-resource"
-        );
+        assert_eq!(c.metadata_url, "https://mcp.example.com/.well-known/oauth-protected-resource");
         assert_eq!(c.metadata_paths, vec!["/.well-known/oauth-protected-resource"]);
     }
 
@@ -570,7 +560,10 @@ mod tests {
             ("issuer", json!({"issuer": " "})),
             ("jwks.uri", json!({"jwks": {"cluster": "c", "uri": "not a url"}})),
             ("jwks.uri", json!({"jwks": {"cluster": "c", "uri": "ftp://x/y"}})),
-            ("jwks.timeout_ms", json!({"jwks": {"cluster": "c", "uri": "http://a/b", "timeout_ms": 0}})),
+            (
+                "jwks.timeout_ms",
+                json!({"jwks": {"cluster": "c", "uri": "http://a/b", "timeout_ms": 0}}),
+            ),
             ("allowed_algorithms[1]", json!({"allowed_algorithms": ["RS256", "HS256"]})),
             ("allowed_algorithms[0]", json!({"allowed_algorithms": ["none"]})),
             ("required_scopes[0]", json!({"required_scopes": ["a b"]})),

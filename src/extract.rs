@@ -91,18 +91,37 @@ mod tests {
     #[test]
     fn candidate_matches_accepted_tokens() {
         let values = [
-            "Bearer abc", "bearer abc", "BEARER abc", "  Bearer   abc  ", "Bearer\tabc", "Bearer abc\t",
-            "Bearer a,b", "Bearer a b", "Bearer", "Bearer ", "Bearerabc", "Basic abc", "", " ",
-            "Bearer é", "xBearer abc", "Bearer abc, Basic x",
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "  Bearer   abc  ",
+            "Bearer\tabc",
+            "Bearer abc\t",
+            "Bearer a,b",
+            "Bearer a b",
+            "Bearer",
+            "Bearer ",
+            "Bearerabc",
+            "Basic abc",
+            "",
+            " ",
+            "Bearer é",
+            "xBearer abc",
+            "Bearer abc, Basic x",
         ];
         for v in values {
             match bearer_token(&[v]) {
-                Credential::Bearer(token) => assert_eq!(bearer_candidate(&[v]), Some(token), "{v:?}"),
+                Credential::Bearer(token) => {
+                    assert_eq!(bearer_candidate(&[v]), Some(token), "{v:?}")
+                }
                 _ => {
                     // A refused value may still have a candidate: it can never equal a cached
                     // token, since every cached token passed `bearer_token` on its own.
                     if let Some(c) = bearer_candidate(&[v]) {
-                        assert!(!matches!(bearer_token(&[&format!("Bearer {c}")]), Credential::Bearer(t) if t == c), "{v:?}");
+                        assert!(
+                            !matches!(bearer_token(&[&format!("Bearer {c}")]), Credential::Bearer(t) if t == c),
+                            "{v:?}"
+                        );
                     }
                 }
             }
@@ -123,9 +142,16 @@ mod tests {
             bearer_token(&["Bearer a,Bearer b"]),
             Credential::Invalid("multiple Authorization headers")
         );
-        assert_eq!(bearer_token(&["Bearer a b"]), Credential::Invalid("malformed Authorization header"));
+        assert_eq!(
+            bearer_token(&["Bearer a b"]),
+            Credential::Invalid("malformed Authorization header")
+        );
         for folded in ["Basic abc,Bearer xyz", "Bearer xyz, Basic abc", "bearer x,bearer"] {
-            assert_eq!(bearer_token(&[folded]), Credential::Invalid("multiple Authorization headers"), "{folded}");
+            assert_eq!(
+                bearer_token(&[folded]),
+                Credential::Invalid("multiple Authorization headers"),
+                "{folded}"
+            );
         }
         // Digest credentials carry commas of their own and are simply not ours.
         assert_eq!(bearer_token(&[r#"Digest username="a", realm="b""#]), Credential::Absent);

@@ -14,13 +14,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
+use crate::authorize::VerdictCache;
 use crate::authorize::{self, Decision, Outcome, RequestFacts, WaitReason};
 use crate::config::FilterConfig;
 use crate::error::TokenError;
 use crate::jwks_sync::{self, Claim, FetchResult, JwksSync, SharedStore, Trigger};
 use crate::keys::KeySet;
 use crate::response::{self, LocalResponse, Responses};
-use crate::authorize::VerdictCache;
 
 /// How often each VM looks at the shared key-set record and at waiting requests.
 const TICK: Duration = Duration::from_millis(100);
@@ -151,7 +151,8 @@ impl Metrics {
     fn flush(&mut self) {
         for (_, id, pending) in &mut self.counters {
             if *pending > 0 {
-                let _ = hostcalls::increment_metric(*id, i64::try_from(*pending).unwrap_or(i64::MAX));
+                let _ =
+                    hostcalls::increment_metric(*id, i64::try_from(*pending).unwrap_or(i64::MAX));
                 *pending = 0;
             }
         }
@@ -172,7 +173,13 @@ fn now_ms() -> u64 {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         on_jwks_response(&self.vm, token_id, body_size);
     }
 }
@@ -238,10 +245,7 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http {
-            context_id,
-            vm: Rc::clone(&self.vm),
-        }))
+        Some(Box::new(Http { context_id, vm: Rc::clone(&self.vm) }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -250,7 +254,13 @@ impl RootContext for Root {
 }
 
 impl Context for Http {
-    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         on_jwks_response(&self.vm, token_id, body_size);
     }
 }
@@ -295,11 +305,7 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
     // The method matters only for the metadata paths; skip the lookup everywhere else.
     let is_metadata = with_vm(shared, |vm| vm.config.is_metadata_path(&path)).unwrap_or(false);
     let method = if is_metadata { get(":method").unwrap_or_default() } else { String::new() };
-    let facts = RequestFacts {
-        method: &method,
-        path: &path,
-        authorization,
-    };
+    let facts = RequestFacts { method: &method, path: &path, authorization };
 
     let decided = with_vm(shared, |vm| {
         // The clock read on the last tick (at most 100 ms old, against a skew of seconds)
@@ -332,14 +338,20 @@ fn handle_request(shared: &SharedVm, context_id: u32, may_refetch: bool) -> Acti
         }
         Decision::Respond(resp, outcome) => {
             // The path is logged without its query: a client may have put a token there.
-            let log_path = || facts.path.split('?').next().unwrap_or_default().chars().take(200).collect::<String>();
+            let log_path = || {
+                facts
+                    .path
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            };
             match outcome {
-                Outcome::Rejected(error) => debug!(
-                    "denied {}: {} ({})",
-                    log_path(),
-                    error.reason(),
-                    error.detail()
-                ),
+                Outcome::Rejected(error) => {
+                    debug!("denied {}: {} ({})", log_path(), error.reason(), error.detail())
+                }
                 Outcome::Denied(reason) => debug!("denied {}: {reason}", log_path()),
                 Outcome::Allowed | Outcome::Metadata => {}
             }
@@ -400,14 +412,7 @@ fn wait_for_keys(shared: &SharedVm, context_id: u32, reason: WaitReason) -> Acti
         }
     }
     with_vm(shared, |vm| {
-        vm.pending.insert(
-            context_id,
-            Pending {
-                since_ms: now,
-                reason,
-                version_at_wait: version,
-            },
-        )
+        vm.pending.insert(context_id, Pending { since_ms: now, reason, version_at_wait: version })
     });
     Action::Pause
 }
@@ -429,7 +434,13 @@ fn start_fetch(shared: &SharedVm, config: &FilterConfig, now: u64) {
         ("accept", "application/json"),
         ("user-agent", "mcp-auth-filter"),
     ];
-    match hostcalls::dispatch_http_call(&jwks.cluster, headers, None, vec![], Duration::from_millis(jwks.timeout_ms)) {
+    match hostcalls::dispatch_http_call(
+        &jwks.cluster,
+        headers,
+        None,
+        vec![],
+        Duration::from_millis(jwks.timeout_ms),
+    ) {
         Ok(token) => {
             with_vm(shared, |vm| vm.fetch_token = Some(token));
         }
@@ -471,17 +482,19 @@ fn on_jwks_response(shared: &SharedVm, token_id: u32, body_size: usize) {
             "body of {body_size} bytes exceeds jwks.max_body_bytes ({})",
             config.jwks.max_body_bytes
         )),
-        Some("200") => match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
-            Ok(Some(body)) => match KeySet::parse(&body) {
-                Ok(keys) => match String::from_utf8(body) {
-                    Ok(text) => Ok((text, keys)),
-                    Err(_) => Err("body is not UTF-8".to_string()),
+        Some("200") => {
+            match hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size) {
+                Ok(Some(body)) => match KeySet::parse(&body) {
+                    Ok(keys) => match String::from_utf8(body) {
+                        Ok(text) => Ok((text, keys)),
+                        Err(_) => Err("body is not UTF-8".to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
                 },
-                Err(e) => Err(e.to_string()),
-            },
-            Ok(None) => Err("empty body".to_string()),
-            Err(status) => Err(format!("cannot read the body: {status:?}")),
-        },
+                Ok(None) => Err("empty body".to_string()),
+                Err(status) => Err(format!("cannot read the body: {status:?}")),
+            }
+        }
         Some(other) => Err(format!("HTTP status {other}")),
     };
     match parsed {
@@ -491,7 +504,13 @@ fn on_jwks_response(shared: &SharedVm, token_id: u32, body_size: usize) {
 }
 
 /// Publishes the fetch result to the other VMs, installs good keys here and wakes waiters.
-fn finish_fetch(shared: &SharedVm, config: &FilterConfig, now: u64, result: FetchResult, keys: Option<KeySet>) {
+fn finish_fetch(
+    shared: &SharedVm,
+    config: &FilterConfig,
+    now: u64,
+    result: FetchResult,
+    keys: Option<KeySet>,
+) {
     let sync = JwksSync::new(&HostStore, &config.jwks);
     let record = sync.complete(now, &result);
     match (&result, record) {
@@ -572,8 +591,9 @@ fn sync_keys(shared: &SharedVm) {
 
 /// Re-decides every waiting request (keys changed, or a fetch finished).
 fn resume_pending(shared: &SharedVm, now: u64) {
-    let waiting: Vec<(u32, Pending)> = with_vm(shared, |vm| std::mem::take(&mut vm.pending).into_iter().collect())
-        .unwrap_or_default();
+    let waiting: Vec<(u32, Pending)> =
+        with_vm(shared, |vm| std::mem::take(&mut vm.pending).into_iter().collect())
+            .unwrap_or_default();
     let version = with_vm(shared, |vm| vm.version).unwrap_or(0);
     let limit = timeout_ms(shared);
     for (id, pending) in waiting {

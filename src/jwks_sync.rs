@@ -116,9 +116,7 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
             }
             match trigger {
                 Trigger::Scheduled if now_ms < record.next_fetch_ms => {
-                    return Ok(Claim::NotDue {
-                        next_fetch_ms: record.next_fetch_ms,
-                    })
+                    return Ok(Claim::NotDue { next_fetch_ms: record.next_fetch_ms })
                 }
                 Trigger::UnknownKid
                     if record.last_forced_ms > 0
@@ -176,7 +174,9 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
     /// configured default.
     pub fn lifetime_s(&self, max_age: Option<u64>) -> u64 {
         match max_age {
-            Some(age) => age.clamp(self.config.min_cache_duration_s, self.config.max_cache_duration_s),
+            Some(age) => {
+                age.clamp(self.config.min_cache_duration_s, self.config.max_cache_duration_s)
+            }
             None => self.config.cache_duration_s,
         }
     }
@@ -184,10 +184,7 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
     /// Exponential backoff: initial, doubled per further failure, capped.
     pub fn backoff_ms(&self, failures: u32) -> u64 {
         let doublings = failures.saturating_sub(1).min(32);
-        self.config
-            .retry_initial_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.config.retry_max_ms)
+        self.config.retry_initial_ms.saturating_mul(1u64 << doublings).min(self.config.retry_max_ms)
     }
 }
 
@@ -263,7 +260,10 @@ mod tests {
         assert_eq!(rec.next_fetch_ms, 1200 + 270_000);
         let (seen, _) = vm2.read().unwrap().unwrap();
         assert_eq!(seen.body, "{\"keys\":[]}");
-        assert_eq!(vm2.try_claim(2000, Trigger::Scheduled).unwrap(), Claim::NotDue { next_fetch_ms: 271_200 });
+        assert_eq!(
+            vm2.try_claim(2000, Trigger::Scheduled).unwrap(),
+            Claim::NotDue { next_fetch_ms: 271_200 }
+        );
         assert_eq!(vm2.try_claim(271_200, Trigger::Scheduled).unwrap(), Claim::Started);
     }
 

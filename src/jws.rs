@@ -90,14 +90,17 @@ pub fn decode(token: &str) -> Result<CompactJws<'_>, TokenError> {
         return Err(TokenError::Malformed("payload is not base64url"));
     }
     let signature = b64(signature_b64, "signature is not base64url")?;
-    let header = parse_object(&header_json).map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
+    let header = parse_object(&header_json)
+        .map_err(|_| TokenError::Malformed("header is not a JSON object"))?;
 
     if header.contains_key("crit") {
         // No extension is understood, so any critical one must be refused (RFC 7515 4.1.11).
         return Err(TokenError::UnsupportedCrit);
     }
     let alg = match header.get("alg") {
-        Some(Value::String(name)) => Algorithm::from_name(name).ok_or(TokenError::UnsupportedAlg)?,
+        Some(Value::String(name)) => {
+            Algorithm::from_name(name).ok_or(TokenError::UnsupportedAlg)?
+        }
         Some(_) => return Err(TokenError::Malformed("alg is not a string")),
         None => return Err(TokenError::Malformed("header has no alg")),
     };
@@ -107,16 +110,9 @@ pub fn decode(token: &str) -> Result<CompactJws<'_>, TokenError> {
         Some(_) => return Err(TokenError::Malformed("kid is not a string")),
     };
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
-    let signing_input = token
-        .get(..signing_input_len)
-        .ok_or(TokenError::Malformed("not a compact JWS"))?;
-    Ok(CompactJws {
-        alg,
-        kid,
-        signing_input,
-        payload_b64,
-        signature,
-    })
+    let signing_input =
+        token.get(..signing_input_len).ok_or(TokenError::Malformed("not a compact JWS"))?;
+    Ok(CompactJws { alg, kid, signing_input, payload_b64, signature })
 }
 
 /// Decodes the (already authenticated) payload into a JSON object of claims.
@@ -126,9 +122,7 @@ pub fn decode_payload(payload_b64: &str) -> Result<Map<String, Value>, TokenErro
 }
 
 fn b64(part: &str, what: &'static str) -> Result<Vec<u8>, TokenError> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| TokenError::Malformed(what))
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::Malformed(what))
 }
 
 fn is_b64url_byte(b: u8) -> bool {

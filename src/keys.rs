@@ -46,7 +46,12 @@ impl PublicKey {
     }
 
     /// Verifies `signature` over `message` with `alg`.
-    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> Result<(), TokenError> {
+    pub fn verify(
+        &self,
+        alg: Algorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), TokenError> {
         use ring::signature as rs;
         use Algorithm::*;
         let ok = match (self, alg) {
@@ -67,15 +72,19 @@ impl PublicKey {
                     key.verify_pkcs1v15(hash, digest.as_ref(), signature)
                 }
             }
-            (PublicKey::P256(point), ES256) => rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, point)
-                .verify(message, signature)
-                .is_ok(),
-            (PublicKey::P384(point), ES384) => rs::UnparsedPublicKey::new(&rs::ECDSA_P384_SHA384_FIXED, point)
-                .verify(message, signature)
-                .is_ok(),
-            (PublicKey::Ed25519(x), EdDSA) => rs::UnparsedPublicKey::new(&rs::ED25519, x)
-                .verify(message, signature)
-                .is_ok(),
+            (PublicKey::P256(point), ES256) => {
+                rs::UnparsedPublicKey::new(&rs::ECDSA_P256_SHA256_FIXED, point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            (PublicKey::P384(point), ES384) => {
+                rs::UnparsedPublicKey::new(&rs::ECDSA_P384_SHA384_FIXED, point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            (PublicKey::Ed25519(x), EdDSA) => {
+                rs::UnparsedPublicKey::new(&rs::ED25519, x).verify(message, signature).is_ok()
+            }
             _ => return Err(TokenError::UnsupportedAlg),
         };
         if ok {
@@ -152,10 +161,7 @@ impl KeySet {
     pub fn parse(body: &[u8]) -> Result<KeySet, JwksError> {
         let doc: Value = serde_json::from_slice(body).map_err(|_| JwksError::NotJson)?;
         let doc = doc.as_object().ok_or(JwksError::NotJson)?;
-        let entries = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or(JwksError::NoKeysArray)?;
+        let entries = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeysArray)?;
         let mut set = KeySet::default();
         for (i, entry) in entries.iter().enumerate() {
             match parse_jwk(entry) {
@@ -174,13 +180,12 @@ impl KeySet {
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> KeyMatch<'_> {
         match kid {
             Some(kid) => {
-                let mut named = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).peekable();
+                let mut named =
+                    self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).peekable();
                 if named.peek().is_none() {
                     return KeyMatch::NotFound;
                 }
-                named
-                    .find(|k| k.accepts(alg))
-                    .map_or(KeyMatch::WrongAlgorithm, KeyMatch::Found)
+                named.find(|k| k.accepts(alg)).map_or(KeyMatch::WrongAlgorithm, KeyMatch::Found)
             }
             None => {
                 let mut suitable = self.keys.iter().filter(|k| k.accepts(alg));
@@ -226,10 +231,9 @@ fn parse_jwk(entry: &Value) -> Result<Jwk, String> {
     }
     let alg = match obj.get("alg") {
         None => None,
-        Some(Value::String(name)) => Some(
-            Algorithm::from_name(name)
-                .ok_or_else(|| fail(&format!("alg `{name}` is not a supported signature algorithm")))?,
-        ),
+        Some(Value::String(name)) => Some(Algorithm::from_name(name).ok_or_else(|| {
+            fail(&format!("alg `{name}` is not a supported signature algorithm"))
+        })?),
         Some(_) => return Err(fail("alg is not a string")),
     };
     let kty = obj.get("kty").and_then(Value::as_str).ok_or_else(|| fail("no kty"))?;
@@ -257,13 +261,8 @@ fn parse_jwk(entry: &Value) -> Result<Jwk, String> {
 }
 
 fn member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
-    let s = obj
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("missing `{name}`"))?;
-    URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| format!("`{name}` is not base64url"))
+    let s = obj.get(name).and_then(Value::as_str).ok_or_else(|| format!("missing `{name}`"))?;
+    URL_SAFE_NO_PAD.decode(s).map_err(|_| format!("`{name}` is not base64url"))
 }
 
 fn rsa_key(obj: &Map<String, Value>) -> Result<PublicKey, String> {
@@ -271,7 +270,9 @@ fn rsa_key(obj: &Map<String, Value>) -> Result<PublicKey, String> {
     let e = strip_zeros(member(obj, "e")?);
     let bits = n.first().map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
     if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return Err(format!("RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"));
+        return Err(format!(
+            "RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"
+        ));
     }
     if n.last().is_none_or(|low| low % 2 == 0) {
         return Err("invalid RSA key: even modulus".into());
@@ -404,7 +405,11 @@ mod tests {
 
     #[test]
     fn rsa_exponent_and_parity() {
-        for (n, e) in [(testkeys::rsa_n(), "AQ"), (testkeys::rsa_n(), "AQAA"), (testkeys::rsa_n(), "AAAAAAABAAE")] {
+        for (n, e) in [
+            (testkeys::rsa_n(), "AQ"),
+            (testkeys::rsa_n(), "AQAA"),
+            (testkeys::rsa_n(), "AAAAAAABAAE"),
+        ] {
             let doc = serde_json::json!({"keys": [{"kty": "RSA", "n": n, "e": e}]});
             let parsed = KeySet::parse(doc.to_string().as_bytes());
             // e = 1 and e = 65536 are refused; a zero-padded 65537 is fine.

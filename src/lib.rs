@@ -1,4 +1,7 @@
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
 //! `mcp-auth-filter`: a proxy-wasm filter that makes an MCP server an OAuth 2 protected
 //! resource (MCP authorization, RFC 6750, RFC 9728).
 //!

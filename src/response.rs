@@ -18,17 +18,12 @@ pub struct LocalResponse {
 
 impl LocalResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 fn error_body(error: &str, description: &str) -> Vec<u8> {
-    json!({"error": error, "error_description": description})
-        .to_string()
-        .into_bytes()
+    json!({"error": error, "error_description": description}).to_string().into_bytes()
 }
 
 fn json_response(status: u32, extra: Vec<(&'static str, String)>, body: Vec<u8>) -> LocalResponse {
@@ -37,11 +32,7 @@ fn json_response(status: u32, extra: Vec<(&'static str, String)>, body: Vec<u8>)
         ("cache-control", "no-store".to_string()),
     ];
     headers.extend(extra);
-    LocalResponse {
-        status,
-        headers,
-        body,
-    }
+    LocalResponse { status, headers, body }
 }
 
 /// `Bearer` challenge attributes; every value is filter-controlled text without quotes.
@@ -146,10 +137,7 @@ pub fn metadata(body: &[u8]) -> LocalResponse {
 pub fn metadata_method_not_allowed() -> LocalResponse {
     json_response(
         405,
-        vec![
-            ("allow", "GET, HEAD".to_string()),
-            ("access-control-allow-origin", "*".to_string()),
-        ],
+        vec![("allow", "GET, HEAD".to_string()), ("access-control-allow-origin", "*".to_string())],
         error_body("invalid_request", "method not allowed"),
     )
 }
@@ -167,11 +155,8 @@ pub struct Responses {
 }
 
 /// The descriptions `extract` gives for a 400.
-const INVALID_REQUEST_DESCRIPTIONS: [&str; 3] = [
-    "multiple Authorization headers",
-    "empty bearer token",
-    "malformed Authorization header",
-];
+const INVALID_REQUEST_DESCRIPTIONS: [&str; 3] =
+    ["multiple Authorization headers", "empty bearer token", "malformed Authorization header"];
 
 impl Responses {
     pub fn new(config: &FilterConfig) -> Responses {
@@ -207,7 +192,11 @@ impl Responses {
         Rc::clone(&self.insufficient_scope)
     }
 
-    pub fn invalid_request(&self, config: &FilterConfig, description: &'static str) -> Rc<LocalResponse> {
+    pub fn invalid_request(
+        &self,
+        config: &FilterConfig,
+        description: &'static str,
+    ) -> Rc<LocalResponse> {
         self.invalid_request
             .iter()
             .find(|(d, _)| *d == description)

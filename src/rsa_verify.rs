@@ -156,11 +156,7 @@ impl RsaPublic {
         let n_be = strip_leading_zeros(n_be);
         let e_be = strip_leading_zeros(e_be);
         let first = n_be.first().copied().unwrap_or(0);
-        let bits = if first == 0 {
-            0
-        } else {
-            n_be.len() * 8 - first.leading_zeros() as usize
-        };
+        let bits = if first == 0 { 0 } else { n_be.len() * 8 - first.leading_zeros() as usize };
         if bits < MIN_MODULUS_BITS {
             return Err("RSA modulus is shorter than 2048 bits");
         }
@@ -200,16 +196,8 @@ impl RsaPublic {
         }
         let n0_inv = inv.wrapping_neg() & LIMB_MASK as u32;
 
-        let mut key = RsaPublic {
-            n,
-            n_rev,
-            limbs,
-            n0_inv,
-            rr: Box::new(ZERO),
-            e,
-            bits,
-            k: n_be.len(),
-        };
+        let mut key =
+            RsaPublic { n, n_rev, limbs, n0_inv, rr: Box::new(ZERO), e, bits, k: n_be.len() };
         key.rr = key.compute_rr();
         Ok(key)
     }
@@ -445,7 +433,13 @@ impl RsaPublic {
     /// each buffer is zero past limb `L`, `m` is zero from the current column on, and the
     /// reversed operands start with `F` zero limbs (a term `b_(c-j)` with `c-j >= L` lands
     /// there).
-    fn mont_mul<const WIDE: bool>(&self, a: &Limbs, b: &Limbs, out: &mut Limbs, scratch: &mut Scratch) {
+    fn mont_mul<const WIDE: bool>(
+        &self,
+        a: &Limbs,
+        b: &Limbs,
+        out: &mut Limbs,
+        scratch: &mut Scratch,
+    ) {
         let l = self.limbs;
         let Scratch { m, rev, .. } = scratch;
         m.fill(0);
@@ -488,7 +482,10 @@ impl RsaPublic {
             // j < 0 (dbl's front zeros) or c-j >= L (rev's front zeros).
             let half = i / 2;
             let len = round4(half - lo);
-            let aa = (range(dbl, F + half - len, len), range(rev, F + l + half - G - i - len, len + G - 1));
+            let aa = (
+                range(dbl, F + half - len, len),
+                range(rev, F + l + half - G - i - len, len + G - 1),
+            );
             let len = round4((i + G - 1).min(l) - lo);
             let mn = (range(m, lo, len), range(&self.n_rev, F + l + lo - G - i, len + G - 1));
             let mut start = [0u64; G];
@@ -511,7 +508,14 @@ impl RsaPublic {
     /// half sets each `m_c` to clear its column (adding `m_c n_(c'-c)` to the later columns
     /// `c'`), in the high half writes the result limbs. Returns the carry out of the group.
     #[inline(always)]
-    fn finish_group(&self, i: usize, mut sums: [Sum; G], mut carry: u64, m: &mut Limbs, out: &mut Limbs) -> u64 {
+    fn finish_group(
+        &self,
+        i: usize,
+        mut sums: [Sum; G],
+        mut carry: u64,
+        m: &mut Limbs,
+        out: &mut Limbs,
+    ) -> u64 {
         let l = self.limbs;
         for g in 0..G {
             let c = i + g;
@@ -575,11 +579,7 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Scratch {
-        Scratch {
-            m: ZERO,
-            rev: ZERO,
-            dbl: ZERO,
-        }
+        Scratch { m: ZERO, rev: ZERO, dbl: ZERO }
     }
 }
 
@@ -602,7 +602,11 @@ impl Sum {
 /// [`column_group`]. Narrow keys (`WIDE = false`) sum each column in one `u64` (see
 /// [`NARROW_LIMBS`]); wide ones fold every [`CHUNK`] terms into `hi`.
 #[inline(always)]
-fn group_sums<const WIDE: bool>(start: [u64; G], p1: (&[u32], &[u32]), p2: (&[u32], &[u32])) -> [Sum; G] {
+fn group_sums<const WIDE: bool>(
+    start: [u64; G],
+    p1: (&[u32], &[u32]),
+    p2: (&[u32], &[u32]),
+) -> [Sum; G] {
     if !WIDE {
         return column_group(start, p1, p2).map(|lo| Sum { lo, hi: 0 });
     }
@@ -635,7 +639,8 @@ fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[
     // `i64x2.mul`, which V8 emulates with several instructions, instead of `i64x2.extmul_*`.
     let opaque = u32x4_splat(x1.first().copied().unwrap_or(0) >> 31);
     let load = |v: &[u32; 4]| v128_or(u32x4(v[0], v[1], v[2], v[3]), opaque);
-    let dot = |a: v128, b: v128| u64x2_add(u64x2_extmul_low_u32x4(a, b), u64x2_extmul_high_u32x4(a, b));
+    let dot =
+        |a: v128, b: v128| u64x2_add(u64x2_extmul_low_u32x4(a, b), u64x2_extmul_high_u32x4(a, b));
     let [mut c0, mut c1, mut c2, mut c3] = acc.map(|v| u64x2(v, 0));
     for (x, y) in [(x1, y1), (x2, y2)] {
         let ys = |g: usize| y.get(3 - g..).unwrap_or(&[]).as_chunks::<4>().0;
@@ -817,7 +822,10 @@ mod tests {
     #[test]
     fn raw_operation_matches_big_integer_modpow() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        let sizes = [2048, 2049, 2055, 2056, 2057, 2072, 2073, 2076, 3072, 3246, 3247, 3360, 4095, 4096, 6144, 8191, 8192];
+        let sizes = [
+            2048, 2049, 2055, 2056, 2057, 2072, 2073, 2076, 3072, 3246, 3247, 3360, 4095, 4096,
+            6144, 8191, 8192,
+        ];
         for (round, &bits) in sizes.iter().cycle().take(sizes.len() * 3).enumerate() {
             let n = random_modulus(&mut rng, bits);
             let e: u64 = match round % 5 {
@@ -947,10 +955,14 @@ yItEG+5zdnybts7jSNdpgiGm
 ";
 
     fn private_keys() -> Vec<rsa::RsaPrivateKey> {
-        [include_str!("testdata/rsa-test-key.pem"), include_str!("testdata/rsa-test-key2.pem"), KEY_2049]
-            .iter()
-            .map(|pem| rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap())
-            .collect()
+        [
+            include_str!("testdata/rsa-test-key.pem"),
+            include_str!("testdata/rsa-test-key2.pem"),
+            KEY_2049,
+        ]
+        .iter()
+        .map(|pem| rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap())
+        .collect()
     }
 
     fn public(key: &rsa::RsaPrivateKey) -> RsaPublic {
@@ -1071,7 +1083,12 @@ yItEG+5zdnybts7jSNdpgiGm
                 let key = RsaPublic::new(&group.key.n, &group.key.e).expect("every key loads");
                 for test in &group.tests {
                     let got = key.verify_pkcs1v15(hash, &digest(hash, &test.msg), &test.sig);
-                    check(&mut tally, &format!("{name:?} #{} {}", test.tc_id, test.comment), test.result, got);
+                    check(
+                        &mut tally,
+                        &format!("{name:?} #{} {}", test.tc_id, test.comment),
+                        test.result,
+                        got,
+                    );
                 }
             }
         }
@@ -1089,14 +1106,22 @@ yItEG+5zdnybts7jSNdpgiGm
             let set = TestSet::load(name).unwrap();
             for group in &set.test_groups {
                 let Some(hash) = hash_of(group.hash) else { continue };
-                if group.mgf != Mgf::Mgf1 || group.mgf_hash != Some(group.hash) || group.salt_size != hash.output_len() {
+                if group.mgf != Mgf::Mgf1
+                    || group.mgf_hash != Some(group.hash)
+                    || group.salt_size != hash.output_len()
+                {
                     continue;
                 }
                 sets += 1;
                 let key = RsaPublic::new(&group.key.n, &group.key.e).expect("every key loads");
                 for test in &group.tests {
                     let got = key.verify_pss(hash, &digest(hash, &test.msg), &test.sig);
-                    check(&mut tally, &format!("{name:?} #{} {}", test.tc_id, test.comment), test.result, got);
+                    check(
+                        &mut tally,
+                        &format!("{name:?} #{} {}", test.tc_id, test.comment),
+                        test.result,
+                        got,
+                    );
                 }
             }
         }

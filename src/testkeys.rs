@@ -86,12 +86,24 @@ fn sign_with(alg: Algorithm, msg: &[u8], rsa_pem: &str) -> Vec<u8> {
     use Algorithm::*;
     let mut rng = rand_core::OsRng;
     match alg {
-        RS256 => rsa_private(rsa_pem).sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg)).unwrap(),
-        RS384 => rsa_private(rsa_pem).sign(rsa::Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(msg)).unwrap(),
-        RS512 => rsa_private(rsa_pem).sign(rsa::Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(msg)).unwrap(),
-        PS256 => rsa_private(rsa_pem).sign_with_rng(&mut rng, rsa::Pss::new::<Sha256>(), &Sha256::digest(msg)).unwrap(),
-        PS384 => rsa_private(rsa_pem).sign_with_rng(&mut rng, rsa::Pss::new::<Sha384>(), &Sha384::digest(msg)).unwrap(),
-        PS512 => rsa_private(rsa_pem).sign_with_rng(&mut rng, rsa::Pss::new::<Sha512>(), &Sha512::digest(msg)).unwrap(),
+        RS256 => rsa_private(rsa_pem)
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg))
+            .unwrap(),
+        RS384 => rsa_private(rsa_pem)
+            .sign(rsa::Pkcs1v15Sign::new::<Sha384>(), &Sha384::digest(msg))
+            .unwrap(),
+        RS512 => rsa_private(rsa_pem)
+            .sign(rsa::Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(msg))
+            .unwrap(),
+        PS256 => rsa_private(rsa_pem)
+            .sign_with_rng(&mut rng, rsa::Pss::new::<Sha256>(), &Sha256::digest(msg))
+            .unwrap(),
+        PS384 => rsa_private(rsa_pem)
+            .sign_with_rng(&mut rng, rsa::Pss::new::<Sha384>(), &Sha384::digest(msg))
+            .unwrap(),
+        PS512 => rsa_private(rsa_pem)
+            .sign_with_rng(&mut rng, rsa::Pss::new::<Sha512>(), &Sha512::digest(msg))
+            .unwrap(),
         ES256 => {
             use p256::ecdsa::signature::Signer;
             let sig: p256::ecdsa::Signature = p256_key().sign(msg);
@@ -139,14 +151,16 @@ pub fn b64(bytes: &[u8]) -> String {
 /// A compact JWS of `header` and `claims`, signed for the header's own `alg`.
 pub fn mint(header: &Value, claims: &Value) -> String {
     let alg = Algorithm::from_name(header["alg"].as_str().unwrap()).unwrap();
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
     let sig = sign(alg, input.as_bytes());
     format!("{input}.{}", b64(&sig))
 }
 
 pub fn mint_rotated(claims: &Value) -> String {
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": RSA2_KID});
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
     format!("{input}.{}", b64(&sign_with_rotated(input.as_bytes())))
 }
 

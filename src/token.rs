@@ -28,7 +28,12 @@ pub struct VerifiedToken {
 }
 
 /// Validates `token` against `keys` and the configured policy at time `now` (seconds).
-pub fn validate(token: &str, keys: &KeySet, config: &FilterConfig, now: u64) -> Result<VerifiedToken, TokenError> {
+pub fn validate(
+    token: &str,
+    keys: &KeySet,
+    config: &FilterConfig,
+    now: u64,
+) -> Result<VerifiedToken, TokenError> {
     if token.len() > config.max_token_bytes {
         return Err(TokenError::TooLarge);
     }
@@ -116,11 +121,7 @@ pub fn missing_scopes<'a>(claims: &Map<String, Value>, required: &'a [String]) -
             _ => {}
         }
     }
-    required
-        .iter()
-        .map(String::as_str)
-        .filter(|r| !granted.contains(r))
-        .collect()
+    required.iter().map(String::as_str).filter(|r| !granted.contains(r)).collect()
 }
 
 #[cfg(test)]
@@ -169,9 +170,15 @@ mod tests {
     #[test]
     fn every_algorithm_passes_with_its_key() {
         for (kid, alg) in [
-            (RSA_KID, "RS256"), (RSA_KID, "RS384"), (RSA_KID, "RS512"),
-            (RSA_KID, "PS256"), (RSA_KID, "PS384"), (RSA_KID, "PS512"),
-            ("ec256", "ES256"), ("ec384", "ES384"), ("ed", "EdDSA"),
+            (RSA_KID, "RS256"),
+            (RSA_KID, "RS384"),
+            (RSA_KID, "RS512"),
+            (RSA_KID, "PS256"),
+            (RSA_KID, "PS384"),
+            (RSA_KID, "PS512"),
+            ("ec256", "ES256"),
+            ("ec384", "ES384"),
+            ("ed", "EdDSA"),
         ] {
             let t = mint(&json!({"alg": alg, "kid": kid}), &claims());
             assert!(validate(&t, &all_keys(), &config(), NOW).is_ok(), "{alg}");
@@ -182,7 +189,10 @@ mod tests {
     fn disallowed_algorithm_is_refused_before_the_key() {
         let mut c = config();
         c.allowed_algorithms = vec![crate::jws::Algorithm::ES256];
-        assert_eq!(validate(&keycloak_token(), &keycloak_keys(), &c, NOW).unwrap_err(), TokenError::UnsupportedAlg);
+        assert_eq!(
+            validate(&keycloak_token(), &keycloak_keys(), &c, NOW).unwrap_err(),
+            TokenError::UnsupportedAlg
+        );
     }
 
     #[test]
@@ -198,7 +208,10 @@ mod tests {
         let header = testkeys::b64(br#"{"alg":"HS256","kid":"kc-rs256-Xq3"}"#);
         let payload = testkeys::b64(claims().to_string().as_bytes());
         let fake_sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([1u8; 32]);
-        assert_eq!(check(&format!("{header}.{payload}.{fake_sig}")).unwrap_err(), TokenError::UnsupportedAlg);
+        assert_eq!(
+            check(&format!("{header}.{payload}.{fake_sig}")).unwrap_err(),
+            TokenError::UnsupportedAlg
+        );
     }
 
     #[test]
@@ -216,7 +229,8 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let mut c = claims();
         c["sub"] = json!("admin");
-        let forged = format!("{}.{}.{}", parts[0], testkeys::b64(c.to_string().as_bytes()), parts[2]);
+        let forged =
+            format!("{}.{}.{}", parts[0], testkeys::b64(c.to_string().as_bytes()), parts[2]);
         assert_eq!(check(&forged).unwrap_err(), TokenError::BadSignature);
     }
 

@@ -26,9 +26,7 @@ type Tail = [u8; TAIL];
 
 fn tail(token: &str) -> Option<Tail> {
     let bytes = token.as_bytes();
-    bytes
-        .get(bytes.len().checked_sub(TAIL)?..)
-        .and_then(|t| Tail::try_from(t).ok())
+    bytes.get(bytes.len().checked_sub(TAIL)?..).and_then(|t| Tail::try_from(t).ok())
 }
 
 /// Byte equality a 64-byte block at a time: the generic comparison goes byte by byte inside
@@ -50,9 +48,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// The OR of the XORs of the whole 8-byte words of `a` and `b` (equal lengths): 0 when they agree.
 fn word_diff(a: &[u8], b: &[u8]) -> u64 {
     let word = |c: &[u8]| <[u8; 8]>::try_from(c).map_or(0, u64::from_ne_bytes);
-    a.chunks_exact(8)
-        .zip(b.chunks_exact(8))
-        .fold(0, |diff, (x, y)| diff | (word(x) ^ word(y)))
+    a.chunks_exact(8).zip(b.chunks_exact(8)).fold(0, |diff, (x, y)| diff | (word(x) ^ word(y)))
 }
 
 /// What an accepted token grants, computed once when it is verified.
@@ -65,7 +61,12 @@ pub enum Access<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<T> {
     /// `lookup`: how the token named `key`; the verdict holds while a key set selects `key` by it.
-    Valid { exp: u64, key: KeyId, lookup: KeyLookup, access: Access<T> },
+    Valid {
+        exp: u64,
+        key: KeyId,
+        lookup: KeyLookup,
+        access: Access<T>,
+    },
     Refused(TokenError),
 }
 
@@ -159,14 +160,7 @@ impl<T> TokenCache<T> {
         };
         self.remove(&key);
         self.bytes += token.len();
-        self.entries.insert(
-            key,
-            Entry {
-                token: token.into(),
-                verdict,
-                valid_until,
-            },
-        );
+        self.entries.insert(key, Entry { token: token.into(), verdict, valid_until });
         self.order.push_back(key);
         while self.entries.len() > self.capacity || self.bytes > self.max_bytes {
             match self.order.pop_front() {
@@ -213,12 +207,7 @@ mod tests {
     }
 
     fn valid_by(exp: u64, key: KeyId, lookup: KeyLookup) -> Verdict<()> {
-        Verdict::Valid {
-            exp,
-            key,
-            lookup,
-            access: Access::Granted(Rc::new(())),
-        }
+        Verdict::Valid { exp, key, lookup, access: Access::Granted(Rc::new(())) }
     }
 
     fn tok(i: usize) -> String {

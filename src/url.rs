@@ -13,13 +13,17 @@ impl HttpUrl {
     pub fn parse(s: &str) -> Result<HttpUrl, String> {
         // Quotes and backslashes would break the quoted-string in a WWW-Authenticate challenge.
         if s.bytes().any(|b| {
-            b.is_ascii_whitespace() || b.is_ascii_control() || !b.is_ascii() || b"\"\\<>".contains(&b)
+            b.is_ascii_whitespace()
+                || b.is_ascii_control()
+                || !b.is_ascii()
+                || b"\"\\<>".contains(&b)
         }) {
-            return Err("must be an absolute http(s) URL without spaces, quotes or backslashes".into());
+            return Err(
+                "must be an absolute http(s) URL without spaces, quotes or backslashes".into()
+            );
         }
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| "must be an absolute http(s) URL".to_string())?;
+        let (scheme, rest) =
+            s.split_once("://").ok_or_else(|| "must be an absolute http(s) URL".to_string())?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(format!("scheme `{scheme}` is not http or https"));
@@ -44,11 +48,7 @@ impl HttpUrl {
         } else {
             path.to_string()
         };
-        Ok(HttpUrl {
-            scheme,
-            authority: authority.to_string(),
-            path_and_query,
-        })
+        Ok(HttpUrl { scheme, authority: authority.to_string(), path_and_query })
     }
 }
 

@@ -14,13 +14,8 @@ pub const ENV_ALLOWED_HOSTS: &str = "ECHO_SERVER_ALLOWED_HOSTS";
 
 /// `Host` values accepted out of the box: loopback names (any port) plus the
 /// names the reference Envoy proxy on port 9000 forwards.
-pub const DEFAULT_ALLOWED_HOSTS: &[&str] = &[
-    "localhost",
-    "127.0.0.1",
-    "::1",
-    "localhost:9000",
-    "127.0.0.1:9000",
-];
+pub const DEFAULT_ALLOWED_HOSTS: &[&str] =
+    &["localhost", "127.0.0.1", "::1", "localhost:9000", "127.0.0.1:9000"];
 
 /// Usage text printed by `--help`.
 pub const USAGE: &str = "\
@@ -49,10 +44,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            extra_allowed_hosts: Vec::new(),
-        }
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8000)), extra_allowed_hosts: Vec::new() }
     }
 }
 
@@ -60,10 +52,8 @@ impl Config {
     /// All `Host` values the server accepts: the defaults, the bind address's
     /// IP when it is a specific one, and the extra ones.
     pub fn allowed_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = DEFAULT_ALLOWED_HOSTS
-            .iter()
-            .map(|h| (*h).to_owned())
-            .collect();
+        let mut hosts: Vec<String> =
+            DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect();
         let ip = self.bind.ip();
         if !ip.is_unspecified() {
             hosts.push(ip.to_string());
@@ -97,9 +87,7 @@ impl Config {
                 "--bind" | "--allowed-host" => {
                     let value = match inline {
                         Some(v) => v,
-                        None => args
-                            .next()
-                            .ok_or_else(|| CliError::MissingValue(name.clone()))?,
+                        None => args.next().ok_or_else(|| CliError::MissingValue(name.clone()))?,
                     };
                     if name == "--bind" {
                         bind_flag = Some(value);
@@ -119,9 +107,8 @@ impl Config {
             .parse::<SocketAddr>()
             .map_err(|_| CliError::InvalidBind(bind_text.clone()))?;
 
-        let mut extra_allowed_hosts: Vec<String> = env(ENV_ALLOWED_HOSTS)
-            .map(|v| split_hosts(&v))
-            .unwrap_or_default();
+        let mut extra_allowed_hosts: Vec<String> =
+            env(ENV_ALLOWED_HOSTS).map(|v| split_hosts(&v)).unwrap_or_default();
         for value in hosts_flag {
             let parts = split_hosts(&value);
             if parts.is_empty() {
@@ -130,20 +117,12 @@ impl Config {
             extra_allowed_hosts.extend(parts);
         }
 
-        Ok(Self {
-            bind,
-            extra_allowed_hosts,
-        })
+        Ok(Self { bind, extra_allowed_hosts })
     }
 }
 
 fn split_hosts(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(str::to_owned)
-        .collect()
+    value.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect()
 }
 
 /// Why the command line could not be turned into a [`Config`].
@@ -171,10 +150,7 @@ impl fmt::Display for CliError {
             Self::MissingValue(flag) => write!(f, "{flag} needs a value"),
             Self::UnknownArgument(arg) => write!(f, "unknown argument: {arg}"),
             Self::InvalidBind(v) => {
-                write!(
-                    f,
-                    "invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:8000"
-                )
+                write!(f, "invalid listen address {v:?}: expected IP:PORT, e.g. 127.0.0.1:8000")
             }
             Self::InvalidHost(v) => write!(f, "invalid --allowed-host value {v:?}"),
         }
@@ -188,12 +164,7 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        }
+        move |key| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
     }
 
     #[test]
@@ -202,13 +173,7 @@ mod tests {
         assert_eq!(config, Config::default());
         assert_eq!(config.bind.to_string(), DEFAULT_BIND);
         let hosts = config.allowed_hosts();
-        for h in [
-            "localhost",
-            "127.0.0.1",
-            "::1",
-            "localhost:9000",
-            "127.0.0.1:9000",
-        ] {
+        for h in ["localhost", "127.0.0.1", "::1", "localhost:9000", "127.0.0.1:9000"] {
             assert!(hosts.iter().any(|x| x == h), "{h} missing from {hosts:?}");
         }
         Ok(())
@@ -222,19 +187,10 @@ mod tests {
         ]);
         let from_env = Config::from_args_and_env(Vec::<String>::new(), &env)?;
         assert_eq!(from_env.bind.to_string(), "127.0.0.1:7000");
-        assert_eq!(
-            from_env.extra_allowed_hosts,
-            ["a.example", "b.example:9000"]
-        );
+        assert_eq!(from_env.extra_allowed_hosts, ["a.example", "b.example:9000"]);
 
         let from_flag = Config::from_args_and_env(
-            [
-                "--bind",
-                "0.0.0.0:8100",
-                "--allowed-host",
-                "c.example",
-                "--allowed-host=d.example",
-            ],
+            ["--bind", "0.0.0.0:8100", "--allowed-host", "c.example", "--allowed-host=d.example"],
             &env,
         )?;
         assert_eq!(from_flag.bind.to_string(), "0.0.0.0:8100");
@@ -273,10 +229,7 @@ mod tests {
             Config::from_args_and_env(["--allowed-host", " , "], &env),
             Err(CliError::InvalidHost(" , ".into()))
         );
-        assert_eq!(
-            Config::from_args_and_env(["--help"], &env),
-            Err(CliError::Help)
-        );
+        assert_eq!(Config::from_args_and_env(["--help"], &env), Err(CliError::Help));
         assert_eq!(
             Config::from_args_and_env(["--bind", "x"], env_of(&[(ENV_BIND, "also bad")])),
             Err(CliError::InvalidBind("x".into()))

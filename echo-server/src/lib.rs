@@ -107,9 +107,7 @@ impl Default for EchoServer {
 impl EchoServer {
     /// Creates the handler.
     pub fn new() -> Self {
-        Self {
-            tool_router: Self::tool_router(),
-        }
+        Self { tool_router: Self::tool_router() }
     }
 
     /// Returns `message` repeated `repeat_count` times, without separator.
@@ -125,9 +123,7 @@ impl EchoServer {
     pub fn echo(&self, arguments: JsonObject) -> Result<CallToolResult, ErrorData> {
         let args = EchoArgs::from_arguments(arguments)?;
         let count = check_repeat_count(args.repeat_count)?;
-        Ok(CallToolResult::success(vec![ContentBlock::text(
-            args.message.repeat(count),
-        )]))
+        Ok(CallToolResult::success(vec![ContentBlock::text(args.message.repeat(count))]))
     }
 }
 
@@ -155,9 +151,7 @@ pub fn router(config: &Config, shutdown: CancellationToken) -> Router {
         TraceLayer::new_for_http()
             .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
             .on_response(
-                DefaultOnResponse::new()
-                    .level(Level::INFO)
-                    .latency_unit(LatencyUnit::Micros),
+                DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
             ),
     )
 }
@@ -175,9 +169,7 @@ pub async fn serve_listener(
         "MCP echo server listening on http://{addr}{MCP_PATH} (allowed hosts: {})",
         config.allowed_hosts().join(", ")
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     tracing::info!("MCP echo server stopped");
     Ok(())
 }
@@ -247,11 +239,9 @@ mod tests {
         let mut arguments = JsonObject::new();
         arguments.insert("message".into(), "ab".into());
         let result = server.echo(arguments);
-        let text = result.ok().and_then(|r| {
-            r.content
-                .first()
-                .and_then(|c| c.as_text().map(|t| t.text.clone()))
-        });
+        let text = result
+            .ok()
+            .and_then(|r| r.content.first().and_then(|c| c.as_text().map(|t| t.text.clone())));
         assert_eq!(text.as_deref(), Some("ababab"));
     }
 
@@ -259,10 +249,7 @@ mod tests {
     fn input_schema_is_valid_for_rmcp() {
         assert!(schema_for_input::<EchoArgs>().is_ok());
         let schema = echo_input_schema();
-        assert_eq!(
-            schema.get("required"),
-            Some(&serde_json::json!(["message"]))
-        );
+        assert_eq!(schema.get("required"), Some(&serde_json::json!(["message"])));
     }
 
     #[test]

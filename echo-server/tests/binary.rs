@@ -37,11 +37,7 @@ impl Running {
                 }
             }
         });
-        Ok(Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        })
+        Ok(Self { child, lines, seen: Vec::new() })
     }
 
     /// Waits for a log line containing `needle` and returns it.
@@ -57,10 +53,7 @@ impl Running {
                     }
                 }
                 Err(_) => {
-                    return Err(format!(
-                        "no log line with {needle:?}; saw: {:#?}",
-                        self.seen
-                    ));
+                    return Err(format!("no log line with {needle:?}; saw: {:#?}", self.seen));
                 }
             }
         }
@@ -111,10 +104,7 @@ async fn exits_cleanly_on(signal: libc::c_int) -> TestResult {
     let mut server = Running::start()?;
     let line = server.wait_for("listening on")?;
     let url = listening_url(&line)?;
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"),
-        "{url}"
-    );
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
 
     let response = reqwest::Client::new()
         .post(&url)
@@ -132,20 +122,12 @@ async fn exits_cleanly_on(signal: libc::c_int) -> TestResult {
     for part in ["latency=", "status=200", "POST", "/mcp"] {
         let in_line = logged.contains(part);
         let in_span = server.seen.iter().any(|l| l.contains(part));
-        assert!(
-            in_line || in_span,
-            "{part:?} not logged: {:#?}",
-            server.seen
-        );
+        assert!(in_line || in_span, "{part:?} not logged: {:#?}", server.seen);
     }
 
     server.signal(signal)?;
     let status = server.wait_exit()?;
-    assert!(
-        status.success(),
-        "exit status {status:?}; log: {:#?}",
-        server.seen
-    );
+    assert!(status.success(), "exit status {status:?}; log: {:#?}", server.seen);
     server.wait_for("stopped")?;
     Ok(())
 }
@@ -173,14 +155,9 @@ fn bad_bind_address_exits_two() -> TestResult {
 
 #[test]
 fn help_exits_zero() -> TestResult {
-    let output = Command::new(env!("CARGO_BIN_EXE_echo-server"))
-        .arg("--help")
-        .output()?;
+    let output = Command::new(env!("CARGO_BIN_EXE_echo-server")).arg("--help").output()?;
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("--allowed-host") && stdout.contains("ECHO_SERVER_BIND"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("--allowed-host") && stdout.contains("ECHO_SERVER_BIND"), "{stdout}");
     Ok(())
 }

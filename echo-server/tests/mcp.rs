@@ -30,20 +30,13 @@ impl TestServer {
     async fn start() -> Result<Self, std::io::Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let config = Config {
-            bind: addr,
-            ..Config::default()
-        };
+        let config = Config { bind: addr, ..Config::default() };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
             async move { echo_server::serve_listener(listener, &config, shutdown).await }
         });
-        Ok(Self {
-            addr,
-            shutdown,
-            task,
-        })
+        Ok(Self { addr, shutdown, task })
     }
 
     fn url(&self) -> String {
@@ -113,10 +106,7 @@ async fn initialize_reports_server_name_and_version() -> TestResult {
     assert_eq!(implementation.name, SERVER_NAME);
     assert_eq!(implementation.name, "MCP Echo Server");
     assert_eq!(implementation.version, SERVER_VERSION);
-    assert!(
-        info.capabilities.tools.is_some(),
-        "tools capability missing"
-    );
+    assert!(info.capabilities.tools.is_some(), "tools capability missing");
     client.cancel().await?;
     server.stop().await
 }
@@ -129,10 +119,7 @@ async fn tools_list_describes_echo() -> TestResult {
     assert_eq!(tools.len(), 1, "{tools:?}");
     let echo = tools.first().ok_or("no tool")?;
     assert_eq!(echo.name, "echo");
-    assert_eq!(
-        echo.description.as_deref(),
-        Some("Echo a message a specified number of times.")
-    );
+    assert_eq!(echo.description.as_deref(), Some("Echo a message a specified number of times."));
 
     let schema = Value::Object((*echo.input_schema).clone());
     assert_eq!(schema["type"], "object", "{schema:#}");
@@ -142,10 +129,7 @@ async fn tools_list_describes_echo() -> TestResult {
     assert_eq!(message["description"], "Message to echo", "{schema:#}");
     let repeat = &schema["properties"]["repeat_count"];
     assert_eq!(repeat["type"], "integer", "{schema:#}");
-    assert_eq!(
-        repeat["description"], "Number of times to repeat the message",
-        "{schema:#}"
-    );
+    assert_eq!(repeat["description"], "Number of times to repeat the message", "{schema:#}");
     assert_eq!(repeat["minimum"], 1, "{schema:#}");
     assert_eq!(repeat["maximum"], 10, "{schema:#}");
     assert_eq!(repeat["default"], 3, "{schema:#}");
@@ -207,18 +191,12 @@ async fn echo_rejects_bad_arguments() -> TestResult {
     assert_eq!(message, "repeat_count must be between 1 and 10, got -5");
 
     let message = invalid_params_message(call_echo(&client, json!({"repeat_count": 2})).await);
-    assert_eq!(
-        message,
-        "invalid arguments for tool echo: missing field `message`"
-    );
+    assert_eq!(message, "invalid arguments for tool echo: missing field `message`");
 
     let message = invalid_params_message(
         call_echo(&client, json!({"message": "hi", "repeat_count": "two"})).await,
     );
-    assert!(
-        message.starts_with("invalid arguments for tool echo: invalid type"),
-        "{message}"
-    );
+    assert!(message.starts_with("invalid arguments for tool echo: invalid type"), "{message}");
 
     // The session still works after the errors.
     let result = call_echo(&client, json!({"message": "ok", "repeat_count": 2})).await?;
@@ -242,11 +220,7 @@ async fn post_initialize(url: &str, host: &str) -> Result<(u16, String), reqwest
         .await?;
     let status = response.status().as_u16();
     // Only the head of an SSE reply is needed; do not wait for the stream.
-    let body = if status == 200 {
-        String::new()
-    } else {
-        response.text().await?
-    };
+    let body = if status == 200 { String::new() } else { response.text().await? };
     Ok((status, body))
 }
 
@@ -255,23 +229,14 @@ async fn host_header_is_checked() -> TestResult {
     let server = TestServer::start().await?;
     let url = server.url();
 
-    for host in [
-        "evil.example.com",
-        "evil.example.com:9000",
-        "localhost.evil.example:9000",
-    ] {
+    for host in ["evil.example.com", "evil.example.com:9000", "localhost.evil.example:9000"] {
         let (status, body) = post_initialize(&url, host).await?;
         assert_eq!(status, 403, "Host {host} should be refused: {body}");
         assert!(body.contains("Host header is not allowed"), "{body}");
     }
 
     let port_host = format!("127.0.0.1:{}", server.addr.port());
-    for host in [
-        "localhost:9000",
-        "127.0.0.1:9000",
-        "localhost",
-        port_host.as_str(),
-    ] {
+    for host in ["localhost:9000", "127.0.0.1:9000", "localhost", port_host.as_str()] {
         let (status, body) = post_initialize(&url, host).await?;
         assert_eq!(status, 200, "Host {host} should be accepted: {body}");
     }
@@ -283,20 +248,13 @@ async fn host_header_is_checked() -> TestResult {
 async fn extra_allowed_host_is_accepted() -> TestResult {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let config = Config {
-        bind: addr,
-        extra_allowed_hosts: vec!["mcp.example.com:443".into()],
-    };
+    let config = Config { bind: addr, extra_allowed_hosts: vec!["mcp.example.com:443".into()] };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { echo_server::serve_listener(listener, &config, shutdown).await }
     });
-    let server = TestServer {
-        addr,
-        shutdown,
-        task,
-    };
+    let server = TestServer { addr, shutdown, task };
     let url = server.url();
     let (status, _) = post_initialize(&url, "mcp.example.com:443").await?;
     assert_eq!(status, 200);

@@ -67,9 +67,13 @@ impl AuthValue {
             AuthValue::Raw(s) => s.clone(),
             AuthValue::Parts { lead, scheme, sep, token, trail } => {
                 let token = match token {
-                    TokenPick::Minted(i) => minted_tokens()[*i as usize % minted_tokens().len()].clone(),
+                    TokenPick::Minted(i) => {
+                        minted_tokens()[*i as usize % minted_tokens().len()].clone()
+                    }
                     TokenPick::Mutated(i, pos, b) => {
-                        let mut t = minted_tokens()[*i as usize % minted_tokens().len()].clone().into_bytes();
+                        let mut t = minted_tokens()[*i as usize % minted_tokens().len()]
+                            .clone()
+                            .into_bytes();
                         let p = *pos as usize % t.len();
                         t[p] = *b;
                         String::from_utf8_lossy(&t).into_owned()
@@ -77,7 +81,12 @@ impl AuthValue {
                     TokenPick::Raw(s) => s.clone(),
                 };
                 let lead = [" ", "\t", ""][*lead as usize % 3];
-                format!("{lead}{}{}{token}{}", scheme.get(SCHEMES), sep.get(SEPARATORS), trail.get(&["", " ", "\t", ",", ", Bearer x"]))
+                format!(
+                    "{lead}{}{}{token}{}",
+                    scheme.get(SCHEMES),
+                    sep.get(SEPARATORS),
+                    trail.get(&["", " ", "\t", ",", ", Bearer x"])
+                )
             }
         }
     }
@@ -117,7 +126,9 @@ fuzz_target!(|input: Input| {
             let scheme = v.split([' ', '\t']).next().unwrap_or("");
             assert!(!scheme.eq_ignore_ascii_case("bearer"), "Bearer value read as absent: {one:?}");
         }
-        (Credential::Invalid(why), [_]) => assert!(!why.is_empty() && !why.contains(['"', '\\', '\r', '\n'])),
+        (Credential::Invalid(why), [_]) => {
+            assert!(!why.is_empty() && !why.contains(['"', '\\', '\r', '\n']))
+        }
     }
 
     let method = input.method.get(METHODS);
@@ -133,10 +144,18 @@ fuzz_target!(|input: Input| {
     // The same request again (now possibly from the verdict cache) decides the same way, and
     // so does a decision without any cache.
     let again = decide(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut cache);
-    assert!(same_decision(&decision, &again), "cached decision differs: {decision:?} then {again:?}");
-    let uncached = decide(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut TokenCache::new(0, 0));
-    assert!(same_decision(&decision, &uncached), "cache changed the decision: {decision:?} vs {uncached:?}");
-    let is_metadata_path = cfg.metadata_paths.iter().any(|p| path.split(['?', '#']).next() == Some(p.as_str()));
+    assert!(
+        same_decision(&decision, &again),
+        "cached decision differs: {decision:?} then {again:?}"
+    );
+    let uncached =
+        decide(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut TokenCache::new(0, 0));
+    assert!(
+        same_decision(&decision, &uncached),
+        "cache changed the decision: {decision:?} vs {uncached:?}"
+    );
+    let is_metadata_path =
+        cfg.metadata_paths.iter().any(|p| path.split(['?', '#']).next() == Some(p.as_str()));
     match decision {
         Decision::Respond(r, outcome) => {
             check_response(&r);
@@ -178,6 +197,7 @@ fuzz_target!(|input: Input| {
 
     let r = response::keys_unavailable(input.retry_after);
     check_response(&r);
-    let retry: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).expect("retry-after is a number");
+    let retry: u64 =
+        r.header("retry-after").and_then(|v| v.parse().ok()).expect("retry-after is a number");
     assert!((1..=300).contains(&retry));
 });

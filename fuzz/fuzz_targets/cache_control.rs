@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(max_age(&value.to_ascii_lowercase()), age, "case changed the answer");
     assert_eq!(max_age(&format!("public, {value}")), age, "a leading directive changed the answer");
     if !value.trim().is_empty() {
-        assert_eq!(max_age(&format!("{value}, immutable")), age, "a trailing directive changed the answer");
+        assert_eq!(
+            max_age(&format!("{value}, immutable")),
+            age,
+            "a trailing directive changed the answer"
+        );
     }
     let lower = value.to_ascii_lowercase();
     match age {
@@ -45,10 +49,12 @@ fuzz_target!(|data: &[u8]| {
         }
         None => {}
     }
-    if lower.contains("no-store") && lower.split(',').any(|d| {
-        let name = d.split_once('=').map_or(d, |(n, _)| n);
-        name.trim() == "no-store"
-    }) {
+    if lower.contains("no-store")
+        && lower.split(',').any(|d| {
+            let name = d.split_once('=').map_or(d, |(n, _)| n);
+            name.trim() == "no-store"
+        })
+    {
         assert_eq!(age, Some(0), "no-store not honoured in {value:?}");
     }
 
@@ -56,7 +62,9 @@ fuzz_target!(|data: &[u8]| {
     let sync = JwksSync::new(&NoStore, jwks);
     let lifetime = sync.lifetime_s(age);
     match age {
-        Some(_) => assert!((jwks.min_cache_duration_s..=jwks.max_cache_duration_s).contains(&lifetime)),
+        Some(_) => {
+            assert!((jwks.min_cache_duration_s..=jwks.max_cache_duration_s).contains(&lifetime))
+        }
         None => assert_eq!(lifetime, jwks.cache_duration_s),
     }
 });

@@ -19,9 +19,15 @@ use serde_json::Value;
 fn check_url(input: &str) {
     let Ok(u) = HttpUrl::parse(input) else { return };
     assert!(u.scheme == "http" || u.scheme == "https", "scheme {}", u.scheme);
-    assert!(!u.authority.is_empty() && !u.authority.contains(['@', '/', '?', '#']), "authority {:?}", u.authority);
+    assert!(
+        !u.authority.is_empty() && !u.authority.contains(['@', '/', '?', '#']),
+        "authority {:?}",
+        u.authority
+    );
     assert!(u.path_and_query.starts_with('/') && !u.path_and_query.contains('#'));
-    assert!(!input.bytes().any(|b| b.is_ascii_control() || b.is_ascii_whitespace() || b == b'"' || b == b'\\'));
+    assert!(!input
+        .bytes()
+        .any(|b| b.is_ascii_control() || b.is_ascii_whitespace() || b == b'"' || b == b'\\'));
     let (scheme, rest) = input.split_once("://").expect("accepted URL has ://");
     assert!(scheme.eq_ignore_ascii_case(&u.scheme));
     let whole = format!("{}{}", u.authority, u.path_and_query);
@@ -51,15 +57,23 @@ fuzz_target!(|data: &[u8]| {
     assert!(cfg.clock_skew_s <= 600);
     assert!((256..=65_536).contains(&cfg.max_token_bytes));
     let j = &cfg.jwks;
-    assert!(j.min_cache_duration_s <= j.max_cache_duration_s && j.retry_initial_ms <= j.retry_max_ms);
+    assert!(
+        j.min_cache_duration_s <= j.max_cache_duration_s && j.retry_initial_ms <= j.retry_max_ms
+    );
     assert!(j.path.starts_with('/') && !j.authority.is_empty());
     assert!(cfg.metadata_url.starts_with("http://") || cfg.metadata_url.starts_with("https://"));
-    assert!(!cfg.metadata_url.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'"' || b == b'\\'));
+    assert!(!cfg
+        .metadata_url
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || b == b'"' || b == b'\\'));
     assert!(!cfg.metadata_paths.is_empty());
     // The metadata URL that challenges advertise is one the filter serves, on the resource's host.
     let url = HttpUrl::parse(&cfg.metadata_url).expect("metadata URL parses");
     let resource = HttpUrl::parse(&cfg.resource_metadata.resource).expect("resource parses");
-    assert_eq!((url.scheme.as_str(), url.authority.as_str()), (resource.scheme.as_str(), resource.authority.as_str()));
+    assert_eq!(
+        (url.scheme.as_str(), url.authority.as_str()),
+        (resource.scheme.as_str(), resource.authority.as_str())
+    );
     assert!(cfg.is_metadata_path(&url.path_and_query), "{} is not served", cfg.metadata_url);
     assert_eq!(url.path_and_query, cfg.metadata_paths[0]);
     for p in &cfg.metadata_paths {
@@ -67,21 +81,31 @@ fuzz_target!(|data: &[u8]| {
         assert!(!p.contains(['?', '#']), "metadata path {p} can never match a request path");
     }
     for s in &cfg.required_scopes {
-        assert!(!s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'), "scope {s:?}");
+        assert!(
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
+            "scope {s:?}"
+        );
     }
     for (claim, header) in &cfg.claims_to_headers {
         assert!(!claim.is_empty());
         assert!(
             !header.is_empty()
-                && header.bytes().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase() && !b"()<>@,;:\\\"/[]?={}".contains(&b)),
+                && header.bytes().all(|b| b.is_ascii_graphic()
+                    && !b.is_ascii_uppercase()
+                    && !b"()<>@,;:\\\"/[]?={}".contains(&b)),
             "header name {header:?}"
         );
-        assert!(!matches!(header.as_str(), "authorization" | "host" | "content-length" | "transfer-encoding" | "connection"));
+        assert!(!matches!(
+            header.as_str(),
+            "authorization" | "host" | "content-length" | "transfer-encoding" | "connection"
+        ));
     }
 
     check_response(&response::missing_token(&cfg));
     check_response(&response::insufficient_scope(&cfg));
-    for why in ["multiple Authorization headers", "empty bearer token", "malformed Authorization header"] {
+    for why in
+        ["multiple Authorization headers", "empty bearer token", "malformed Authorization header"]
+    {
         check_response(&response::invalid_request(&cfg, why));
     }
     // The responses built once per configuration are the ones built per request.

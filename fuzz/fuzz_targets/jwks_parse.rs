@@ -45,7 +45,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let entries = entries.expect("parsed set has a keys array");
     assert!(!set.keys.is_empty());
-    assert_eq!(set.keys.len() + set.skipped.len(), entries.len(), "entries lost: {:?}", set.skipped);
+    assert_eq!(
+        set.keys.len() + set.skipped.len(),
+        entries.len(),
+        "entries lost: {:?}",
+        set.skipped
+    );
     for note in &set.skipped {
         assert!(note.starts_with("keys["), "skip note {note:?}");
     }
@@ -53,7 +58,11 @@ fuzz_target!(|data: &[u8]| {
     for key in &set.keys {
         match &key.key {
             PublicKey::Rsa(k) => {
-                assert!((MIN_RSA_BITS..=MAX_RSA_BITS).contains(&k.bits()), "RSA key of {} bits", k.bits());
+                assert!(
+                    (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&k.bits()),
+                    "RSA key of {} bits",
+                    k.bits()
+                );
                 assert_eq!(k.modulus_len(), k.bits().div_ceil(8));
                 let e = k.exponent();
                 assert!(e >= 3 && e % 2 == 1 && e <= MAX_EXPONENT, "exponent {e}");
@@ -85,7 +94,8 @@ fuzz_target!(|data: &[u8]| {
                 }
                 KeyMatch::WrongAlgorithm => {
                     let kid = kid.expect("WrongAlgorithm only for a kid");
-                    let named: Vec<_> = set.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
+                    let named: Vec<_> =
+                        set.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
                     assert!(!named.is_empty() && named.iter().all(|k| !k.accepts(alg)));
                 }
                 KeyMatch::NotFound => match kid {

@@ -74,11 +74,20 @@ struct Params {
 #[derive(Arbitrary, Debug)]
 enum Op {
     Advance(u32),
-    Claim { vm: u8, unknown_kid: bool },
+    Claim {
+        vm: u8,
+        unknown_kid: bool,
+    },
     /// The VM's fetch finished: Ok with an optional max-age, or failed.
-    Complete { vm: u8, ok: bool, max_age: Option<u32> },
+    Complete {
+        vm: u8,
+        ok: bool,
+        max_age: Option<u32>,
+    },
     /// The VM's fetch is abandoned (VM gone); its claim must expire on its own.
-    Abandon { vm: u8 },
+    Abandon {
+        vm: u8,
+    },
     /// The next writes lose a CAS race.
     Race(u8),
 }
@@ -136,11 +145,17 @@ fuzz_target!(|input: Input| {
                         }
                         if *unknown_kid {
                             if let Some(t) = last_forced {
-                                assert!(now - t >= jwks.min_refetch_interval_s * 1000, "step {step}: forced refetch too soon");
+                                assert!(
+                                    now - t >= jwks.min_refetch_interval_s * 1000,
+                                    "step {step}: forced refetch too soon"
+                                );
                             }
                             last_forced = Some(now);
                         } else {
-                            assert!(now >= before.next_fetch_ms, "step {step}: scheduled fetch before it was due");
+                            assert!(
+                                now >= before.next_fetch_ms,
+                                "step {step}: scheduled fetch before it was due"
+                            );
                         }
                         let rec = vms[i].read().expect("read").expect("record").0;
                         assert!(rec.fetching_until_ms > now);
@@ -157,7 +172,10 @@ fuzz_target!(|input: Input| {
                         );
                     }
                     Claim::NotDue { next_fetch_ms } => {
-                        assert!(!*unknown_kid && now < next_fetch_ms, "step {step}: NotDue at {now} for {next_fetch_ms}");
+                        assert!(
+                            !*unknown_kid && now < next_fetch_ms,
+                            "step {step}: NotDue at {now} for {next_fetch_ms}"
+                        );
                     }
                     Claim::RateLimited => {
                         let t = last_forced.expect("rate limited without a forced refetch");
@@ -203,19 +221,32 @@ fuzz_target!(|input: Input| {
                         };
                         assert!(bounds.contains(&lifetime));
                         let refresh = rec.next_fetch_ms - now;
-                        assert!(refresh > 0 && refresh < lifetime * 1000, "step {step}: refresh in {refresh} ms for lifetime {lifetime} s");
+                        assert!(
+                            refresh > 0 && refresh < lifetime * 1000,
+                            "step {step}: refresh in {refresh} ms for lifetime {lifetime} s"
+                        );
                     }
                     Err(_) => {
                         failures += 1;
                         let delay = rec.next_fetch_ms - now;
-                        let want = jwks.retry_initial_ms.saturating_mul(1u64 << (failures - 1).min(32)).min(jwks.retry_max_ms);
+                        let want = jwks
+                            .retry_initial_ms
+                            .saturating_mul(1u64 << (failures - 1).min(32))
+                            .min(jwks.retry_max_ms);
                         assert_eq!(delay, want, "step {step}: backoff after {failures} failures");
                     }
                 }
-                assert_eq!((rec.version, rec.body.as_str(), rec.failures), (version, body.as_str(), failures));
+                assert_eq!(
+                    (rec.version, rec.body.as_str(), rec.failures),
+                    (version, body.as_str(), failures)
+                );
             }
         }
         let (rec, _) = vms[0].read().expect("read").expect("record");
-        assert_eq!((rec.version, rec.body.as_str()), (version, body.as_str()), "step {step}: published state");
+        assert_eq!(
+            (rec.version, rec.body.as_str()),
+            (version, body.as_str()),
+            "step {step}: published state"
+        );
     }
 });

@@ -15,9 +15,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use mcp_auth_filter::rsa_verify::{self, Hash, RsaPublic};
 use rsa::traits::PublicKeyParts;
 use rsa::BigUint;
-use mcp_auth_filter::rsa_verify::{self, Hash, RsaPublic};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 const PEMS: [&str; 5] = [
@@ -58,7 +58,8 @@ fn fixed() -> &'static [Fixed] {
         PEMS.iter()
             .map(|pem| {
                 let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("fixed key");
-                let public = RsaPublic::new(&private.n().to_bytes_be(), &private.e().to_bytes_be()).expect("fixed key fits");
+                let public = RsaPublic::new(&private.n().to_bytes_be(), &private.e().to_bytes_be())
+                    .expect("fixed key fits");
                 Fixed { private, public }
             })
             .collect()
@@ -191,7 +192,9 @@ fn make_modulus(shape: &NShape, bits: u16, seed: u64) -> Vec<u8> {
             }
             v
         }
-        NShape::Extremes => expand(seed, len).iter().map(|b| if b & 1 == 1 { 0xff } else { 0 }).collect(),
+        NShape::Extremes => {
+            expand(seed, len).iter().map(|b| if b & 1 == 1 { 0xff } else { 0 }).collect()
+        }
         NShape::Bytes(b) => {
             let mut v = b.clone();
             v.resize(len, 0xff);
@@ -212,7 +215,11 @@ fn make_base(shape: &SShape, n: &BigUint, k: usize, seed: u64) -> Vec<u8> {
         SShape::Random => BigUint::from_bytes_be(&expand(seed, k)) % n,
         SShape::NMinus(d) => {
             let d = BigUint::from(*d) + &one;
-            if &d < n { n - d } else { BigUint::from(0u32) }
+            if &d < n {
+                n - d
+            } else {
+                BigUint::from(0u32)
+            }
         }
         SShape::Small(v) => BigUint::from(*v) % n,
         SShape::AllOnesBelowN => {
@@ -244,9 +251,27 @@ fn modpow_bytes(s: &[u8], e: &BigUint, n: &BigUint, k: usize) -> Vec<u8> {
 }
 
 const PREFIXES: [(H, &[u8]); 3] = [
-    (H::S256, &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20]),
-    (H::S384, &[0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30]),
-    (H::S512, &[0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40]),
+    (
+        H::S256,
+        &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+    ),
+    (
+        H::S384,
+        &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+    ),
+    (
+        H::S512,
+        &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    ),
 ];
 
 fn prefix(h: H) -> &'static [u8] {
@@ -365,7 +390,9 @@ fn check_fixed(f: &Fixed, h: H, digest: &[u8], sig: &[u8], what: &str) {
     } else {
         None
     };
-    let want_pkcs1 = em.as_ref().is_some_and(|em| digest.len() == h.digest(b"").len() && pkcs1_encode(h, digest, k).as_ref() == Some(em));
+    let want_pkcs1 = em.as_ref().is_some_and(|em| {
+        digest.len() == h.digest(b"").len() && pkcs1_encode(h, digest, k).as_ref() == Some(em)
+    });
     let want_pss = em.as_ref().is_some_and(|em| pss_verify(h, digest, em, bits));
     let got_pkcs1 = f.public.verify_pkcs1v15(h.hash(), digest, sig);
     let got_pss = f.public.verify_pss(h.hash(), digest, sig);
@@ -391,7 +418,10 @@ fuzz_target!(|input: Input| {
                 Ok(key) => key,
                 Err(why) => {
                     // Refused only for the documented reasons.
-                    assert!(e_val < 3 || e_val.is_multiple_of(2) || e_val > rsa_verify::MAX_EXPONENT, "refused {why}: e={e_val}");
+                    assert!(
+                        e_val < 3 || e_val.is_multiple_of(2) || e_val > rsa_verify::MAX_EXPONENT,
+                        "refused {why}: e={e_val}"
+                    );
                     return;
                 }
             };
@@ -407,7 +437,12 @@ fuzz_target!(|input: Input| {
             let below = BigUint::from_bytes_be(&s) < n;
             assert_eq!(ok, below, "public_op range check");
             if ok {
-                assert_eq!(out, modpow_bytes(&s, &e_int, &n, k), "public_op differs from modpow: n={} bits, e={e_val}", n.bits());
+                assert_eq!(
+                    out,
+                    modpow_bytes(&s, &e_int, &n, k),
+                    "public_op differs from modpow: n={} bits, e={e_val}",
+                    n.bits()
+                );
             }
         }
         Input::Noise { key, hash, message, sig } => {
@@ -420,7 +455,9 @@ fuzz_target!(|input: Input| {
             let digest = hash.digest(&message);
             let em = match &encoding {
                 Encoding::Pkcs1(h) => pkcs1_encode(*h, &h.digest(&message), k),
-                Encoding::Pss(h, salt) => pss_encode(*h, &h.digest(&message), salt, f.public.bits(), k),
+                Encoding::Pss(h, salt) => {
+                    pss_encode(*h, &h.digest(&message), salt, f.public.bits(), k)
+                }
                 Encoding::Raw(bytes) => {
                     let mut em = bytes.clone();
                     em.resize(k, 0);
@@ -443,7 +480,13 @@ fuzz_target!(|input: Input| {
                 sig.insert(0, 0);
             }
             let verify_digest = other_digest.unwrap_or(digest);
-            check_fixed(f, hash, &verify_digest, &sig, &format!("{encoding:?} with edits {edits:?}"));
+            check_fixed(
+                f,
+                hash,
+                &verify_digest,
+                &sig,
+                &format!("{encoding:?} with edits {edits:?}"),
+            );
         }
     }
 });

@@ -135,7 +135,11 @@ fuzz_target!(|input: Input| {
                     let a = pool[*i as usize % pool.len()];
                     let b = pool[*j as usize % pool.len()];
                     let cut = b.len().saturating_sub(24);
-                    format!("{}{}", &a[..a.rfind('.').unwrap_or(0)], &b[cut.max(b.rfind('.').unwrap_or(0))..])
+                    format!(
+                        "{}{}",
+                        &a[..a.rfind('.').unwrap_or(0)],
+                        &b[cut.max(b.rfind('.').unwrap_or(0))..]
+                    )
                 }
                 Pick::Raw(s) => s.clone(),
             },
@@ -153,8 +157,9 @@ fuzz_target!(|input: Input| {
             if memo.len() > 20_000 {
                 memo.clear();
             }
-            memo.entry(memo_key)
-                .or_insert_with(|| decide(&req, cfg, responses(), keys, now, *may_refetch, &mut TokenCache::new(0, 0)));
+            memo.entry(memo_key).or_insert_with(|| {
+                decide(&req, cfg, responses(), keys, now, *may_refetch, &mut TokenCache::new(0, 0))
+            });
             copy(&memo[&memo_key2])
         });
         if verbose() {

@@ -11,8 +11,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mcp_auth_filter::authorize;
-use mcp_auth_filter::token_cache::Access;
 use mcp_auth_filter::token;
+use mcp_auth_filter::token_cache::Access;
 use mcp_auth_filter_fuzz::structured::TokenInput;
 use mcp_auth_filter_fuzz::*;
 
@@ -37,7 +37,11 @@ fuzz_target!(|input: TokenInput| {
             .into_iter()
             .map(str::to_string)
             .collect();
-        assert_eq!(missing, model::missing_scopes(&verified.claims, &cfg.required_scopes), "missing_scopes");
+        assert_eq!(
+            missing,
+            model::missing_scopes(&verified.claims, &cfg.required_scopes),
+            "missing_scopes"
+        );
         match authorize::access(cfg, verified) {
             Access::Granted(changes) => {
                 assert!(missing.is_empty(), "granted without scope");
@@ -60,7 +64,11 @@ fuzz_target!(|input: TokenInput| {
             assert_eq!(got, expected, "claims verdict differs from the model for {}", built.token);
         }
         if untouched && built.clean {
-            assert_eq!(got, expected, "a clean, genuinely signed token did not reach the claims: {}", built.token);
+            assert_eq!(
+                got, expected,
+                "a clean, genuinely signed token did not reach the claims: {}",
+                built.token
+            );
         }
     }
 });

@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Err(e) => {
-                assert!(TokenError::ALL.iter().any(|k| k.reason() == e.reason()), "reason {}", e.reason());
+                assert!(
+                    TokenError::ALL.iter().any(|k| k.reason() == e.reason()),
+                    "reason {}",
+                    e.reason()
+                );
                 assert!(!e.description().is_empty() && !e.detail().is_empty());
                 assert!(!e.description().contains(['"', '\\', '\r', '\n']));
                 if token.len() > cfg.max_token_bytes {

@@ -65,7 +65,9 @@ pub fn config_json() -> Value {
 
 pub fn config() -> &'static FilterConfig {
     static CONFIG: OnceLock<FilterConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| FilterConfig::parse(config_json().to_string().as_bytes()).expect("fixed config parses"))
+    CONFIG.get_or_init(|| {
+        FilterConfig::parse(config_json().to_string().as_bytes()).expect("fixed config parses")
+    })
 }
 
 /// The responses of the fixed configuration, built once per thread.
@@ -103,12 +105,16 @@ pub fn all_types_jwks() -> Value {
 
 pub fn keycloak_keys() -> &'static KeySet {
     static KEYS: OnceLock<KeySet> = OnceLock::new();
-    KEYS.get_or_init(|| KeySet::parse(keycloak_jwks().to_string().as_bytes()).expect("keycloak set parses"))
+    KEYS.get_or_init(|| {
+        KeySet::parse(keycloak_jwks().to_string().as_bytes()).expect("keycloak set parses")
+    })
 }
 
 pub fn all_keys() -> &'static KeySet {
     static KEYS: OnceLock<KeySet> = OnceLock::new();
-    KEYS.get_or_init(|| KeySet::parse(all_types_jwks().to_string().as_bytes()).expect("all-types set parses"))
+    KEYS.get_or_init(|| {
+        KeySet::parse(all_types_jwks().to_string().as_bytes()).expect("all-types set parses")
+    })
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {
@@ -127,7 +133,11 @@ fn rsa2_key() -> &'static ring::rsa::KeyPair {
     KEY.get_or_init(|| ring::rsa::KeyPair::from_pkcs8(&pem_der(RSA2_PEM)).expect("test key 2"))
 }
 
-fn ring_sign(key: &ring::rsa::KeyPair, scheme: &'static dyn ring::signature::RsaEncoding, msg: &[u8]) -> Vec<u8> {
+fn ring_sign(
+    key: &ring::rsa::KeyPair,
+    scheme: &'static dyn ring::signature::RsaEncoding,
+    msg: &[u8],
+) -> Vec<u8> {
     let mut sig = vec![0u8; key.public().modulus_len()];
     key.sign(scheme, &ring::rand::SystemRandom::new(), msg, &mut sig).expect("RSA signing");
     sig
@@ -201,7 +211,8 @@ pub fn claims() -> Value {
 /// A compact JWS of `header` and `claims` signed for the header's `alg` (not PS*).
 pub fn mint(header: &Value, claims: &Value) -> String {
     let alg = Algorithm::from_name(header["alg"].as_str().unwrap()).unwrap();
-    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
     let sig = sign(alg, input.as_bytes()).expect("deterministic algorithm");
     format!("{input}.{}", b64(&sig))
 }
@@ -242,7 +253,10 @@ pub fn timed_tokens() -> &'static [String] {
             mint(&h, &claims_with(json!({"exp": NOW + 600, "nbf": NOW + 90}))),
             mint(&h, &claims_with(json!({"exp": NOW + 600, "iat": NOW + 120}))),
             mint(&h, &claims_with(json!({"exp": NOW - 59}))),
-            mint(&json!({"alg": "ES256", "kid": EC256_KID}), &claims_with(json!({"exp": NOW + 30}))),
+            mint(
+                &json!({"alg": "ES256", "kid": EC256_KID}),
+                &claims_with(json!({"exp": NOW + 30})),
+            ),
         ]
     })
 }
@@ -255,7 +269,11 @@ pub fn minted_tokens() -> &'static [String] {
         let h = json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID});
         let rotated = {
             let header = json!({"alg": "RS256", "typ": "JWT", "kid": ROTATED_KID});
-            let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims().to_string().as_bytes())
+            );
             format!("{input}.{}", b64(&sign_rotated(input.as_bytes())))
         };
         vec![
@@ -272,9 +290,7 @@ pub fn minted_tokens() -> &'static [String] {
 
 /// The seed tokens of the `token_validate` corpus that were signed outside this crate
 /// (PS256 is randomised, so "Ok means genuine" is checked against this list for them).
-pub const SEED_TOKENS: &[&str] = &[
-    include_str!("../corpus/token_validate/keycloak-ps256.jwt"),
-];
+pub const SEED_TOKENS: &[&str] = &[include_str!("../corpus/token_validate/keycloak-ps256.jwt")];
 
 /// Whether `token` carries a signature that the fixed keys made over its signing input: a
 /// deterministic re-signature matches, or it is one of the externally signed seeds.
@@ -303,7 +319,10 @@ pub fn is_genuine(token: &str) -> bool {
 pub fn check_response(r: &LocalResponse) {
     assert!(STATUSES.contains(&r.status), "status {} not in {STATUSES:?}", r.status);
     for (name, value) in &r.headers {
-        assert!(!name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "header name {name:?}");
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+            "header name {name:?}"
+        );
         assert!(
             !value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0),
             "header {name} has CR/LF/NUL: {value:?}"
@@ -321,10 +340,17 @@ pub fn check_response(r: &LocalResponse) {
 /// A `Bearer` challenge: `Bearer k="v", k="v"` with token-char names and quoted values that
 /// hold no quote or backslash (so nothing needs escaping and nothing can end the string early).
 pub fn check_challenge(value: &str) {
-    let rest = value.strip_prefix("Bearer ").unwrap_or_else(|| panic!("challenge {value:?} is not Bearer"));
+    let rest = value
+        .strip_prefix("Bearer ")
+        .unwrap_or_else(|| panic!("challenge {value:?} is not Bearer"));
     for attr in rest.split(", ") {
-        let (k, v) = attr.split_once('=').unwrap_or_else(|| panic!("challenge attribute {attr:?} in {value:?}"));
-        assert!(!k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "attribute name {k:?}");
+        let (k, v) = attr
+            .split_once('=')
+            .unwrap_or_else(|| panic!("challenge attribute {attr:?} in {value:?}"));
+        assert!(
+            !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "attribute name {k:?}"
+        );
         let inner = v
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
@@ -336,10 +362,16 @@ pub fn check_challenge(value: &str) {
 
 /// Claims of a token that `validate` accepted must satisfy the policy on their own.
 pub fn check_accepted_claims(claims: &Map<String, Value>, exp: u64, cfg: &FilterConfig, now: u64) {
-    assert_eq!(claims.get("iss").and_then(Value::as_str), Some(cfg.issuer.as_str()), "accepted iss");
+    assert_eq!(
+        claims.get("iss").and_then(Value::as_str),
+        Some(cfg.issuer.as_str()),
+        "accepted iss"
+    );
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => cfg.audiences.contains(a),
-        Some(Value::Array(l)) => l.iter().filter_map(Value::as_str).any(|a| cfg.audiences.iter().any(|c| c == a)),
+        Some(Value::Array(l)) => {
+            l.iter().filter_map(Value::as_str).any(|a| cfg.audiences.iter().any(|c| c == a))
+        }
         _ => false,
     };
     assert!(aud_ok, "accepted aud {:?}", claims.get("aud"));
@@ -356,7 +388,10 @@ pub fn check_accepted_claims(claims: &Map<String, Value>, exp: u64, cfg: &Filter
 /// Header changes for an allowed request: `authorization` removed unless forwarded, each
 /// configured header either set (replacing the client's copy) or removed, never both, and
 /// values that cannot split or corrupt a header.
-pub fn check_upstream_changes(changes: &mcp_auth_filter::authorize::UpstreamChanges, cfg: &FilterConfig) {
+pub fn check_upstream_changes(
+    changes: &mcp_auth_filter::authorize::UpstreamChanges,
+    cfg: &FilterConfig,
+) {
     assert_eq!(
         changes.remove.iter().any(|h| h == "authorization"),
         !cfg.forward_token,
@@ -377,7 +412,10 @@ pub fn check_upstream_changes(changes: &mcp_auth_filter::authorize::UpstreamChan
 }
 
 /// Whether two decisions are the same (response, outcome, header changes or wait reason).
-pub fn same_decision(a: &mcp_auth_filter::authorize::Decision, b: &mcp_auth_filter::authorize::Decision) -> bool {
+pub fn same_decision(
+    a: &mcp_auth_filter::authorize::Decision,
+    b: &mcp_auth_filter::authorize::Decision,
+) -> bool {
     use mcp_auth_filter::authorize::Decision::*;
     match (a, b) {
         (Allow(x), Allow(y)) => x == y,
@@ -389,7 +427,10 @@ pub fn same_decision(a: &mcp_auth_filter::authorize::Decision, b: &mcp_auth_filt
 
 /// A verdict cache sized as the fixed configuration says.
 pub fn new_cache() -> mcp_auth_filter::authorize::VerdictCache {
-    mcp_auth_filter::token_cache::TokenCache::new(config().token_cache_capacity, config().token_cache_max_bytes)
+    mcp_auth_filter::token_cache::TokenCache::new(
+        config().token_cache_capacity,
+        config().token_cache_max_bytes,
+    )
 }
 
 /// Lossy UTF-8, so that every input reaches the code under test.

@@ -16,7 +16,11 @@ fn numeric_date(v: &Value) -> Option<u64> {
 
 /// What validation must conclude from the payload members (in order, duplicates included),
 /// once header, key and signature have passed.
-pub fn claims_verdict(members: &[(String, Value)], cfg: &FilterConfig, now: u64) -> Result<u64, TokenError> {
+pub fn claims_verdict(
+    members: &[(String, Value)],
+    cfg: &FilterConfig,
+    now: u64,
+) -> Result<u64, TokenError> {
     for (i, (k, _)) in members.iter().enumerate() {
         if members[..i].iter().any(|(earlier, _)| earlier == k) {
             return Err(TokenError::Malformed("payload is not a JSON object"));
@@ -30,7 +34,9 @@ pub fn claims_verdict(members: &[(String, Value)], cfg: &FilterConfig, now: u64)
     let accepted = |s: &str| cfg.audiences.iter().any(|a| a == s);
     let aud_ok = match get("aud") {
         Some(Value::String(s)) => accepted(s),
-        Some(Value::Array(items)) => items.iter().any(|v| matches!(v, Value::String(s) if accepted(s))),
+        Some(Value::Array(items)) => {
+            items.iter().any(|v| matches!(v, Value::String(s) if accepted(s)))
+        }
         _ => false,
     };
     if !aud_ok {
@@ -78,7 +84,9 @@ pub fn missing_scopes(claims: &serde_json::Map<String, Value>, required: &[Strin
     let mut granted: Vec<String> = Vec::new();
     for name in ["scope", "scp"] {
         match claims.get(name) {
-            Some(Value::String(s)) => granted.extend(s.split(' ').filter(|t| !t.is_empty()).map(str::to_string)),
+            Some(Value::String(s)) => {
+                granted.extend(s.split(' ').filter(|t| !t.is_empty()).map(str::to_string))
+            }
             Some(Value::Array(items)) => {
                 granted.extend(items.iter().filter_map(|v| v.as_str().map(str::to_string)))
             }

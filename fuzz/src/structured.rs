@@ -10,7 +10,9 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use mcp_auth_filter::jws::Algorithm;
 use serde_json::{Number, Value};
 
-use crate::{b64, AUDIENCE, ED_KID, EC256_KID, EC384_KID, ENC_KID, ISSUER, NOW, ROTATED_KID, RSA_KID};
+use crate::{
+    b64, AUDIENCE, EC256_KID, EC384_KID, ED_KID, ENC_KID, ISSUER, NOW, ROTATED_KID, RSA_KID,
+};
 
 /// Strings the checks compare against, so the fuzzer need not guess them.
 const KNOWN: &[&str] = &[
@@ -79,7 +81,9 @@ impl FJson {
             FJson::Time(anchor, d) => time_value(*anchor, *d),
             FJson::Str(s) => Value::String(s.render()),
             FJson::Arr(items) => Value::Array(items.iter().map(FJson::render).collect()),
-            FJson::Obj(members) => Value::Object(members.iter().map(|(k, v)| (k.render(), v.render())).collect()),
+            FJson::Obj(members) => {
+                Value::Object(members.iter().map(|(k, v)| (k.render(), v.render())).collect())
+            }
         }
     }
 }
@@ -237,10 +241,8 @@ pub struct Built {
 }
 
 fn render_object(members: &[(String, Value)]) -> String {
-    let parts: Vec<String> = members
-        .iter()
-        .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), v))
-        .collect();
+    let parts: Vec<String> =
+        members.iter().map(|(k, v)| format!("{}:{}", Value::String(k.clone()), v)).collect();
     format!("{{{}}}", parts.join(","))
 }
 
@@ -310,7 +312,8 @@ impl TokenInput {
                 for (k, v) in &h.extra {
                     let k = k.render();
                     // A repeated name makes the header invalid; these three change the verdict.
-                    clean &= !m.iter().any(|(e, _)| *e == k) && !matches!(k.as_str(), "alg" | "kid" | "crit");
+                    clean &= !m.iter().any(|(e, _)| *e == k)
+                        && !matches!(k.as_str(), "alg" | "kid" | "crit");
                     m.push((k, v.render()));
                 }
                 render_object(&m).into_bytes()
@@ -397,11 +400,6 @@ impl TokenInput {
                 token = format!("{head}{}", tail.replace('-', "+").replace('_', "/"));
             }
         }
-        Built {
-            token,
-            genuine,
-            payload_members,
-            clean,
-        }
+        Built { token, genuine, payload_members, clean }
     }
 }

@@ -29,34 +29,76 @@ fn main() {
     let mut bad = auth.clone();
     bad.pop();
     bad.push(if auth.ends_with('A') { 'B' } else { 'A' });
-    for (name, header, iters) in [("cached valid token", auth.as_str(), 200_000), ("cached bad signature", bad.as_str(), 200_000), ("no token", "", 200_000)] {
+    for (name, header, iters) in [
+        ("cached valid token", auth.as_str(), 200_000),
+        ("cached bad signature", bad.as_str(), 200_000),
+        ("no token", "", 200_000),
+    ] {
         let values: Vec<&str> = if header.is_empty() { vec![] } else { vec![header] };
         let req = RequestFacts { method: "", path: "/mcp", authorization: &values };
         let first = decide(&req, &cfg, &responses, Some(&keys), now, false, &mut cache);
-        let label = match first { Decision::Allow(_) => "allow", Decision::Respond(ref r, _) => if r.status == 401 { "401" } else { "other" }, Decision::Wait(_) => "wait" };
+        let label = match first {
+            Decision::Allow(_) => "allow",
+            Decision::Respond(ref r, _) => {
+                if r.status == 401 {
+                    "401"
+                } else {
+                    "other"
+                }
+            }
+            Decision::Wait(_) => "wait",
+        };
         let t = Instant::now();
         for _ in 0..iters {
-            std::hint::black_box(decide(&req, &cfg, &responses, Some(&keys), now, false, &mut cache));
+            std::hint::black_box(decide(
+                &req,
+                &cfg,
+                &responses,
+                Some(&keys),
+                now,
+                false,
+                &mut cache,
+            ));
         }
-        println!("{name:24} {label:6} {:8.3} us/decision", t.elapsed().as_secs_f64() * 1e6 / iters as f64);
+        println!(
+            "{name:24} {label:6} {:8.3} us/decision",
+            t.elapsed().as_secs_f64() * 1e6 / iters as f64
+        );
     }
     let iters = 200_000;
     let t = Instant::now();
     for _ in 0..iters {
-        std::hint::black_box(mcp_auth_filter::extract::bearer_token(std::hint::black_box(&[auth.as_str()])));
+        std::hint::black_box(mcp_auth_filter::extract::bearer_token(std::hint::black_box(&[
+            auth.as_str()
+        ])));
     }
-    println!("{:31} {:8.3} us", "  of which bearer_token", t.elapsed().as_secs_f64() * 1e6 / iters as f64);
+    println!(
+        "{:31} {:8.3} us",
+        "  of which bearer_token",
+        t.elapsed().as_secs_f64() * 1e6 / iters as f64
+    );
     let t = Instant::now();
     for _ in 0..iters {
         std::hint::black_box(cache.get(std::hint::black_box(token.as_str()), now, 60).is_some());
     }
-    println!("{:31} {:8.3} us", "  of which cache.get", t.elapsed().as_secs_f64() * 1e6 / iters as f64);
+    println!(
+        "{:31} {:8.3} us",
+        "  of which cache.get",
+        t.elapsed().as_secs_f64() * 1e6 / iters as f64
+    );
     let copy = token.clone();
     let t = Instant::now();
     for _ in 0..iters {
-        std::hint::black_box(std::hint::black_box(copy.as_str()) == std::hint::black_box(token.as_str()));
+        std::hint::black_box(
+            std::hint::black_box(copy.as_str()) == std::hint::black_box(token.as_str()),
+        );
     }
-    println!("{:31} {:8.3} us ({} bytes)", "  of which token compare", t.elapsed().as_secs_f64() * 1e6 / iters as f64, token.len());
+    println!(
+        "{:31} {:8.3} us ({} bytes)",
+        "  of which token compare",
+        t.elapsed().as_secs_f64() * 1e6 / iters as f64,
+        token.len()
+    );
     let req_auth = [auth.as_str()];
     let t = Instant::now();
     let n = 300;
@@ -65,22 +107,42 @@ fn main() {
         let req = RequestFacts { method: "", path: "/mcp", authorization: &req_auth };
         std::hint::black_box(decide(&req, &cfg, &responses, Some(&keys), now, false, &mut fresh));
     }
-    println!("{:31} {:8.1} us/decision", "uncached valid token", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "{:31} {:8.1} us/decision",
+        "uncached valid token",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(mcp_auth_filter::jws::decode(std::hint::black_box(token.as_str())).is_ok());
+        std::hint::black_box(
+            mcp_auth_filter::jws::decode(std::hint::black_box(token.as_str())).is_ok(),
+        );
     }
-    println!("{:31} {:8.1} us", "  of which jws::decode", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "{:31} {:8.1} us",
+        "  of which jws::decode",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let jws = mcp_auth_filter::jws::decode(token.as_str()).unwrap();
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(mcp_auth_filter::jws::decode_payload(std::hint::black_box(jws.payload_b64)).is_ok());
+        std::hint::black_box(
+            mcp_auth_filter::jws::decode_payload(std::hint::black_box(jws.payload_b64)).is_ok(),
+        );
     }
-    println!("{:31} {:8.1} us", "  of which decode_payload", t.elapsed().as_secs_f64() * 1e6 / n as f64);
-    let mcp_auth_filter::keys::KeyMatch::Found(jwk) = keys.find(jws.kid.as_deref(), jws.alg) else { panic!() };
+    println!(
+        "{:31} {:8.1} us",
+        "  of which decode_payload",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+    let mcp_auth_filter::keys::KeyMatch::Found(jwk) = keys.find(jws.kid.as_deref(), jws.alg) else {
+        panic!()
+    };
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(jwk.key.verify(jws.alg, jws.signing_input.as_bytes(), &jws.signature).is_ok());
+        std::hint::black_box(
+            jwk.key.verify(jws.alg, jws.signing_input.as_bytes(), &jws.signature).is_ok(),
+        );
     }
     println!("{:31} {:8.1} us", "  of which signature", t.elapsed().as_secs_f64() * 1e6 / n as f64);
 }

@@ -26,10 +26,10 @@ fn main() {
     let n = private.n().to_bytes_be();
     let e = private.e().to_bytes_be();
     // A JWS signing input of typical size.
-    let msg: Vec<u8> = (0..700u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789-_"[(i % 38) as usize]).collect();
-    let sig = private
-        .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&msg))
-        .expect("sign");
+    let msg: Vec<u8> =
+        (0..700u32).map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789-_"[(i % 38) as usize]).collect();
+    let sig =
+        private.sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&msg)).expect("sign");
 
     let rsa_key = rsa::RsaPublicKey::new(private.n().clone(), private.e().clone()).expect("key");
     let ring_key = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
@@ -63,7 +63,9 @@ fn main() {
                     1 => ring_key
                         .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &msg, &sig)
                         .is_ok(),
-                    _ => ours.verify_pkcs1v15(Hash::Sha256, Hash::Sha256.digest(&msg).as_ref(), &sig),
+                    _ => {
+                        ours.verify_pkcs1v15(Hash::Sha256, Hash::Sha256.digest(&msg).as_ref(), &sig)
+                    }
                 };
                 ok += u32::from(good);
             }
