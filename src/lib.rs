@@ -18,6 +18,7 @@ mod filter;
 pub mod jwks_sync;
 pub mod jws;
 pub mod keys;
+pub mod mcp;
 pub mod response;
 pub mod rsa_verify;
 pub mod token;
