@@ -7,7 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use crate::authorize::{decide, Decision, Outcome, RequestFacts, VerdictCache};
+use crate::authorize::{decide_at, Decision, Outcome, RequestFacts, VerdictCache};
 use crate::config::FilterConfig;
 use crate::keys::KeySet;
 use crate::response::Responses;
@@ -382,10 +382,16 @@ fn every_attack_is_refused_for_the_right_reason() {
     let path = format!("/mcp?access_token={}", keycloak_token());
     for (name, auth, status, reason) in catalogue() {
         let values: Vec<&str> = auth.iter().map(String::as_str).collect();
-        let req = RequestFacts { method: "POST", path: &path, authorization: &values };
+        let req = RequestFacts {
+            method: "POST",
+            path: &path,
+            authorization: &values,
+            now_s: 0,
+            may_refetch: false,
+        };
         // Twice: the second answer may come from the verdict cache and must be the same.
         for round in 0..2 {
-            let d = decide(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache);
+            let d = decide_at(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache);
             assert_eq!(status_and_reason(&d), (status, reason), "{name} (round {round})");
             if let Decision::Respond(r, _) = &d {
                 let challenge = r.header("www-authenticate").unwrap_or("");
@@ -396,9 +402,15 @@ fn every_attack_is_refused_for_the_right_reason() {
     }
     // The genuine token still passes afterwards: the catalogue did not poison the cache.
     let auth = format!("Bearer {}", keycloak_token());
-    let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+    let req = RequestFacts {
+        method: "POST",
+        path: "/mcp",
+        authorization: &[&auth],
+        now_s: 0,
+        may_refetch: false,
+    };
     assert!(matches!(
-        decide(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache),
+        decide_at(&req, &cfg, &body, Some(&keys), NOW, false, &mut cache),
         Decision::Allow(_)
     ));
     assert!(Outcome::Allowed.reason().is_none());

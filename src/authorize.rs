@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::config::FilterConfig;
-use crate::error::TokenError;
+use crate::error::{DenyReason, TokenError};
 use crate::extract::{bearer_candidate, bearer_token, Credential};
 use crate::keys::KeySet;
 use crate::response::{LocalResponse, Responses};
@@ -24,6 +24,19 @@ pub struct RequestFacts<'a> {
     /// `:path`, query included.
     pub path: &'a str,
     pub authorization: &'a [&'a str],
+    /// Seconds since the epoch.
+    pub now_s: u64,
+    /// Whether an unknown `kid` may still wait for a refetch (false once it has waited).
+    pub may_refetch: bool,
+}
+
+/// What the filter knows beyond the request: its configuration and the current key set
+/// (`None` until one was loaded).
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    pub config: &'a FilterConfig,
+    pub responses: &'a Responses,
+    pub keys: Option<&'a KeySet>,
 }
 
 /// Why a request waits instead of being decided now.
@@ -40,7 +53,7 @@ pub enum WaitReason {
 pub enum Outcome {
     Allowed,
     Metadata,
-    Denied(&'static str),
+    Denied(DenyReason),
     /// A token that failed a check; its reason and, for the log, its detail.
     Rejected(TokenError),
 }
@@ -50,7 +63,7 @@ impl Outcome {
     pub fn reason(self) -> Option<&'static str> {
         match self {
             Outcome::Allowed | Outcome::Metadata => None,
-            Outcome::Denied(reason) => Some(reason),
+            Outcome::Denied(reason) => Some(reason.reason()),
             Outcome::Rejected(error) => Some(error.reason()),
         }
     }
@@ -70,24 +83,17 @@ pub struct UpstreamChanges {
     pub set: Vec<(String, String)>,
 }
 
-/// Decides one request. `keys` is `None` until a key set was loaded; `may_refetch` tells
-/// whether an unknown `kid` may still wait for a refetch (false once it has waited).
-/// `cache` holds earlier verdicts; the caller empties it of stale keys when keys change.
-pub fn decide(
-    req: &RequestFacts<'_>,
-    config: &FilterConfig,
-    responses: &Responses,
-    keys: Option<&KeySet>,
-    now_s: u64,
-    may_refetch: bool,
-    cache: &mut VerdictCache,
-) -> Decision {
+/// Decides one request. `cache` holds earlier verdicts; the caller empties it of stale keys
+/// when keys change.
+pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCache) -> Decision {
+    let Policy { config, responses, keys } = *policy;
+    let now_s = req.now_s;
     if config.is_metadata_path(req.path) {
         return match req.method {
             "GET" | "HEAD" => Decision::Respond(responses.metadata(), Outcome::Metadata),
             _ => Decision::Respond(
                 responses.metadata_not_allowed(),
-                Outcome::Denied("method_not_allowed"),
+                Outcome::Denied(DenyReason::MethodNotAllowed),
             ),
         };
     }
@@ -102,12 +108,15 @@ pub fn decide(
     }
     let token = match bearer_token(req.authorization) {
         Credential::Absent => {
-            return Decision::Respond(responses.missing_token(), Outcome::Denied("missing_token"))
+            return Decision::Respond(
+                responses.missing_token(),
+                Outcome::Denied(DenyReason::MissingToken),
+            )
         }
         Credential::Invalid(why) => {
             return Decision::Respond(
                 responses.invalid_request(config, why),
-                Outcome::Denied("invalid_request"),
+                Outcome::Denied(DenyReason::InvalidRequest),
             )
         }
         Credential::Bearer(token) => token,
@@ -139,7 +148,7 @@ pub fn decide(
             );
             decision
         }
-        Err(TokenError::UnknownKey) if may_refetch => Decision::Wait(WaitReason::UnknownKid),
+        Err(TokenError::UnknownKey) if req.may_refetch => Decision::Wait(WaitReason::UnknownKid),
         Err(e) => {
             cache.put(token, Verdict::Refused(e));
             deny_token(config, responses, e)
@@ -167,9 +176,10 @@ fn deny_token(config: &FilterConfig, responses: &Responses, error: TokenError) -
 fn grant(responses: &Responses, access: &Access<UpstreamChanges>) -> Decision {
     match access {
         Access::Granted(changes) => Decision::Allow(Rc::clone(changes)),
-        Access::InsufficientScope => {
-            Decision::Respond(responses.insufficient_scope(), Outcome::Denied("insufficient_scope"))
-        }
+        Access::InsufficientScope => Decision::Respond(
+            responses.insufficient_scope(),
+            Outcome::Denied(DenyReason::InsufficientScope),
+        ),
     }
 }
 
@@ -211,6 +221,21 @@ fn header_value(claim: &Value) -> Option<String> {
     Some(text)
 }
 
+/// The old positional form of [`decide`], for tests.
+#[cfg(test)]
+pub(crate) fn decide_at(
+    req: &RequestFacts<'_>,
+    config: &FilterConfig,
+    responses: &Responses,
+    keys: Option<&KeySet>,
+    now_s: u64,
+    may_refetch: bool,
+    cache: &mut VerdictCache,
+) -> Decision {
+    let req = RequestFacts { now_s, may_refetch, ..*req };
+    decide(&req, &Policy { config, responses, keys }, cache)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,8 +265,8 @@ mod tests {
     }
 
     fn run(cfg: &FilterConfig, method: &str, path: &str, auth: &[&str]) -> Decision {
-        let req = RequestFacts { method, path, authorization: auth };
-        decide(
+        let req = RequestFacts { method, path, authorization: auth, now_s: 0, may_refetch: false };
+        decide_at(
             &req,
             cfg,
             &Responses::new(cfg),
@@ -299,7 +324,7 @@ mod tests {
         let cfg = config(json!({}));
         for auth in [&[][..], &["Basic dXNlcjpwYXNz"][..]] {
             let (r, o) = responded(run(&cfg, "POST", "/mcp", auth));
-            assert_eq!((r.status, o), (401, Outcome::Denied("missing_token")));
+            assert_eq!((r.status, o), (401, Outcome::Denied(DenyReason::MissingToken)));
             assert_eq!(
                 r.header("www-authenticate"),
                 Some(
@@ -327,7 +352,7 @@ mod tests {
         let two: Vec<&str> = two.iter().map(String::as_str).collect();
         for auth in [vec!["Bearer"], vec!["Bearer "], two] {
             let (r, o) = responded(run(&cfg, "POST", "/mcp", &auth));
-            assert_eq!((r.status, o), (400, Outcome::Denied("invalid_request")));
+            assert_eq!((r.status, o), (400, Outcome::Denied(DenyReason::InvalidRequest)));
             let h = r.header("www-authenticate").unwrap();
             assert!(h.starts_with(r#"Bearer error="invalid_request", error_description=""#), "{h}");
             assert!(h.ends_with(r#"resource_metadata="http://localhost:9000/.well-known/oauth-protected-resource/mcp""#));
@@ -357,8 +382,14 @@ mod tests {
     fn too_large_is_refused_even_without_keys() {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", "a".repeat(9000));
-        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
-        let (r, o) = responded(decide(
+        let req = RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            authorization: &[&auth],
+            now_s: 0,
+            may_refetch: false,
+        };
+        let (r, o) = responded(decide_at(
             &req,
             &cfg,
             &Responses::new(&cfg),
@@ -380,8 +411,14 @@ mod tests {
         let token = keycloak_token();
         let mut cache = TokenCache::new(16, 1 << 20);
         let mut decide_with = |auth: &[&str]| {
-            let req = RequestFacts { method: "POST", path: "/mcp", authorization: auth };
-            decide(&req, &cfg, &responses, Some(&keys), NOW, true, &mut cache)
+            let req = RequestFacts {
+                method: "POST",
+                path: "/mcp",
+                authorization: auth,
+                now_s: 0,
+                may_refetch: false,
+            };
+            decide_at(&req, &cfg, &responses, Some(&keys), NOW, true, &mut cache)
         };
         assert!(matches!(decide_with(&[&format!("Bearer {token}")]), Decision::Allow(_)));
         for spelling in [
@@ -397,7 +434,11 @@ mod tests {
             format!("Bearer {token} x"),
         ] {
             let (r, o) = responded(decide_with(&[&refused]));
-            assert_eq!((r.status, o), (400, Outcome::Denied("invalid_request")), "{refused:?}");
+            assert_eq!(
+                (r.status, o),
+                (400, Outcome::Denied(DenyReason::InvalidRequest)),
+                "{refused:?}"
+            );
         }
         let (r, _) =
             responded(decide_with(&[&format!("Bearer {token}"), &format!("Bearer {token}")]));
@@ -411,16 +452,36 @@ mod tests {
     fn waits() {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
-        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let req = RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            authorization: &[&auth],
+            now_s: 0,
+            may_refetch: false,
+        };
         assert!(matches!(
-            decide(&req, &cfg, &Responses::new(&cfg), None, NOW, true, &mut TokenCache::new(0, 0)),
+            decide_at(
+                &req,
+                &cfg,
+                &Responses::new(&cfg),
+                None,
+                NOW,
+                true,
+                &mut TokenCache::new(0, 0)
+            ),
             Decision::Wait(WaitReason::NoKeys)
         ));
         let other = testkeys::mint_rotated(&testkeys::claims());
         let auth = format!("Bearer {other}");
-        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let req = RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            authorization: &[&auth],
+            now_s: 0,
+            may_refetch: false,
+        };
         assert!(matches!(
-            decide(
+            decide_at(
                 &req,
                 &cfg,
                 &Responses::new(&cfg),
@@ -431,7 +492,7 @@ mod tests {
             ),
             Decision::Wait(WaitReason::UnknownKid)
         ));
-        let (r, o) = responded(decide(
+        let (r, o) = responded(decide_at(
             &req,
             &cfg,
             &Responses::new(&cfg),
@@ -448,7 +509,7 @@ mod tests {
         let cfg = config(json!({"required_scopes": ["mcp:tools", "mcp:admin"]}));
         let auth = format!("Bearer {}", keycloak_token());
         let (r, o) = responded(run(&cfg, "POST", "/mcp", &[&auth]));
-        assert_eq!((r.status, o), (403, Outcome::Denied("insufficient_scope")));
+        assert_eq!((r.status, o), (403, Outcome::Denied(DenyReason::InsufficientScope)));
         assert_eq!(
             r.header("www-authenticate"),
             Some(
@@ -482,10 +543,16 @@ mod tests {
     fn cached_verdicts_follow_the_key_set() {
         let cfg = config(json!({}));
         let auth = format!("Bearer {}", keycloak_token());
-        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let req = RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            authorization: &[&auth],
+            now_s: 0,
+            may_refetch: false,
+        };
         let mut cache = TokenCache::new(16, 1 << 20);
         assert!(matches!(
-            decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache),
+            decide_at(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache),
             Decision::Allow(_)
         ));
         assert_eq!(cache.len(), 1);
@@ -495,18 +562,18 @@ mod tests {
             KeySet::parse(json!({"keys": [testkeys::rotated_jwk()]}).to_string().as_bytes())
                 .unwrap();
         assert!(matches!(
-            decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
+            decide_at(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
             Decision::Allow(_)
         ));
         cache.retain_keys(&rotated);
         assert!(matches!(
-            decide(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
+            decide_at(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
             Decision::Wait(WaitReason::UnknownKid)
         ));
         // Past exp + skew a cached token is checked again, and refused as expired.
         let mut cache = TokenCache::new(16, 1 << 20);
-        decide(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache);
-        let (r, o) = responded(decide(
+        decide_at(&req, &cfg, &Responses::new(&cfg), Some(&keys()), NOW, true, &mut cache);
+        let (r, o) = responded(decide_at(
             &req,
             &cfg,
             &Responses::new(&cfg),
@@ -521,10 +588,16 @@ mod tests {
         forged.pop();
         forged.push('A');
         let auth = format!("Bearer {forged}");
-        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &[&auth] };
+        let req = RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            authorization: &[&auth],
+            now_s: 0,
+            may_refetch: false,
+        };
         let mut cache = TokenCache::new(16, 1 << 20);
         for _ in 0..2 {
-            let (r, _) = responded(decide(
+            let (r, _) = responded(decide_at(
                 &req,
                 &cfg,
                 &Responses::new(&cfg),

@@ -150,41 +150,58 @@ struct RawTokenCache {
     max_bytes: usize,
 }
 
+// Defaults, named once: the serde defaults, the reference configuration and the docs use these.
+pub const DEFAULT_CLOCK_SKEW_S: u64 = 60;
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_JWKS_CACHE_DURATION_S: u64 = 300;
+pub const DEFAULT_JWKS_MIN_CACHE_DURATION_S: u64 = 30;
+pub const DEFAULT_JWKS_MAX_CACHE_DURATION_S: u64 = 86_400;
+pub const DEFAULT_JWKS_MIN_REFETCH_INTERVAL_S: u64 = 30;
+pub const DEFAULT_JWKS_RETRY_INITIAL_MS: u64 = 1000;
+pub const DEFAULT_JWKS_RETRY_MAX_MS: u64 = 60_000;
+pub const DEFAULT_JWKS_MAX_BODY_BYTES: usize = 256 * 1024;
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 4096;
+pub const DEFAULT_TOKEN_CACHE_MAX_BYTES: usize = 8 * 1024 * 1024;
+pub const MAX_CLOCK_SKEW_S: u64 = 600;
+pub const MIN_TOKEN_BYTES: usize = 256;
+pub const MAX_TOKEN_BYTES: usize = 65_536;
+
 fn default_clock_skew() -> u64 {
-    60
+    DEFAULT_CLOCK_SKEW_S
 }
 fn default_max_token_bytes() -> usize {
-    8192
+    DEFAULT_MAX_TOKEN_BYTES
 }
 fn default_timeout_ms() -> u64 {
-    5000
+    DEFAULT_JWKS_TIMEOUT_MS
 }
 fn default_cache_duration() -> u64 {
-    300
+    DEFAULT_JWKS_CACHE_DURATION_S
 }
 fn default_min_cache_duration() -> u64 {
-    30
+    DEFAULT_JWKS_MIN_CACHE_DURATION_S
 }
 fn default_max_cache_duration() -> u64 {
-    86_400
+    DEFAULT_JWKS_MAX_CACHE_DURATION_S
 }
 fn default_min_refetch_interval() -> u64 {
-    30
+    DEFAULT_JWKS_MIN_REFETCH_INTERVAL_S
 }
 fn default_retry_initial_ms() -> u64 {
-    1000
+    DEFAULT_JWKS_RETRY_INITIAL_MS
 }
 fn default_retry_max_ms() -> u64 {
-    60_000
+    DEFAULT_JWKS_RETRY_MAX_MS
 }
 fn default_max_body_bytes() -> usize {
-    256 * 1024
+    DEFAULT_JWKS_MAX_BODY_BYTES
 }
 fn default_token_cache_capacity() -> usize {
-    4096
+    DEFAULT_TOKEN_CACHE_CAPACITY
 }
 fn default_token_cache_max_bytes() -> usize {
-    8 * 1024 * 1024
+    DEFAULT_TOKEN_CACHE_MAX_BYTES
 }
 
 /// Upper bound for any configured duration: a typo of many zeros should not silently mean "never".
@@ -215,93 +232,15 @@ impl FilterConfig {
         Self::validate(raw)
     }
 
+    /// Checks each section on its own; every error names its field.
     fn validate(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
-        non_empty("issuer", &raw.issuer)?;
-        if raw.audiences.is_empty() {
-            return Err(invalid("audiences", "must list at least one audience"));
-        }
-        for (i, aud) in raw.audiences.iter().enumerate() {
-            non_empty(&format!("audiences[{i}]"), aud)?;
-        }
-        for (i, scope) in raw.required_scopes.iter().enumerate() {
-            scope_token(&format!("required_scopes[{i}]"), scope)?;
-        }
-        if raw.clock_skew_s > 600 {
-            return Err(invalid("clock_skew_s", "must be at most 600"));
-        }
-        if !(256..=65_536).contains(&raw.max_token_bytes) {
-            return Err(invalid("max_token_bytes", "must be between 256 and 65536"));
-        }
-
-        let allowed_algorithms = match raw.allowed_algorithms {
-            None => Algorithm::ALL.to_vec(),
-            Some(names) => {
-                if names.is_empty() {
-                    return Err(invalid("allowed_algorithms", "must not be empty"));
-                }
-                let mut algs = Vec::with_capacity(names.len());
-                for (i, name) in names.iter().enumerate() {
-                    match Algorithm::from_name(name) {
-                        Some(alg) => algs.push(alg),
-                        None => {
-                            return Err(invalid(
-                                &format!("allowed_algorithms[{i}]"),
-                                format!(
-                                    "`{name}` is not an accepted algorithm (one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
-                                ),
-                            ))
-                        }
-                    }
-                }
-                algs
-            }
-        };
-
+        validate_token_checks(&raw)?;
+        let allowed_algorithms = validate_algorithms(raw.allowed_algorithms)?;
         let jwks = validate_jwks(raw.jwks)?;
         let (resource_metadata, metadata_url, metadata_paths) =
             validate_metadata(raw.resource_metadata)?;
-
-        let mut claims_to_headers = Vec::with_capacity(raw.claims_to_headers.len());
-        for (claim, header) in raw.claims_to_headers {
-            let field = format!("claims_to_headers.{claim}");
-            non_empty(&field, &claim)?;
-            let header = header.to_ascii_lowercase();
-            if header.is_empty() || !header.bytes().all(is_header_name_byte) {
-                return Err(invalid(&field, "must name a valid HTTP header"));
-            }
-            // Headers that carry credentials or steer the connection or message framing: a
-            // claim must not be able to set them.
-            if matches!(
-                header.as_str(),
-                "authorization"
-                    | "proxy-authorization"
-                    | "cookie"
-                    | "host"
-                    | "content-length"
-                    | "transfer-encoding"
-                    | "te"
-                    | "connection"
-                    | "keep-alive"
-                    | "proxy-connection"
-                    | "upgrade"
-                    | "expect"
-            ) {
-                return Err(invalid(&field, format!("may not set `{header}`")));
-            }
-            claims_to_headers.push((claim, header));
-        }
-
-        let (token_cache_capacity, token_cache_max_bytes) = match raw.token_cache {
-            None => (default_token_cache_capacity(), default_token_cache_max_bytes()),
-            Some(c) if c.capacity > 1_000_000 => {
-                return Err(invalid("token_cache.capacity", "must be at most 1000000"))
-            }
-            Some(c) if c.max_bytes > 1 << 30 => {
-                return Err(invalid("token_cache.max_bytes", "must be at most 1073741824"))
-            }
-            Some(c) => (c.capacity, c.max_bytes),
-        };
-
+        let claims_to_headers = validate_claims_to_headers(raw.claims_to_headers)?;
+        let (token_cache_capacity, token_cache_max_bytes) = validate_token_cache(raw.token_cache)?;
         Ok(FilterConfig {
             issuer: raw.issuer,
             audiences: raw.audiences,
@@ -318,6 +257,103 @@ impl FilterConfig {
             token_cache_capacity,
             token_cache_max_bytes,
         })
+    }
+}
+
+/// The issuer, audiences, required scopes, skew and token size.
+fn validate_token_checks(raw: &RawConfig) -> Result<(), ConfigError> {
+    non_empty("issuer", &raw.issuer)?;
+    if raw.audiences.is_empty() {
+        return Err(invalid("audiences", "must list at least one audience"));
+    }
+    for (i, aud) in raw.audiences.iter().enumerate() {
+        non_empty(&format!("audiences[{i}]"), aud)?;
+    }
+    for (i, scope) in raw.required_scopes.iter().enumerate() {
+        scope_token(&format!("required_scopes[{i}]"), scope)?;
+    }
+    if raw.clock_skew_s > MAX_CLOCK_SKEW_S {
+        return Err(invalid("clock_skew_s", format!("must be at most {MAX_CLOCK_SKEW_S}")));
+    }
+    if !(MIN_TOKEN_BYTES..=MAX_TOKEN_BYTES).contains(&raw.max_token_bytes) {
+        return Err(invalid(
+            "max_token_bytes",
+            format!("must be between {MIN_TOKEN_BYTES} and {MAX_TOKEN_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `allowed_algorithms`: every algorithm when absent, else a non-empty list of known names.
+fn validate_algorithms(names: Option<Vec<String>>) -> Result<Vec<Algorithm>, ConfigError> {
+    let Some(names) = names else {
+        return Ok(Algorithm::ALL.to_vec());
+    };
+    if names.is_empty() {
+        return Err(invalid("allowed_algorithms", "must not be empty"));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            Algorithm::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+                invalid(
+                    &format!("allowed_algorithms[{i}]"),
+                    format!("`{name}` is not an accepted algorithm (one of {})", known.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `claims_to_headers`: claim name to a header name a claim may safely set.
+fn validate_claims_to_headers(
+    raw: BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut claims_to_headers = Vec::with_capacity(raw.len());
+    for (claim, header) in raw {
+        let field = format!("claims_to_headers.{claim}");
+        non_empty(&field, &claim)?;
+        let header = header.to_ascii_lowercase();
+        if header.is_empty() || !header.bytes().all(is_header_name_byte) {
+            return Err(invalid(&field, "must name a valid HTTP header"));
+        }
+        // Headers that carry credentials or steer the connection or message framing: a
+        // claim must not be able to set them.
+        if matches!(
+            header.as_str(),
+            "authorization"
+                | "proxy-authorization"
+                | "cookie"
+                | "host"
+                | "content-length"
+                | "transfer-encoding"
+                | "te"
+                | "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "upgrade"
+                | "expect"
+        ) {
+            return Err(invalid(&field, format!("may not set `{header}`")));
+        }
+        claims_to_headers.push((claim, header));
+    }
+    Ok(claims_to_headers)
+}
+
+/// `token_cache`: (capacity, max_bytes).
+fn validate_token_cache(raw: Option<RawTokenCache>) -> Result<(usize, usize), ConfigError> {
+    match raw {
+        None => Ok((DEFAULT_TOKEN_CACHE_CAPACITY, DEFAULT_TOKEN_CACHE_MAX_BYTES)),
+        Some(c) if c.capacity > 1_000_000 => {
+            Err(invalid("token_cache.capacity", "must be at most 1000000"))
+        }
+        Some(c) if c.max_bytes > 1 << 30 => {
+            Err(invalid("token_cache.max_bytes", "must be at most 1073741824"))
+        }
+        Some(c) => Ok((c.capacity, c.max_bytes)),
     }
 }
 

@@ -62,8 +62,28 @@ impl TokenError {
         }
     }
 
+    /// The position of this kind in [`TokenError::ALL`] (counters and precomputed responses
+    /// are arrays indexed by it).
+    pub fn index(self) -> usize {
+        match self {
+            TokenError::TooLarge => 0,
+            TokenError::Malformed(_) => 1,
+            TokenError::UnsupportedAlg => 2,
+            TokenError::UnsupportedCrit => 3,
+            TokenError::UnknownKey => 4,
+            TokenError::BadSignature => 5,
+            TokenError::BadIssuer => 6,
+            TokenError::BadAudience => 7,
+            TokenError::MissingExp => 8,
+            TokenError::Expired => 9,
+            TokenError::NotYetValid => 10,
+            TokenError::IssuedInFuture => 11,
+        }
+    }
+
     /// One of each kind (for precomputing responses).
-    pub const ALL: [TokenError; 12] = [
+    pub const COUNT: usize = 12;
+    pub const ALL: [TokenError; TokenError::COUNT] = [
         TokenError::TooLarge,
         TokenError::Malformed(""),
         TokenError::UnsupportedAlg,
@@ -77,4 +97,59 @@ impl TokenError {
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
     ];
+}
+
+/// Why a request was refused other than for its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    MissingToken,
+    InvalidRequest,
+    InsufficientScope,
+    JwksUnavailable,
+    MethodNotAllowed,
+    /// The host's clock could not be read: nothing can be checked for expiry.
+    ClockUnavailable,
+}
+
+impl DenyReason {
+    pub const COUNT: usize = 6;
+    pub const ALL: [DenyReason; DenyReason::COUNT] = [
+        DenyReason::MissingToken,
+        DenyReason::InvalidRequest,
+        DenyReason::InsufficientScope,
+        DenyReason::JwksUnavailable,
+        DenyReason::MethodNotAllowed,
+        DenyReason::ClockUnavailable,
+    ];
+
+    /// Stable name, used in stats (`mcp_auth.denied.<reason>`) and log lines.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DenyReason::MissingToken => "missing_token",
+            DenyReason::InvalidRequest => "invalid_request",
+            DenyReason::InsufficientScope => "insufficient_scope",
+            DenyReason::JwksUnavailable => "jwks_unavailable",
+            DenyReason::MethodNotAllowed => "method_not_allowed",
+            DenyReason::ClockUnavailable => "clock_unavailable",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        for (i, e) in TokenError::ALL.iter().enumerate() {
+            assert_eq!(e.index(), i, "{e:?}");
+        }
+        for (i, r) in DenyReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+    }
 }

@@ -8,8 +8,37 @@ pub enum Credential<'a> {
     /// No `Authorization` header, or one for another scheme (Basic, DPoP, ...).
     Absent,
     Bearer(&'a str),
-    /// A malformed request (400 `invalid_request`), with the description to send.
-    Invalid(&'static str),
+    /// A malformed request (400 `invalid_request`).
+    Invalid(InvalidRequest),
+}
+
+/// What makes an `Authorization` header malformed (400 `invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidRequest {
+    MultipleCredentials,
+    EmptyToken,
+    MalformedHeader,
+}
+
+impl InvalidRequest {
+    pub const ALL: [InvalidRequest; 3] = [
+        InvalidRequest::MultipleCredentials,
+        InvalidRequest::EmptyToken,
+        InvalidRequest::MalformedHeader,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `error_description` a client sees.
+    pub fn description(self) -> &'static str {
+        match self {
+            InvalidRequest::MultipleCredentials => "multiple Authorization headers",
+            InvalidRequest::EmptyToken => "empty bearer token",
+            InvalidRequest::MalformedHeader => "malformed Authorization header",
+        }
+    }
 }
 
 /// Looks at every `Authorization` value the request carries.
@@ -17,13 +46,13 @@ pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
     let value = match values {
         [] => return Credential::Absent,
         [one] => one.trim_matches(|c| c == ' ' || c == '\t'),
-        _ => return Credential::Invalid("multiple Authorization headers"),
+        _ => return Credential::Invalid(InvalidRequest::MultipleCredentials),
     };
     // Envoy (like other proxies) folds repeated headers into one, comma separated. A comma
     // never occurs in a b64token, so a bearer credential beside anything else is two
     // credentials, whichever comes first (`Basic x,Bearer y` as much as `Bearer x,Bearer y`).
     if value.contains(',') && value.split(',').any(is_bearer_credential) {
-        return Credential::Invalid("multiple Authorization headers");
+        return Credential::Invalid(InvalidRequest::MultipleCredentials);
     }
     let (scheme, rest) = match value.split_once([' ', '\t']) {
         Some((scheme, rest)) => (scheme, rest),
@@ -34,12 +63,12 @@ pub fn bearer_token<'a>(values: &[&'a str]) -> Credential<'a> {
     }
     let token = rest.trim_start_matches([' ', '\t']);
     if token.is_empty() {
-        return Credential::Invalid("empty bearer token");
+        return Credential::Invalid(InvalidRequest::EmptyToken);
     }
     // Byte searches (memchr) rather than a `char` pattern: this runs on every request over
     // a kilobyte of token, and the char-by-char scan cost microseconds inside wasm.
     if token.as_bytes().contains(&b' ') || token.as_bytes().contains(&b'\t') {
-        return Credential::Invalid("malformed Authorization header");
+        return Credential::Invalid(InvalidRequest::MalformedHeader);
     }
     Credential::Bearer(token)
 }
@@ -132,24 +161,24 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(bearer_token(&["Bearer"]), Credential::Invalid("empty bearer token"));
-        assert_eq!(bearer_token(&["Bearer   "]), Credential::Invalid("empty bearer token"));
+        assert_eq!(bearer_token(&["Bearer"]), Credential::Invalid(InvalidRequest::EmptyToken));
+        assert_eq!(bearer_token(&["Bearer   "]), Credential::Invalid(InvalidRequest::EmptyToken));
         assert_eq!(
             bearer_token(&["Bearer a", "Bearer b"]),
-            Credential::Invalid("multiple Authorization headers")
+            Credential::Invalid(InvalidRequest::MultipleCredentials)
         );
         assert_eq!(
             bearer_token(&["Bearer a,Bearer b"]),
-            Credential::Invalid("multiple Authorization headers")
+            Credential::Invalid(InvalidRequest::MultipleCredentials)
         );
         assert_eq!(
             bearer_token(&["Bearer a b"]),
-            Credential::Invalid("malformed Authorization header")
+            Credential::Invalid(InvalidRequest::MalformedHeader)
         );
         for folded in ["Basic abc,Bearer xyz", "Bearer xyz, Basic abc", "bearer x,bearer"] {
             assert_eq!(
                 bearer_token(&[folded]),
-                Credential::Invalid("multiple Authorization headers"),
+                Credential::Invalid(InvalidRequest::MultipleCredentials),
                 "{folded}"
             );
         }

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::JwksConfig;
+use crate::keys::KeySet;
 
 /// The host's shared key-value store with compare-and-swap (`proxy_get/set_shared_data`).
 pub trait SharedStore {
@@ -26,7 +27,6 @@ pub trait SharedStore {
 pub struct SharedRecord {
     pub version: u64,
     pub body: String,
-    pub fetched_at_ms: u64,
     /// When the next fetch is due: a refresh before expiry, or a retry after failures.
     pub next_fetch_ms: u64,
     /// A fetch is in flight until then (its timeout plus slack); 0 when none.
@@ -151,7 +151,6 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
                         record.version += 1;
                         record.body.clone_from(body);
                     }
-                    record.fetched_at_ms = now_ms;
                     // Refresh before expiry, so tokens never meet stale keys.
                     record.next_fetch_ms = now_ms + lifetime_ms / 10 * 9;
                     record.failures = 0;
@@ -186,6 +185,35 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
         let doublings = failures.saturating_sub(1).min(32);
         self.config.retry_initial_ms.saturating_mul(1u64 << doublings).min(self.config.retry_max_ms)
     }
+}
+
+/// Judges the answer to a key-set fetch: its status, its size against `max_body_bytes`, then
+/// its body (read only once the rest passed) as a key set. Returns the body text and the
+/// parsed set, or why the answer is unusable (for the operator's log).
+pub fn judge_response(
+    status: Option<&str>,
+    body_size: usize,
+    max_body_bytes: usize,
+    read_body: impl FnOnce() -> Result<Option<Vec<u8>>, String>,
+) -> Result<(String, KeySet), String> {
+    match status {
+        None => return Err("no response (connection failure or timeout)".into()),
+        Some("200") => {}
+        Some(other) => return Err(format!("HTTP status {other}")),
+    }
+    if body_size > max_body_bytes {
+        return Err(format!(
+            "body of {body_size} bytes exceeds jwks.max_body_bytes ({max_body_bytes})"
+        ));
+    }
+    let body = match read_body() {
+        Ok(Some(body)) => body,
+        Ok(None) => return Err("empty body".into()),
+        Err(why) => return Err(format!("cannot read the body: {why}")),
+    };
+    let keys = KeySet::parse(&body).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(body).map_err(|_| "body is not UTF-8".to_string())?;
+    Ok((text, keys))
 }
 
 /// `max-age` from a `Cache-Control` value; `no-store`/`no-cache` count as zero.
@@ -347,5 +375,25 @@ mod tests {
         assert_eq!(max_age("no-cache, max-age=600"), Some(0));
         assert_eq!(max_age("max-age=abc"), None);
         assert_eq!(max_age("public"), None);
+    }
+
+    #[test]
+    fn judge_response_checks_status_size_and_body_in_that_order() {
+        let jwks = crate::testkeys::keycloak_jwks().to_string().into_bytes();
+        let unread = || -> Result<Option<Vec<u8>>, String> { panic!("body read too early") };
+        assert!(judge_response(None, 10, 100, unread).unwrap_err().contains("no response"));
+        assert_eq!(judge_response(Some("404"), 10, 100, unread).unwrap_err(), "HTTP status 404");
+        assert!(judge_response(Some("200"), 101, 100, unread).unwrap_err().contains("exceeds"));
+        assert_eq!(judge_response(Some("200"), 0, 100, || Ok(None)).unwrap_err(), "empty body");
+        assert!(judge_response(Some("200"), 3, 100, || Err("gone".into()))
+            .unwrap_err()
+            .contains("gone"));
+        assert!(
+            judge_response(Some("200"), 3, 100, || Ok(Some(br#"{"keys":[]}"#.to_vec()))).is_err()
+        );
+        let (text, keys) =
+            judge_response(Some("200"), jwks.len(), 1 << 20, || Ok(Some(jwks.clone()))).unwrap();
+        assert_eq!(text.as_bytes(), jwks.as_slice());
+        assert!(!keys.keys.is_empty());
     }
 }

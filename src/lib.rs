@@ -6,7 +6,8 @@
 //! resource (MCP authorization, RFC 6750, RFC 9728).
 //!
 //! Everything but [`filter`] is plain logic with no `proxy_wasm` import, tested on the host
-//! target; [`filter`] is the one thin layer that talks to the host.
+//! target: the pure decision modules, and [`worker`], which drives them through the [`host`]
+//! trait. [`filter`] is the one thin layer that implements that trait over proxy-wasm.
 
 pub mod authorize;
 pub mod config;
@@ -15,15 +16,19 @@ pub mod extract;
 // The host glue links against proxy-wasm imports, which exist only inside a wasm host.
 #[cfg(target_arch = "wasm32")]
 mod filter;
+pub mod host;
 pub mod jwks_sync;
 pub mod jws;
 pub mod keys;
 pub mod mcp;
 pub mod response;
 pub mod rsa_verify;
+pub mod stats;
 pub mod token;
 pub mod token_cache;
 pub mod url;
+pub mod waiting;
+pub mod worker;
 
 #[cfg(test)]
 mod attacks;

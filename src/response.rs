@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::config::FilterConfig;
 use crate::error::TokenError;
+use crate::extract::InvalidRequest;
 
 /// A response for the glue to send as-is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +57,8 @@ pub fn missing_token(config: &FilterConfig) -> LocalResponse {
 }
 
 /// 400 for a malformed request (two credentials, an empty token).
-pub fn invalid_request(config: &FilterConfig, description: &'static str) -> LocalResponse {
+pub fn invalid_request(config: &FilterConfig, why: InvalidRequest) -> LocalResponse {
+    let description = why.description();
     json_response(
         400,
         vec![(
@@ -150,13 +152,11 @@ pub struct Responses {
     metadata_not_allowed: Rc<LocalResponse>,
     missing_token: Rc<LocalResponse>,
     insufficient_scope: Rc<LocalResponse>,
-    invalid_request: Vec<(&'static str, Rc<LocalResponse>)>,
-    invalid_token: Vec<(&'static str, Rc<LocalResponse>)>,
+    /// Indexed by [`InvalidRequest::index`].
+    invalid_request: Vec<Rc<LocalResponse>>,
+    /// Indexed by [`TokenError::index`].
+    invalid_token: Vec<Rc<LocalResponse>>,
 }
-
-/// The descriptions `extract` gives for a 400.
-const INVALID_REQUEST_DESCRIPTIONS: [&str; 3] =
-    ["multiple Authorization headers", "empty bearer token", "malformed Authorization header"];
 
 impl Responses {
     pub fn new(config: &FilterConfig) -> Responses {
@@ -165,13 +165,13 @@ impl Responses {
             metadata_not_allowed: Rc::new(metadata_method_not_allowed()),
             missing_token: Rc::new(missing_token(config)),
             insufficient_scope: Rc::new(insufficient_scope(config)),
-            invalid_request: INVALID_REQUEST_DESCRIPTIONS
+            invalid_request: InvalidRequest::ALL
                 .iter()
-                .map(|d| (*d, Rc::new(invalid_request(config, d))))
+                .map(|why| Rc::new(invalid_request(config, *why)))
                 .collect(),
             invalid_token: TokenError::ALL
                 .iter()
-                .map(|e| (e.description(), Rc::new(invalid_token(config, *e))))
+                .map(|e| Rc::new(invalid_token(config, *e)))
                 .collect(),
         }
     }
@@ -192,22 +192,15 @@ impl Responses {
         Rc::clone(&self.insufficient_scope)
     }
 
-    pub fn invalid_request(
-        &self,
-        config: &FilterConfig,
-        description: &'static str,
-    ) -> Rc<LocalResponse> {
+    pub fn invalid_request(&self, config: &FilterConfig, why: InvalidRequest) -> Rc<LocalResponse> {
         self.invalid_request
-            .iter()
-            .find(|(d, _)| *d == description)
-            .map_or_else(|| Rc::new(invalid_request(config, description)), |(_, r)| Rc::clone(r))
+            .get(why.index())
+            .map_or_else(|| Rc::new(invalid_request(config, why)), Rc::clone)
     }
 
     pub fn invalid_token(&self, config: &FilterConfig, error: TokenError) -> Rc<LocalResponse> {
-        let description = error.description();
         self.invalid_token
-            .iter()
-            .find(|(d, _)| *d == description)
-            .map_or_else(|| Rc::new(invalid_token(config, error)), |(_, r)| Rc::clone(r))
+            .get(error.index())
+            .map_or_else(|| Rc::new(invalid_token(config, error)), Rc::clone)
     }
 }

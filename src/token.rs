@@ -19,8 +19,6 @@ const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 pub struct VerifiedToken {
     pub claims: Map<String, Value>,
     pub exp: u64,
-    /// The `kid` of the key that verified it, when that key has one.
-    pub kid: Option<String>,
     /// The key that verified it.
     pub key: KeyId,
     /// How the token named that key.
@@ -71,13 +69,7 @@ pub fn validate(
             return Err(TokenError::IssuedInFuture);
         }
     }
-    Ok(VerifiedToken {
-        claims,
-        exp,
-        kid: jwk.kid.clone(),
-        key: jwk.id,
-        lookup: KeyLookup { kid: jws.kid, alg: jws.alg },
-    })
+    Ok(VerifiedToken { claims, exp, key: jwk.id, lookup: KeyLookup { kid: jws.kid, alg: jws.alg } })
 }
 
 /// A NumericDate as the filter accepts it: a non-negative JSON integer up to year 9999.
@@ -163,7 +155,7 @@ mod tests {
     fn keycloak_token_passes() {
         let v = check(&keycloak_token()).unwrap();
         assert_eq!(v.exp, NOW + 300);
-        assert_eq!(v.kid.as_deref(), Some(RSA_KID));
+        assert_eq!(v.lookup.kid.as_deref(), Some(RSA_KID));
         assert_eq!(v.claims["azp"], "mcp-client");
     }
 

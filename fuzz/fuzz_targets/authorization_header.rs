@@ -10,8 +10,9 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_filter::authorize::{decide, Decision, Outcome, RequestFacts, WaitReason};
-use mcp_auth_filter::extract::{bearer_token, Credential};
+use mcp_auth_filter::authorize::{Decision, Outcome, RequestFacts, WaitReason};
+use mcp_auth_filter::error::DenyReason;
+use mcp_auth_filter::extract::{bearer_token, Credential, InvalidRequest};
 use mcp_auth_filter::response;
 use mcp_auth_filter::token_cache::TokenCache;
 use mcp_auth_filter_fuzz::*;
@@ -112,7 +113,7 @@ fuzz_target!(|input: Input| {
     match (&credential, refs.as_slice()) {
         (Credential::Absent, []) => {}
         (_, []) => panic!("no value but {credential:?}"),
-        (Credential::Invalid("multiple Authorization headers"), [_, _, ..]) => {}
+        (Credential::Invalid(InvalidRequest::MultipleCredentials), [_, _, ..]) => {}
         (_, [_, _, ..]) => panic!("several values but {credential:?}"),
         (Credential::Bearer(t), [one]) => {
             assert!(!t.is_empty() && !t.contains([' ', '\t', ',']), "bearer token {t:?}");
@@ -127,29 +128,36 @@ fuzz_target!(|input: Input| {
             assert!(!scheme.eq_ignore_ascii_case("bearer"), "Bearer value read as absent: {one:?}");
         }
         (Credential::Invalid(why), [_]) => {
+            let why = why.description();
             assert!(!why.is_empty() && !why.contains(['"', '\\', '\r', '\n']))
         }
     }
 
     let method = input.method.get(METHODS);
     let path = input.path.get(PATHS);
-    let req = RequestFacts { method: &method, path: &path, authorization: &refs };
+    let req = RequestFacts {
+        method: &method,
+        path: &path,
+        authorization: &refs,
+        now_s: 0,
+        may_refetch: false,
+    };
     let keys = if input.keycloak_set { keycloak_keys() } else { all_keys() };
     let keys = input.keys_loaded.then_some(keys);
     let mut cache = new_cache();
-    let decision = decide(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut cache);
+    let decision = decide_at(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut cache);
     if verbose() {
         eprintln!("authorization_header: {refs:?} -> {decision:?}");
     }
     // The same request again (now possibly from the verdict cache) decides the same way, and
     // so does a decision without any cache.
-    let again = decide(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut cache);
+    let again = decide_at(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut cache);
     assert!(
         same_decision(&decision, &again),
         "cached decision differs: {decision:?} then {again:?}"
     );
     let uncached =
-        decide(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut TokenCache::new(0, 0));
+        decide_at(&req, cfg, responses(), keys, NOW, input.may_refetch, &mut TokenCache::new(0, 0));
     assert!(
         same_decision(&decision, &uncached),
         "cache changed the decision: {decision:?} vs {uncached:?}"
@@ -164,16 +172,16 @@ fuzz_target!(|input: Input| {
                     assert!(is_metadata_path && (method == "GET" || method == "HEAD"));
                     assert_eq!(r.status, 200);
                 }
-                Outcome::Denied("method_not_allowed") => assert_eq!(r.status, 405),
-                Outcome::Denied("missing_token") => {
+                Outcome::Denied(DenyReason::MethodNotAllowed) => assert_eq!(r.status, 405),
+                Outcome::Denied(DenyReason::MissingToken) => {
                     assert_eq!(r.status, 401);
                     assert_eq!(credential, Credential::Absent);
                 }
-                Outcome::Denied("invalid_request") => {
+                Outcome::Denied(DenyReason::InvalidRequest) => {
                     assert_eq!(r.status, 400);
                     assert!(matches!(credential, Credential::Invalid(_)));
                 }
-                Outcome::Denied("insufficient_scope") => assert_eq!(r.status, 403),
+                Outcome::Denied(DenyReason::InsufficientScope) => assert_eq!(r.status, 403),
                 Outcome::Rejected(e) => {
                     assert_eq!(r.status, 401);
                     let want = format!("error_description=\"{}\"", e.description());

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_filter::authorize::{decide, Decision, RequestFacts, VerdictCache};
+use mcp_auth_filter::authorize::{Decision, RequestFacts, VerdictCache};
 use mcp_auth_filter::keys::KeySet;
 use mcp_auth_filter::token_cache::TokenCache;
 use mcp_auth_filter_fuzz::*;
@@ -147,8 +147,14 @@ fuzz_target!(|input: Input| {
         let Step::Request { may_refetch, spelling, .. } = step else { continue };
         let auth = spelling.header(&token);
         let values = [auth.as_str()];
-        let req = RequestFacts { method: "POST", path: "/mcp", authorization: &values };
-        let cached = decide(&req, cfg, responses(), keys, now, *may_refetch, &mut cache);
+        let req = RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            authorization: &values,
+            now_s: 0,
+            may_refetch: false,
+        };
+        let cached = decide_at(&req, cfg, responses(), keys, now, *may_refetch, &mut cache);
         // The uncached decision is a pure function of its inputs: memoised across runs.
         let memo_key = (auth.clone(), keys.map(|k| k as *const KeySet as usize), now, *may_refetch);
         let memo_key2 = memo_key.clone();
@@ -158,7 +164,15 @@ fuzz_target!(|input: Input| {
                 memo.clear();
             }
             memo.entry(memo_key).or_insert_with(|| {
-                decide(&req, cfg, responses(), keys, now, *may_refetch, &mut TokenCache::new(0, 0))
+                decide_at(
+                    &req,
+                    cfg,
+                    responses(),
+                    keys,
+                    now,
+                    *may_refetch,
+                    &mut TokenCache::new(0, 0),
+                )
             });
             copy(&memo[&memo_key2])
         });

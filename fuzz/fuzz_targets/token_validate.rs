@@ -17,14 +17,17 @@ fuzz_target!(|data: &[u8]| {
     for keys in [keycloak_keys(), all_keys()] {
         let result = token::validate(&token, keys, cfg, NOW);
         if verbose() {
-            eprintln!("token_validate: {:?}", result.as_ref().map(|v| (v.exp, v.kid.clone())));
+            eprintln!(
+                "token_validate: {:?}",
+                result.as_ref().map(|v| (v.exp, v.lookup.kid.clone()))
+            );
         }
         match result {
             Ok(verified) => {
                 assert!(is_genuine(&token), "accepted a token no fixed key signed: {token:?}");
                 check_accepted_claims(&verified.claims, verified.exp, cfg, NOW);
-                if let Some(kid) = &verified.kid {
-                    assert!(keys.kids().any(|k| k == kid), "verified by unknown kid {kid}");
+                if let Some(kid) = &verified.lookup.kid {
+                    assert!(keys.kids().any(|k| k == kid), "verified for unknown kid {kid}");
                 }
             }
             Err(e) => {

@@ -35,7 +35,7 @@ pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 const RSA_PEM: &str = include_str!("../../src/testdata/rsa-test-key.pem");
 const RSA2_PEM: &str = include_str!("../../src/testdata/rsa-test-key2.pem");
 const RSA_N: &str = include_str!("../../src/testdata/rsa-test-n.b64url");
-const RSA2_N: &str = include_str!("../../src/testdata/rsa-test-n2.b64url");
+pub const RSA2_N: &str = include_str!("../../src/testdata/rsa-test-n2.b64url");
 const CERT: &str = include_str!("../../src/testdata/rsa-test-cert.b64");
 
 /// Every status `authorize::decide` may answer with.
@@ -442,4 +442,23 @@ pub fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 pub fn verbose() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
     *V.get_or_init(|| std::env::var_os("FUZZ_VERBOSE").is_some())
+}
+
+/// [`mcp_auth_filter::authorize::decide`] with the request's clock and refetch permission given apart.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_at(
+    req: &mcp_auth_filter::authorize::RequestFacts<'_>,
+    config: &FilterConfig,
+    responses: &mcp_auth_filter::response::Responses,
+    keys: Option<&KeySet>,
+    now_s: u64,
+    may_refetch: bool,
+    cache: &mut mcp_auth_filter::authorize::VerdictCache,
+) -> mcp_auth_filter::authorize::Decision {
+    let req = mcp_auth_filter::authorize::RequestFacts { now_s, may_refetch, ..*req };
+    mcp_auth_filter::authorize::decide(
+        &req,
+        &mcp_auth_filter::authorize::Policy { config, responses, keys },
+        cache,
+    )
 }

@@ -1,7 +1,7 @@
 //! `perf/decide-wasm/run.sh`: per-request cost of `authorize::decide` in wasm, by path.
 use std::time::Instant;
 
-use mcp_auth_filter::authorize::{decide, Decision, RequestFacts, VerdictCache};
+use mcp_auth_filter::authorize::{decide, Decision, Policy, RequestFacts, VerdictCache};
 use mcp_auth_filter::config::FilterConfig;
 use mcp_auth_filter::keys::KeySet;
 use mcp_auth_filter::response::Responses;
@@ -35,8 +35,14 @@ fn main() {
         ("no token", "", 200_000),
     ] {
         let values: Vec<&str> = if header.is_empty() { vec![] } else { vec![header] };
-        let req = RequestFacts { method: "", path: "/mcp", authorization: &values };
-        let first = decide(&req, &cfg, &responses, Some(&keys), now, false, &mut cache);
+        let req = RequestFacts {
+            method: "",
+            path: "/mcp",
+            authorization: &values,
+            now_s: 0,
+            may_refetch: false,
+        };
+        let first = decide_at(&req, &cfg, &responses, Some(&keys), now, false, &mut cache);
         let label = match first {
             Decision::Allow(_) => "allow",
             Decision::Respond(ref r, _) => {
@@ -50,7 +56,7 @@ fn main() {
         };
         let t = Instant::now();
         for _ in 0..iters {
-            std::hint::black_box(decide(
+            std::hint::black_box(decide_at(
                 &req,
                 &cfg,
                 &responses,
@@ -104,8 +110,22 @@ fn main() {
     let n = 300;
     for _ in 0..n {
         let mut fresh = VerdictCache::new(0, 0);
-        let req = RequestFacts { method: "", path: "/mcp", authorization: &req_auth };
-        std::hint::black_box(decide(&req, &cfg, &responses, Some(&keys), now, false, &mut fresh));
+        let req = RequestFacts {
+            method: "",
+            path: "/mcp",
+            authorization: &req_auth,
+            now_s: 0,
+            may_refetch: false,
+        };
+        std::hint::black_box(decide_at(
+            &req,
+            &cfg,
+            &responses,
+            Some(&keys),
+            now,
+            false,
+            &mut fresh,
+        ));
     }
     println!(
         "{:31} {:8.1} us/decision",
@@ -145,4 +165,19 @@ fn main() {
         );
     }
     println!("{:31} {:8.1} us", "  of which signature", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+}
+
+/// [`decide`] with the request's clock and refetch permission given apart.
+#[allow(clippy::too_many_arguments)]
+fn decide_at(
+    req: &RequestFacts<'_>,
+    config: &FilterConfig,
+    responses: &Responses,
+    keys: Option<&KeySet>,
+    now_s: u64,
+    may_refetch: bool,
+    cache: &mut VerdictCache,
+) -> Decision {
+    let req = RequestFacts { now_s, may_refetch, ..*req };
+    decide(&req, &Policy { config, responses, keys }, cache)
 }

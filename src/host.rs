@@ -1,0 +1,259 @@
+//! What the filter needs from its host, as a trait: implemented once over proxy-wasm in
+//! [`filter`](crate) (the wasm glue) and once in memory ([`MemoryHost`]) so that the
+//! request and key-fetch state machines of [`worker`](crate::worker) are tested without Envoy.
+//!
+//! Every call returns what happened instead of panicking: a host failure is the caller's to
+//! judge (usually: log it and fail closed). Logging goes through the `log` facade, which the
+//! proxy-wasm SDK routes to the host and tests leave silent.
+
+use crate::jwks_sync::SharedStore;
+use crate::response::LocalResponse;
+
+/// The host operations of one VM. Request-scoped calls act on the *effective* context: the
+/// request whose callback is running, or the one chosen by [`Host::set_effective_context`].
+pub trait Host: SharedStore {
+    /// Milliseconds since the epoch; `None` when the host cannot tell.
+    fn now_ms(&self) -> Option<u64>;
+
+    /// A request header as text (invalid UTF-8 replaced by U+FFFD); `None` when absent.
+    fn request_header(&self, name: &str) -> Option<String>;
+    /// Sets (`Some`) or removes (`None`) a request header.
+    fn set_request_header(&self, name: &str, value: Option<&str>);
+    /// Up to `size` bytes of the request body buffered so far.
+    fn request_body(&self, size: usize) -> Option<Vec<u8>>;
+
+    /// Answers the request with a response of the filter's own.
+    fn send_response(&self, response: &LocalResponse);
+    /// Makes `context_id` the effective request; false when it is gone.
+    fn set_effective_context(&self, context_id: u32) -> bool;
+    /// Lets the effective request, paused earlier, continue upstream.
+    fn resume_request(&self) -> bool;
+
+    /// Sends an HTTP request through `cluster`; returns the call's token.
+    fn dispatch_call(
+        &self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout_ms: u64,
+    ) -> Result<u32, String>;
+    /// A header of the response to the call being delivered.
+    fn call_response_header(&self, name: &str) -> Option<String>;
+    /// The body of the response to the call being delivered.
+    fn call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, String>;
+
+    /// Defines a counter named `name`; `None` when the host refuses.
+    fn define_counter(&self, name: &str) -> Option<u32>;
+    fn add_to_counter(&self, id: u32, delta: u64);
+}
+
+/// A header value as text: the bytes themselves when they are UTF-8 (no copy: this is the
+/// kilobyte-long token on every request), else with invalid sequences replaced by U+FFFD.
+pub fn utf8_or_replaced(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(any(test, feature = "test-fixtures"))]
+pub use memory::{Call, MemoryHost};
+
+#[cfg(any(test, feature = "test-fixtures"))]
+mod memory {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+
+    use super::Host;
+    use crate::jwks_sync::SharedStore;
+    use crate::response::LocalResponse;
+
+    /// The shared key-value store: key to (value, CAS token).
+    pub type Store = std::rc::Rc<RefCell<BTreeMap<String, (Vec<u8>, u32)>>>;
+    /// Headers and body of a callout's response.
+    pub type CallResponse = (Vec<(String, String)>, Vec<u8>);
+
+    /// A dispatched call, as the host saw it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Call {
+        pub token: u32,
+        pub cluster: String,
+        pub path: String,
+    }
+
+    /// The state of one request as the host sees it.
+    #[derive(Debug, Default, Clone)]
+    pub struct Request {
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+        pub sent: Option<LocalResponse>,
+        /// How many local responses were sent (more than one is a bug).
+        pub sent_count: u32,
+        pub resumed: u32,
+    }
+
+    /// An in-memory host: requests by context id, a shared store, counters, a settable clock.
+    /// Several `MemoryHost`s built with [`MemoryHost::sibling`] share the store, as the VMs of
+    /// one Envoy process do.
+    #[derive(Default)]
+    pub struct MemoryHost {
+        pub clock_ms: Cell<Option<u64>>,
+        pub requests: RefCell<BTreeMap<u32, Request>>,
+        pub effective: Cell<u32>,
+        pub store: Store,
+        pub calls: RefCell<Vec<Call>>,
+        pub next_token: Cell<u32>,
+        pub fail_dispatch: Cell<bool>,
+        /// The response being delivered to `on_call_response`: headers and body.
+        pub call_response: RefCell<CallResponse>,
+        pub counters: RefCell<Vec<(String, u64)>>,
+    }
+
+    impl MemoryHost {
+        pub fn new(now_ms: u64) -> MemoryHost {
+            let host = MemoryHost::default();
+            host.clock_ms.set(Some(now_ms));
+            host
+        }
+
+        /// Another VM of the same process: same store and clock, its own requests.
+        pub fn sibling(&self) -> MemoryHost {
+            let mut host = MemoryHost::new(0);
+            host.clock_ms.set(self.clock_ms.get());
+            host.store.clone_from(&self.store);
+            host
+        }
+
+        pub fn advance(&self, ms: u64) {
+            self.clock_ms.set(self.clock_ms.get().map(|t| t + ms));
+        }
+
+        /// Registers a request and makes it the effective one.
+        pub fn arrive(&self, id: u32, headers: &[(&str, &str)]) {
+            let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            self.requests.borrow_mut().insert(id, Request { headers, ..Request::default() });
+            self.effective.set(id);
+        }
+
+        pub fn request(&self, id: u32) -> Request {
+            self.requests.borrow().get(&id).cloned().unwrap_or_default()
+        }
+
+        pub fn header_of(&self, id: u32, name: &str) -> Option<String> {
+            self.request(id).headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        }
+
+        pub fn respond_to_call(&self, headers: &[(&str, &str)], body: &[u8]) {
+            let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            *self.call_response.borrow_mut() = (headers, body.to_vec());
+        }
+
+        /// The request went away (the host forgets it, as Envoy does).
+        pub fn depart(&self, id: u32) {
+            self.requests.borrow_mut().remove(&id);
+        }
+
+        pub fn counter(&self, name: &str) -> u64 {
+            self.counters.borrow().iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v)
+        }
+
+        fn with_effective<T>(&self, f: impl FnOnce(&mut Request) -> T) -> Option<T> {
+            self.requests.borrow_mut().get_mut(&self.effective.get()).map(f)
+        }
+    }
+
+    impl SharedStore for MemoryHost {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, String> {
+            Ok(self.store.borrow().get(key).cloned())
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<bool, String> {
+            let mut store = self.store.borrow_mut();
+            let current = store.get(key).map_or(0, |(_, c)| *c);
+            if cas.is_some_and(|c| c != current) {
+                return Ok(false);
+            }
+            store.insert(key.to_string(), (value.to_vec(), current + 1));
+            Ok(true)
+        }
+    }
+
+    impl Host for MemoryHost {
+        fn now_ms(&self) -> Option<u64> {
+            self.clock_ms.get()
+        }
+
+        fn request_header(&self, name: &str) -> Option<String> {
+            self.with_effective(|r| {
+                r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+            })
+            .flatten()
+        }
+
+        fn set_request_header(&self, name: &str, value: Option<&str>) {
+            self.with_effective(|r| {
+                r.headers.retain(|(n, _)| n != name);
+                if let Some(value) = value {
+                    r.headers.push((name.to_string(), value.to_string()));
+                }
+            });
+        }
+
+        fn request_body(&self, size: usize) -> Option<Vec<u8>> {
+            self.with_effective(|r| r.body.iter().take(size).copied().collect())
+        }
+
+        fn send_response(&self, response: &LocalResponse) {
+            self.with_effective(|r| {
+                r.sent = Some(response.clone());
+                r.sent_count += 1;
+            });
+        }
+
+        fn set_effective_context(&self, context_id: u32) -> bool {
+            self.effective.set(context_id);
+            self.requests.borrow().contains_key(&context_id)
+        }
+
+        fn resume_request(&self) -> bool {
+            self.with_effective(|r| r.resumed += 1).is_some()
+        }
+
+        fn dispatch_call(
+            &self,
+            cluster: &str,
+            headers: &[(&str, &str)],
+            _timeout_ms: u64,
+        ) -> Result<u32, String> {
+            if self.fail_dispatch.get() {
+                return Err("no such cluster".into());
+            }
+            let token = self.next_token.get() + 1;
+            self.next_token.set(token);
+            let path = headers.iter().find(|(n, _)| *n == ":path").map_or("", |(_, v)| v);
+            self.calls.borrow_mut().push(Call {
+                token,
+                cluster: cluster.to_string(),
+                path: path.to_string(),
+            });
+            Ok(token)
+        }
+
+        fn call_response_header(&self, name: &str) -> Option<String> {
+            let response = self.call_response.borrow();
+            response.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        }
+
+        fn call_response_body(&self, size: usize) -> Result<Option<Vec<u8>>, String> {
+            let response = self.call_response.borrow();
+            Ok(Some(response.1.iter().take(size).copied().collect()))
+        }
+
+        fn define_counter(&self, name: &str) -> Option<u32> {
+            let mut counters = self.counters.borrow_mut();
+            counters.push((name.to_string(), 0));
+            u32::try_from(counters.len() - 1).ok()
+        }
+
+        fn add_to_counter(&self, id: u32, delta: u64) {
+            if let Some((_, value)) = self.counters.borrow_mut().get_mut(id as usize) {
+                *value += delta;
+            }
+        }
+    }
+}

@@ -1,0 +1,623 @@
+//! One VM's state and its reactions to the host's callbacks: a request arrives, a tick, the
+//! key-set fetch answers, a request goes away. Generic over [`Host`], so the state machines
+//! (waiting for keys, the shared fetch) run in tests against [`crate::host::MemoryHost`]; the
+//! wasm glue only forwards callbacks here.
+//!
+//! The decisions themselves come from the pure modules: [`authorize::decide`] for a request,
+//! [`waiting`] for parked requests, [`JwksSync`] for the fetch schedule.
+
+use std::rc::Rc;
+
+use log::{debug, info, warn};
+
+use crate::authorize::{self, Decision, Outcome, Policy, RequestFacts, VerdictCache, WaitReason};
+use crate::config::FilterConfig;
+use crate::error::DenyReason;
+use crate::host::Host;
+use crate::jwks_sync::{self, Claim, FetchResult, JwksSync, Trigger};
+use crate::keys::KeySet;
+use crate::response::{self, LocalResponse, Responses};
+use crate::stats::{Counter, Stats};
+use crate::waiting::{self, FetchState, Resolution, WaitPlan, Waiter, WaitingRoom};
+
+/// What the host does with the request after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The request waits, or was answered here.
+    Pause,
+}
+
+/// A request is decided again after a wait at most this many times in one callback; the
+/// plans make two the most that happens (a wait, then a decision without refetch).
+const MAX_DECISIONS: usize = 4;
+
+pub struct Worker {
+    config: Rc<FilterConfig>,
+    responses: Responses,
+    keys: Option<Rc<KeySet>>,
+    /// The version of the shared key-set record `keys` came from (0: none).
+    version: u64,
+    waiting: WaitingRoom,
+    /// The token of the key-set callout this VM has in flight.
+    fetch_token: Option<u32>,
+    stats: Stats,
+    cache: VerdictCache,
+    /// Seconds since the epoch as of the last tick (`None`: the clock could not be read).
+    /// At most a tick old, against a skew of seconds; saves a hostcall per request.
+    clock_s: Option<u64>,
+}
+
+impl Worker {
+    /// Parses the plugin configuration and prepares the shared key-set record.
+    pub fn configure(host: &impl Host, bytes: &[u8]) -> Result<Worker, String> {
+        let config = FilterConfig::parse(bytes).map_err(|e| format!("{e}; refusing to start"))?;
+        JwksSync::new(host, &config.jwks).init()?;
+        info!(
+            "configured for issuer {} (audiences {:?}), key set {} via cluster {}",
+            config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster
+        );
+        Ok(Worker {
+            responses: Responses::new(&config),
+            cache: VerdictCache::new(config.token_cache_capacity, config.token_cache_max_bytes),
+            config: Rc::new(config),
+            keys: None,
+            version: 0,
+            waiting: WaitingRoom::default(),
+            fetch_token: None,
+            stats: Stats::define(host),
+            clock_s: host.now_ms().map(|ms| ms / 1000),
+        })
+    }
+
+    /// The periodic work: the clock, keys other VMs published, a due fetch, waiters whose
+    /// time is up, counters.
+    pub fn on_tick(&mut self, host: &impl Host) {
+        let now = host.now_ms();
+        if now.is_none() && self.clock_s.is_some() {
+            warn!("cannot read the host clock; refusing requests until it can be read");
+        }
+        self.clock_s = now.map(|ms| ms / 1000);
+        if let Some(now) = now {
+            self.sync_keys(host, now);
+            self.expire_waiters(host, now);
+        }
+        self.stats.flush(host);
+    }
+
+    /// A request's headers arrived (it is the effective context).
+    pub fn on_request_headers(&mut self, host: &impl Host, context_id: u32) -> Flow {
+        self.handle(host, context_id, true)
+    }
+
+    /// The request went away: if it was waiting, it must never be resumed.
+    pub fn on_request_gone(&mut self, context_id: u32) {
+        self.waiting.leave(context_id);
+    }
+
+    /// An HTTP callout answered; ours if it is the key-set fetch in flight.
+    pub fn on_call_response(&mut self, host: &impl Host, token: u32, body_size: usize) {
+        if self.fetch_token != Some(token) {
+            return;
+        }
+        self.fetch_token = None;
+        let Some(now) = host.now_ms() else {
+            warn!("cannot read the host clock; dropping the key-set response");
+            return;
+        };
+        // Only the two headers needed: the key-set server's others are none of our business.
+        let status = host.call_response_header(":status");
+        let max_age =
+            host.call_response_header("cache-control").and_then(|v| jwks_sync::max_age(&v));
+        let judged = jwks_sync::judge_response(
+            status.as_deref(),
+            body_size,
+            self.config.jwks.max_body_bytes,
+            || host.call_response_body(body_size),
+        );
+        match judged {
+            Ok((body, keys)) => self.finish_fetch(host, now, Ok((body, max_age)), Some(keys)),
+            Err(why) => self.finish_fetch(host, now, Err(why), None),
+        }
+    }
+
+    /// Answers a request the worker cannot judge (no configuration, or state in use).
+    pub fn refuse_unjudged(host: &impl Host) {
+        host.send_response(&response::keys_unavailable(1));
+    }
+
+    /// Decides the effective request and carries the decision out.
+    fn handle(&mut self, host: &impl Host, context_id: u32, may_refetch: bool) -> Flow {
+        let Some(now_s) = self.clock_s else {
+            return self.refuse(host, DenyReason::ClockUnavailable, &response::keys_unavailable(1));
+        };
+        // Two lookups instead of the whole header map: this is the per-request hot path.
+        // Envoy joins repeated `Authorization` headers with a comma, which `extract` refuses.
+        let path = host.request_header(":path").unwrap_or_default();
+        let authorization = host.request_header("authorization");
+        let authorization = authorization.as_deref().map(|value| [value]);
+        let authorization: &[&str] = authorization.as_ref().map_or(&[], |one| one.as_slice());
+        // The method matters only for the metadata paths; skip the lookup everywhere else.
+        let method = if self.config.is_metadata_path(&path) {
+            host.request_header(":method").unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut facts =
+            RequestFacts { method: &method, path: &path, authorization, now_s, may_refetch };
+        for _ in 0..MAX_DECISIONS {
+            let policy = Policy {
+                config: &self.config,
+                responses: &self.responses,
+                keys: self.keys.as_deref(),
+            };
+            match authorize::decide(&facts, &policy, &mut self.cache) {
+                Decision::Allow(changes) => {
+                    for name in &changes.remove {
+                        host.set_request_header(name, None);
+                    }
+                    for (name, value) in &changes.set {
+                        host.set_request_header(name, Some(value));
+                    }
+                    self.stats.count(Counter::Allowed);
+                    return Flow::Continue;
+                }
+                Decision::Respond(response, outcome) => {
+                    log_refusal(&path, outcome);
+                    self.count(outcome);
+                    host.send_response(&response);
+                    return Flow::Pause;
+                }
+                Decision::Wait(reason) => match self.wait(host, context_id, reason) {
+                    Some(may_refetch) => facts.may_refetch = may_refetch,
+                    None => return Flow::Pause,
+                },
+            }
+        }
+        warn!("request still undecided after {MAX_DECISIONS} attempts; answering 503");
+        self.unavailable(host, 1)
+    }
+
+    /// Parks the request until keys arrive (or a refetch ends), starting a fetch if due.
+    /// Returns `Some(may_refetch)` when it should be decided again now instead.
+    fn wait(&mut self, host: &impl Host, context_id: u32, reason: WaitReason) -> Option<bool> {
+        let Some(now) = host.now_ms() else {
+            self.refuse(host, DenyReason::ClockUnavailable, &response::keys_unavailable(1));
+            return None;
+        };
+        let trigger = match reason {
+            WaitReason::NoKeys => Trigger::Scheduled,
+            WaitReason::UnknownKid => Trigger::UnknownKid,
+        };
+        let claim = JwksSync::new(host, &self.config.jwks)
+            .try_claim(now, trigger)
+            .map_err(|e| warn!("{e}"))
+            .ok();
+        let park = Waiter { since_ms: now, reason, version_at_wait: self.version };
+        match waiting::plan(reason, claim, now, self.config.jwks.timeout_ms) {
+            WaitPlan::FetchAndPark => {
+                self.start_fetch(host, now, Some(context_id));
+                self.waiting.park(context_id, park);
+            }
+            WaitPlan::Park => self.waiting.park(context_id, park),
+            WaitPlan::InstallPublished { unavailable_retry_after_s } => {
+                if self.install_published(host) {
+                    return Some(park.may_refetch());
+                }
+                match unavailable_retry_after_s {
+                    Some(retry_after_s) => {
+                        self.unavailable(host, retry_after_s);
+                    }
+                    None => self.waiting.park(context_id, park),
+                }
+            }
+            WaitPlan::DecideAgain { may_refetch } => return Some(may_refetch),
+        }
+        None
+    }
+
+    fn unavailable(&mut self, host: &impl Host, retry_after_s: u64) -> Flow {
+        debug!("no signing keys available; answering 503");
+        self.refuse(host, DenyReason::JwksUnavailable, &response::keys_unavailable(retry_after_s))
+    }
+
+    fn refuse(&mut self, host: &impl Host, reason: DenyReason, response: &LocalResponse) -> Flow {
+        self.count(Outcome::Denied(reason));
+        host.send_response(response);
+        Flow::Pause
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        self.stats.count(match outcome {
+            Outcome::Allowed => Counter::Allowed,
+            Outcome::Metadata => Counter::MetadataServed,
+            Outcome::Denied(reason) => Counter::Denied(reason),
+            Outcome::Rejected(error) => Counter::Rejected(error),
+        });
+    }
+
+    /// Sends the key-set request through the configured cluster. `current` is the request
+    /// being handled, if any: it becomes the effective context again after others resumed.
+    fn start_fetch(&mut self, host: &impl Host, now: u64, current: Option<u32>) {
+        let jwks = &self.config.jwks;
+        let headers = [
+            (":method", "GET"),
+            (":path", jwks.path.as_str()),
+            (":authority", jwks.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "mcp-auth-filter"),
+        ];
+        match host.dispatch_call(&jwks.cluster, &headers, jwks.timeout_ms) {
+            Ok(token) => self.fetch_token = Some(token),
+            Err(status) => {
+                let why = format!("cannot call cluster `{}`: {status}", jwks.cluster);
+                self.finish_fetch(host, now, Err(why), None);
+                if let Some(id) = current {
+                    host.set_effective_context(id);
+                }
+            }
+        }
+    }
+
+    /// Publishes this VM's fetch result to the others, installs good keys here and settles
+    /// the requests that waited for it.
+    fn finish_fetch(
+        &mut self,
+        host: &impl Host,
+        now: u64,
+        result: FetchResult,
+        keys: Option<KeySet>,
+    ) {
+        let record = JwksSync::new(host, &self.config.jwks).complete(now, &result);
+        match (&result, record) {
+            (Ok(_), Ok(record)) => {
+                if let Some(keys) = keys {
+                    log_key_set(&keys, record.version);
+                    self.stats.count(Counter::JwksFetchOk);
+                    self.install(keys, record.version);
+                }
+            }
+            (Err(why), record) => {
+                let retry = record.map(|r| r.next_fetch_ms.saturating_sub(now)).unwrap_or(0);
+                warn!(
+                    "key-set fetch from {} failed: {why}; keeping the last good keys, retry in {retry} ms",
+                    self.config.jwks.uri
+                );
+                self.stats.count(Counter::JwksFetchFailed);
+            }
+            (Ok(_), Err(e)) => warn!("{e}"),
+        }
+        if result.is_ok() {
+            self.resume_after_keys(host, now);
+        } else {
+            self.expire_waiters(host, now);
+        }
+    }
+
+    /// Installs a key set; cached verdicts of keys that left the set go with them.
+    fn install(&mut self, keys: KeySet, version: u64) {
+        self.cache.retain_keys(&keys);
+        self.keys = Some(Rc::new(keys));
+        self.version = version;
+    }
+
+    /// Picks up a key set another VM published. Returns true when a newer one was installed.
+    fn install_published(&mut self, host: &impl Host) -> bool {
+        let record = match JwksSync::new(host, &self.config.jwks).read() {
+            Ok(Some((record, _))) if record.version > self.version => record,
+            Ok(_) => return false,
+            Err(e) => {
+                warn!("{e}");
+                return false;
+            }
+        };
+        match KeySet::parse(record.body.as_bytes()) {
+            Ok(keys) => {
+                self.install(keys, record.version);
+                true
+            }
+            Err(e) => {
+                warn!("published key set version {} unusable: {e}", record.version);
+                false
+            }
+        }
+    }
+
+    /// The tick's key-set work: pick up what others published, start a due refresh.
+    fn sync_keys(&mut self, host: &impl Host, now: u64) {
+        if self.install_published(host) {
+            self.resume_after_keys(host, now);
+        }
+        match JwksSync::new(host, &self.config.jwks).try_claim(now, Trigger::Scheduled) {
+            Ok(Claim::Started) => self.start_fetch(host, now, None),
+            Ok(_) => {}
+            Err(e) => warn!("{e}"),
+        }
+    }
+
+    fn resume_after_keys(&mut self, host: &impl Host, now: u64) {
+        let due = self.waiting.due_after_keys(now, self.version, self.config.jwks.timeout_ms);
+        self.resume_all(host, due);
+    }
+
+    /// Settles waiters whose time is up or whose fetch ended.
+    fn expire_waiters(&mut self, host: &impl Host, now: u64) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let fetch = match JwksSync::new(host, &self.config.jwks).read() {
+            Ok(Some((record, _))) => FetchState {
+                fetching: record.fetching_until_ms > now,
+                last_failed_ms: record.last_failed_ms,
+            },
+            _ => FetchState::default(),
+        };
+        let due = self.waiting.due_on_tick(now, self.config.jwks.timeout_ms, fetch);
+        self.resume_all(host, due);
+    }
+
+    fn resume_all(&mut self, host: &impl Host, due: Vec<(u32, Waiter)>) {
+        for (id, waiter) in due {
+            if !host.set_effective_context(id) {
+                continue; // The request is gone.
+            }
+            let flow = match waiting::resolve(&waiter, self.keys.is_some()) {
+                Resolution::Unavailable => {
+                    self.unavailable(host, 1 + self.config.jwks.retry_initial_ms / 1000)
+                }
+                Resolution::DecideAgain { may_refetch } => self.handle(host, id, may_refetch),
+            };
+            if flow == Flow::Continue && !host.resume_request() {
+                warn!("cannot resume request {id}");
+            }
+        }
+    }
+}
+
+/// The path is logged without its query: a client may have put a token there.
+fn log_refusal(path: &str, outcome: Outcome) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let path: String = path.split('?').next().unwrap_or_default().chars().take(200).collect();
+    match outcome {
+        Outcome::Rejected(error) => {
+            debug!("denied {path}: {} ({})", error.reason(), error.detail())
+        }
+        Outcome::Denied(reason) => debug!("denied {path}: {}", reason.reason()),
+        Outcome::Allowed | Outcome::Metadata => {}
+    }
+}
+
+fn log_key_set(keys: &KeySet, version: u64) {
+    let kids: Vec<&str> = keys.kids().collect();
+    info!("key set version {version} loaded: {} keys {kids:?}", keys.keys.len());
+    for skipped in &keys.skipped {
+        info!("key set entry skipped: {skipped}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::host::MemoryHost;
+    use crate::testkeys::{self, keycloak_token, NOW};
+
+    const NOW_MS: u64 = NOW * 1000;
+
+    fn config_bytes() -> Vec<u8> {
+        json!({
+            "issuer": testkeys::ISSUER,
+            "audiences": [testkeys::AUDIENCE],
+            "jwks": {"cluster": "idp", "uri": "http://localhost:8080/certs"},
+            "resource_metadata": {
+                "resource": "http://localhost:9000/mcp",
+                "authorization_servers": [testkeys::ISSUER]
+            },
+            "claims_to_headers": {"sub": "x-mcp-subject"}
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn setup() -> (MemoryHost, Worker) {
+        let host = MemoryHost::new(NOW_MS);
+        let worker = Worker::configure(&host, &config_bytes()).unwrap();
+        (host, worker)
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    fn arrive(host: &MemoryHost, worker: &mut Worker, id: u32, token: &str) -> Flow {
+        let auth = bearer(token);
+        host.arrive(id, &[(":path", "/mcp"), (":method", "POST"), ("authorization", &auth)]);
+        worker.on_request_headers(host, id)
+    }
+
+    fn answer_fetch(host: &MemoryHost, worker: &mut Worker, status: &str, body: &Value) {
+        let token = host.calls.borrow().last().unwrap().token;
+        let body = body.to_string().into_bytes();
+        host.respond_to_call(&[(":status", status)], &body);
+        worker.on_call_response(host, token, body.len());
+    }
+
+    fn status_sent(host: &MemoryHost, id: u32) -> Option<u32> {
+        host.request(id).sent.map(|r| r.status)
+    }
+
+    #[test]
+    fn first_request_waits_for_the_first_key_set_then_continues() {
+        let (host, mut worker) = setup();
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        assert_eq!(host.calls.borrow().len(), 1, "one fetch dispatched");
+        assert_eq!(host.calls.borrow()[0].cluster, "idp");
+        assert_eq!(host.calls.borrow()[0].path, "/certs");
+        assert!(worker.waiting.contains(1));
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let request = host.request(1);
+        assert_eq!(request.resumed, 1);
+        assert!(request.sent.is_none());
+        assert_eq!(host.header_of(1, "authorization"), None, "the token does not go upstream");
+        assert!(host.header_of(1, "x-mcp-subject").is_some());
+        assert!(worker.waiting.is_empty());
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.allowed"), 1);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.ok"), 1);
+    }
+
+    #[test]
+    fn a_failed_first_fetch_answers_the_waiter_503_on_the_next_tick() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        answer_fetch(&host, &mut worker, "500", &json!({}));
+        // The failure settles the waiter right away: it started waiting before the failure.
+        host.advance(100);
+        worker.on_tick(&host);
+        assert_eq!(status_sent(&host, 1), Some(503));
+        assert_eq!(host.request(1).resumed, 0);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.failed"), 1);
+        assert_eq!(host.counter("mcp_auth.denied.jwks_unavailable"), 1);
+    }
+
+    #[test]
+    fn an_unreachable_cluster_fails_the_waiter_too() {
+        let (host, mut worker) = setup();
+        host.fail_dispatch.set(true);
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        host.advance(100);
+        worker.on_tick(&host);
+        assert_eq!(status_sent(&host, 1), Some(503));
+    }
+
+    #[test]
+    fn a_waiter_times_out_when_the_fetch_never_answers() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        host.advance(4_900);
+        worker.on_tick(&host);
+        assert_eq!(status_sent(&host, 1), None);
+        host.advance(100);
+        worker.on_tick(&host);
+        assert_eq!(status_sent(&host, 1), Some(503));
+    }
+
+    #[test]
+    fn a_request_that_left_while_waiting_is_never_resumed() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        worker.on_request_gone(1);
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        assert_eq!(host.request(1).resumed, 0);
+        assert_eq!(status_sent(&host, 1), None);
+    }
+
+    #[test]
+    fn an_unknown_kid_refetches_once_and_is_judged_by_the_new_set() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        // A token signed by a key the set does not have yet.
+        let rotated = testkeys::mint_rotated(&testkeys::claims());
+        host.advance(1000);
+        worker.on_tick(&host);
+        assert_eq!(arrive(&host, &mut worker, 2, &rotated), Flow::Pause);
+        assert_eq!(host.calls.borrow().len(), 2, "an unknown kid refetches");
+        let mut set = testkeys::keycloak_jwks();
+        set["keys"].as_array_mut().unwrap().push(testkeys::rotated_jwk());
+        answer_fetch(&host, &mut worker, "200", &set);
+        assert_eq!(host.request(2).resumed, 1);
+        // Another unknown kid right after: rate limited, judged at once with what there is.
+        let mut header = json!({"alg": "RS256", "typ": "JWT", "kid": "nobody"});
+        header["kid"] = json!("nobody");
+        let stranger = testkeys::mint(&header, &testkeys::claims());
+        assert_eq!(arrive(&host, &mut worker, 3, &stranger), Flow::Pause);
+        assert_eq!(status_sent(&host, 3), Some(401));
+        assert_eq!(host.calls.borrow().len(), 2);
+    }
+
+    #[test]
+    fn an_unknown_kid_the_refetch_does_not_bring_is_refused() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        host.advance(1000);
+        let rotated = testkeys::mint_rotated(&testkeys::claims());
+        assert_eq!(arrive(&host, &mut worker, 2, &rotated), Flow::Pause);
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        assert_eq!(status_sent(&host, 2), Some(401));
+        assert_eq!(host.request(2).resumed, 0);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.denied.unknown_key"), 1);
+    }
+
+    #[test]
+    fn two_vms_share_one_fetch() {
+        let (host_a, mut a) = setup();
+        let host_b = host_a.sibling();
+        let mut b = Worker::configure(&host_b, &config_bytes()).unwrap();
+        arrive(&host_a, &mut a, 1, &keycloak_token());
+        arrive(&host_b, &mut b, 1, &keycloak_token());
+        assert_eq!(host_a.calls.borrow().len() + host_b.calls.borrow().len(), 1);
+        answer_fetch(&host_a, &mut a, "200", &testkeys::keycloak_jwks());
+        assert_eq!(host_a.request(1).resumed, 1);
+        // B learns of the published set on its tick.
+        host_b.advance(100);
+        b.on_tick(&host_b);
+        assert_eq!(host_b.request(1).resumed, 1);
+        assert!(host_b.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn metadata_is_served_without_a_token() {
+        let (host, mut worker) = setup();
+        host.arrive(
+            1,
+            &[(":path", "/.well-known/oauth-protected-resource/mcp"), (":method", "GET")],
+        );
+        assert_eq!(worker.on_request_headers(&host, 1), Flow::Pause);
+        assert_eq!(status_sent(&host, 1), Some(200));
+        assert!(host.calls.borrow().is_empty());
+    }
+
+    #[test]
+    fn no_clock_no_decision() {
+        let (host, mut worker) = setup();
+        host.clock_ms.set(None);
+        worker.on_tick(&host);
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        assert_eq!(status_sent(&host, 1), Some(503));
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.denied.clock_unavailable"), 1);
+    }
+
+    #[test]
+    fn an_oversized_key_set_is_a_failed_fetch() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        let token = host.calls.borrow()[0].token;
+        host.respond_to_call(&[(":status", "200")], b"{}");
+        worker.on_call_response(&host, token, 10 << 20);
+        assert!(worker.keys.is_none());
+        host.advance(100);
+        worker.on_tick(&host);
+        assert_eq!(status_sent(&host, 1), Some(503));
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.failed"), 1);
+    }
+
+    #[test]
+    fn a_foreign_callout_answer_is_ignored() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        host.respond_to_call(
+            &[(":status", "200")],
+            testkeys::keycloak_jwks().to_string().as_bytes(),
+        );
+        worker.on_call_response(&host, 999, 10);
+        assert!(worker.keys.is_none());
+        assert!(worker.waiting.contains(1));
+    }
+}
