@@ -255,6 +255,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
         if !matches!(&jsonrpc, Member::Str(v) if v == "2.0") {
             return Err(fail(self.failure, ReadError::NotMessage));
         }
+        let id_present = !matches!(id, IdMember::Absent);
         let id = match id {
             IdMember::Absent => None,
             IdMember::Null => {
@@ -274,8 +275,8 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
             Member::Other => return Err(fail(self.failure, ReadError::NotMessage)),
         };
         let Some(method) = method else {
-            // A response: `result` or `error`, and an id; no params.
-            if !has_result_or_error || params.is_some() {
+            // A response: `result` or `error`, and an id (null only for an error); no params.
+            if !has_result_or_error || !id_present || params.is_some() {
                 return Err(fail(self.failure, ReadError::NotMessage));
             }
             return Ok(Message { kind: MessageKind::Response, method: None, id, item: None });
@@ -705,8 +706,8 @@ mod tests {
     #[test]
     fn depth_bound() {
         let nest = |n: usize| {
-            // The message is depth 1, params 2, arguments 3, then n - 3 more arrays.
-            let inner = "[".repeat(n - 3) + &"]".repeat(n - 3);
+            // The message is at depth 1, params 2, then arrays at depths 3..=n.
+            let inner = "[".repeat(n - 2) + &"]".repeat(n - 2);
             format!(
                 r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"e","arguments":{inner}}}}}"#
             )

@@ -785,3 +785,638 @@ pub fn response(verdict: &McpVerdict, resource_metadata_url: &str) -> Option<Loc
     let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
     Some(LocalResponse { status, headers, body: body.to_string().into_bytes() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::config::compile_value;
+    use serde_json::json;
+
+    /// The issue's example policy.
+    fn issue_policy() -> McpPolicy {
+        compile_value(
+            json!({
+                "rules": ["mcp.tool.name == \"echo\" && \"admin\" in jwt.roles"],
+                "scopes": {
+                    "tools": {"echo": ["mcp:tools"], "admin_*": ["mcp:admin"]},
+                    "prompts": {"*": ["mcp:prompts"]},
+                    "resources": {"file:///private/*": ["mcp:private"]}
+                }
+            }),
+            "/mcp",
+        )
+        .unwrap()
+    }
+
+    fn policy(v: Value) -> McpPolicy {
+        compile_value(v, "/mcp").unwrap()
+    }
+
+    fn caller(p: &McpPolicy, claims: Value) -> Caller {
+        p.caller(claims.as_object().unwrap())
+    }
+
+    fn admin(p: &McpPolicy) -> Caller {
+        caller(p, json!({"sub": "eitan", "scope": "openid mcp:tools", "roles": ["admin", "user"]}))
+    }
+
+    fn call(name: &str) -> Vec<u8> {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": name, "arguments": {"text": "secret"}}})
+        .to_string()
+        .into_bytes()
+    }
+
+    fn judge(p: &McpPolicy, c: &Caller, body: &[u8]) -> McpVerdict {
+        p.judge(&McpHeaders::default(), Some(body), c)
+    }
+
+    fn forwards(v: &McpVerdict) -> bool {
+        matches!(v, McpVerdict::Forward { .. })
+    }
+
+    #[test]
+    fn tutorial_rule_verbatim() {
+        let p = issue_policy();
+        let v = judge(&p, &admin(&p), &call("echo"));
+        assert!(forwards(&v), "{v:?}");
+        assert_eq!(v.outcome(), McpOutcome::Allowed);
+        assert_eq!(
+            v.target(),
+            Some(&Target { method: "tools/call".into(), item: Some("echo".into()) })
+        );
+        // Same scopes, no admin role: the rule forbids; more scopes would not help.
+        let user = caller(&p, json!({"sub": "alice", "scope": "mcp:tools", "roles": ["user"]}));
+        let v = judge(&p, &user, &call("echo"));
+        assert_eq!(
+            v,
+            McpVerdict::Forbidden { id: Some(RequestId(json!(1))), target: v.target().cloned() }
+        );
+        assert_eq!(v.outcome(), McpOutcome::DeniedRule);
+    }
+
+    #[test]
+    fn missing_claim_makes_the_rule_false_not_an_error_that_allows() {
+        let p = issue_policy();
+        for claims in [
+            json!({"scope": "mcp:tools"}),
+            json!({"scope": "mcp:tools", "roles": "admin"}),
+            json!({"scope": "mcp:tools", "roles": null}),
+        ] {
+            let v = judge(&p, &caller(&p, claims.clone()), &call("echo"));
+            assert_eq!(v.outcome(), McpOutcome::DeniedRule, "{claims}: {v:?}");
+        }
+        // (`"admin" in {"admin": true}` is a key test in CEL, true: CEL's semantics.)
+    }
+
+    #[test]
+    fn scopes_before_rules_and_the_challenge_names_this_operations_scopes() {
+        let p = issue_policy();
+        // No mcp:tools: step up first, even though the rule would also refuse.
+        let c = caller(&p, json!({"scope": "openid", "roles": []}));
+        let v = judge(&p, &c, &call("echo"));
+        assert_eq!(
+            v,
+            McpVerdict::InsufficientScope {
+                scopes: vec!["mcp:tools".into()],
+                id: Some(RequestId(json!(1))),
+                target: v.target().cloned()
+            }
+        );
+        assert_eq!(v.outcome(), McpOutcome::DeniedScope);
+        // admin_* needs mcp:admin only: the challenge names that, not mcp:tools.
+        let v = judge(&p, &admin(&p), &call("admin_reset"));
+        match &v {
+            McpVerdict::InsufficientScope { scopes, .. } => assert_eq!(scopes, &["mcp:admin"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unscoped_items_need_no_scope_and_no_rules_permits_all() {
+        let p = policy(json!({"scopes": {"tools": {"echo": ["mcp:tools"]}}}));
+        let nobody = caller(&p, json!({}));
+        assert!(forwards(&judge(&p, &nobody, &call("other"))));
+        assert_eq!(judge(&p, &nobody, &call("echo")).outcome(), McpOutcome::DeniedScope);
+        let p = policy(json!({}));
+        assert!(forwards(&judge(&p, &nobody, &call("anything"))));
+    }
+
+    #[test]
+    fn most_specific_pattern_wins() {
+        let p = policy(json!({"scopes": {"tools": {
+            "*": ["any"],
+            "admin_*": ["admin"],
+            "admin_reset": ["reset"],
+            "a*_*t": ["weird"],
+            "*_x": ["x"],
+            "a_x": ["ax"]
+        }}}));
+        let t = p.scope_table();
+        assert_eq!(t.required(ItemKind::Tool, "echo"), ["any"]);
+        assert_eq!(t.required(ItemKind::Tool, "admin_list"), ["admin"]);
+        assert_eq!(t.required(ItemKind::Tool, "admin_reset"), ["reset"]);
+        // "admin_*" (6 literal bytes) beats "a*_*t" (3) for admin_set.
+        assert_eq!(t.required(ItemKind::Tool, "admin_set"), ["admin"]);
+        assert_eq!(t.required(ItemKind::Tool, "ab_ct"), ["weird"]);
+        assert_eq!(t.required(ItemKind::Tool, "a_x"), ["ax"]);
+        assert_eq!(t.required(ItemKind::Tool, "b_x"), ["x"]);
+        // Equal literal bytes: fewer stars wins ("ab*" vs "a*b*": 2 literal bytes each).
+        let p = policy(json!({"scopes": {"tools": {"ab*": ["one"], "a*b*": ["two"]}}}));
+        assert_eq!(p.scope_table().required(ItemKind::Tool, "abc"), ["one"]);
+        // A full tie adds the scopes together (fail closed), in the patterns' byte order.
+        let p = policy(json!({"scopes": {"tools": {"a*": ["s1"], "*a": ["s2"]}}}));
+        assert_eq!(p.scope_table().required(ItemKind::Tool, "aa"), ["s2", "s1"]);
+    }
+
+    #[test]
+    fn glob_matching() {
+        let cases = [
+            ("echo", "echo", true),
+            ("echo", "echo2", false),
+            ("*", "", true),
+            ("*", "anything/at/all", true),
+            ("a*", "a", true),
+            ("a*", "ba", false),
+            ("*a", "ba", true),
+            ("*a", "ab", false),
+            ("a*b", "ab", true),
+            ("a*b", "aXb", true),
+            ("a*b", "aXbX", false),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "acb", false),
+            ("*ab*ab*", "abab", true),
+            ("*ab*ab*", "aba", false),
+            ("a*a", "a", false),
+            ("aa*aa", "aaa", false),
+            ("aa*aa", "aaaa", true),
+            ("file:///private/*", "file:///private/x/y", true),
+            ("file:///private/*", "file:///public/x", false),
+            ("*é*", "café!", true),
+        ];
+        for (glob, name, expected) in cases {
+            let pattern = ScopePattern::new(glob.into(), vec!["s".into()]);
+            assert_eq!(pattern.matches(name), expected, "{glob} vs {name}");
+        }
+    }
+
+    #[test]
+    fn prompts_and_resources() {
+        let p = issue_policy();
+        let c = caller(&p, json!({"scope": "mcp:tools mcp:prompts", "roles": ["admin"]}));
+        let get = br#"{"jsonrpc":"2.0","id":"p","method":"prompts/get","params":{"name":"greet"}}"#;
+        // Scopes pass; the only rule is about tools, `mcp.tool` is absent on a prompt: false.
+        assert_eq!(judge(&p, &c, get).outcome(), McpOutcome::DeniedRule);
+        let p2 = policy(json!({
+            "rules": ["has(mcp.prompt) && mcp.prompt.name == \"greet\"",
+                      "mcp.resource.name.startsWith(\"file:///public/\")",
+                      "mcp.methodName == \"resources/subscribe\" && jwt.sub == \"eitan\""],
+            "scopes": {"resources": {"file:///private/*": ["mcp:private"]}}
+        }));
+        let c = caller(&p2, json!({"sub": "eitan"}));
+        assert!(forwards(&judge(&p2, &c, get)));
+        let read = |uri: &str, method: &str| {
+            json!({"jsonrpc":"2.0","id":2,"method":method,"params":{"uri":uri}}).to_string()
+        };
+        assert!(forwards(&judge(&p2, &c, read("file:///public/a", "resources/read").as_bytes())));
+        assert_eq!(
+            judge(&p2, &c, read("file:///other", "resources/read").as_bytes()).outcome(),
+            McpOutcome::DeniedRule
+        );
+        assert!(forwards(&judge(&p2, &c, read("file:///other", "resources/subscribe").as_bytes())));
+        assert_eq!(
+            judge(&p2, &c, read("file:///private/k", "resources/read").as_bytes()),
+            McpVerdict::InsufficientScope {
+                scopes: vec!["mcp:private".into()],
+                id: Some(RequestId(json!(2))),
+                target: Some(Target {
+                    method: "resources/read".into(),
+                    item: Some("file:///private/k".into())
+                })
+            }
+        );
+        // Unsubscribing is not judged.
+        assert!(forwards(&judge(
+            &p2,
+            &c,
+            read("file:///private/k", "resources/unsubscribe").as_bytes()
+        )));
+    }
+
+    #[test]
+    fn other_methods_notifications_and_responses_pass() {
+        let p = policy(json!({"rules": ["false"], "scopes": {"tools": {"*": ["s"]}}}));
+        let c = caller(&p, json!({}));
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"server/discover"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","id":5,"result":{"action":"accept"}}"#,
+            r#"{"jsonrpc":"2.0","id":5,"error":{"code":1,"message":"no"}}"#,
+        ] {
+            let v = judge(&p, &c, body.as_bytes());
+            assert_eq!(
+                v,
+                McpVerdict::Forward { lists: vec![], target: v.target().cloned() },
+                "{body}"
+            );
+        }
+        // A judged method sent as a notification is judged all the same (no id to answer).
+        let v = judge(&p, &c, br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#);
+        assert_eq!(
+            v,
+            McpVerdict::InsufficientScope {
+                scopes: vec!["s".into()],
+                id: None,
+                target: v.target().cloned()
+            }
+        );
+    }
+
+    #[test]
+    fn list_requests_are_reported_only_when_filtering_can_apply() {
+        let list = br#"{"jsonrpc":"2.0","id":"L","method":"tools/list"}"#;
+        let p = policy(json!({"rules": ["true"]}));
+        let c = caller(&p, json!({}));
+        assert_eq!(
+            judge(&p, &c, list),
+            McpVerdict::Forward {
+                lists: vec![PendingList { id: RequestId(json!("L")), kind: ListKind::Tools }],
+                target: Some(Target { method: "tools/list".into(), item: None })
+            }
+        );
+        let p = policy(json!({"scopes": {"tools": {"*": ["s"]}}}));
+        assert!(
+            matches!(judge(&p, &c, list), McpVerdict::Forward { lists, .. } if lists.is_empty())
+        );
+        let p = policy(json!({"scopes": {"tools": {"*": ["s"]}}, "hide_unscoped": true}));
+        assert!(
+            matches!(judge(&p, &c, list), McpVerdict::Forward { lists, .. } if lists.len() == 1)
+        );
+        assert!(!p.filters_list(ListKind::Prompts));
+        assert!(p.filters_list(ListKind::Tools));
+        // A list "notification" has no response to filter.
+        let p = policy(json!({"rules": ["true"]}));
+        let v = judge(&p, &c, br#"{"jsonrpc":"2.0","method":"tools/list"}"#);
+        assert!(matches!(v, McpVerdict::Forward { lists, .. } if lists.is_empty()));
+    }
+
+    #[test]
+    fn batches_are_refused_whole() {
+        let p = issue_policy();
+        let c = admin(&p);
+        let ok = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let list = r#"{"jsonrpc":"2.0","id":2,"method":"resources/templates/list"}"#;
+        let denied = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"other"}}"#;
+        let scoped =
+            r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"admin_x"}}"#;
+        let v = judge(&p, &c, format!("[{ok},{list}]").as_bytes());
+        assert_eq!(
+            v,
+            McpVerdict::Forward {
+                lists: vec![PendingList {
+                    id: RequestId(json!(2)),
+                    kind: ListKind::ResourceTemplates
+                }],
+                target: None
+            }
+        );
+        let v = judge(&p, &c, format!("[{ok},{denied}]").as_bytes());
+        assert!(matches!(v, McpVerdict::Forbidden { id: None, .. }), "{v:?}");
+        // Scopes first across the batch.
+        let v = judge(&p, &c, format!("[{denied},{ok},{scoped}]").as_bytes());
+        assert!(
+            matches!(&v, McpVerdict::InsufficientScope { scopes, id: None, .. } if scopes == &["mcp:admin"]),
+            "{v:?}"
+        );
+        let v = judge(
+            &p,
+            &c,
+            format!(
+                r#"[{ok},{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":7}}}}]"#
+            )
+            .as_bytes(),
+        );
+        assert_eq!(v, McpVerdict::BadBody { reason: BadBody::InvalidParams, id: None });
+    }
+
+    #[test]
+    fn bad_bodies() {
+        let p = policy(json!({"max_body_bytes": 200}));
+        let c = caller(&p, json!({}));
+        let cases: Vec<(Vec<u8>, BadBody)> = vec![
+            (b"not json".to_vec(), BadBody::Parse),
+            (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xc3\"}".to_vec(), BadBody::Parse),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}"#.to_vec(),
+                BadBody::DuplicateMember,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1}}"#.to_vec(),
+                BadBody::InvalidParams,
+            ),
+            (br#"[]"#.to_vec(), BadBody::NotMessage),
+            (
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"a":{}1{}}}}}"#,
+                    "[".repeat(70),
+                    "]".repeat(70)
+                )
+                .into_bytes(),
+                BadBody::TooDeep,
+            ),
+            (vec![b' '; 201], BadBody::TooLarge),
+        ];
+        for (body, reason) in cases {
+            let v = judge(&p, &c, &body);
+            assert_eq!(
+                v,
+                McpVerdict::BadBody { reason, id: None },
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(v.outcome(), McpOutcome::BadBody);
+        }
+        for encoding in ["gzip", "br", "identity, gzip", "deflate"] {
+            let h = McpHeaders { content_encoding: Some(encoding), ..Default::default() };
+            let v = p.judge(&h, Some(&call("e")), &c);
+            assert_eq!(
+                v,
+                McpVerdict::BadBody { reason: BadBody::Encoding, id: None },
+                "{encoding}"
+            );
+        }
+        for encoding in ["identity", "IDENTITY", ""] {
+            let h = McpHeaders { content_encoding: Some(encoding), ..Default::default() };
+            assert!(forwards(&p.judge(&h, Some(&call("e")), &c)), "{encoding}");
+        }
+        // Escaped names are judged decoded.
+        let p = issue_policy();
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools\u002fcall","params":{"name":"ech\u006f"}}"#;
+        let user = caller(&p, json!({"scope": "mcp:tools", "roles": ["user"]}));
+        assert_eq!(judge(&p, &user, body).outcome(), McpOutcome::DeniedRule);
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin\u005fx"}}"#;
+        assert_eq!(judge(&p, &admin(&p), body).outcome(), McpOutcome::DeniedScope);
+    }
+
+    fn headers<'a>(method: Option<&'a str>, name: Option<&'a str>) -> McpHeaders<'a> {
+        McpHeaders { content_encoding: None, mcp_method: method, mcp_name: name }
+    }
+
+    #[test]
+    fn routing_headers_agreeing() {
+        let p = issue_policy();
+        let c = admin(&p);
+        let v = p.judge(&headers(Some("tools/call"), Some("echo")), Some(&call("echo")), &c);
+        assert!(forwards(&v), "{v:?}");
+        let v = p.judge(&headers(Some("tools/call"), Some("admin_x")), Some(&call("admin_x")), &c);
+        assert_eq!(v.outcome(), McpOutcome::DeniedScope);
+        let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        let v = p.judge(&headers(Some("tools/list"), None), Some(list), &c);
+        assert!(matches!(v, McpVerdict::Forward { lists, .. } if lists.len() == 1));
+        let discover =
+            br#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{}}}"#;
+        assert!(forwards(&p.judge(&headers(Some("server/discover"), None), Some(discover), &c)));
+    }
+
+    #[test]
+    fn routing_headers_disagreeing_are_refused_never_forwarded() {
+        let p = issue_policy();
+        let c = admin(&p);
+        let id1 = Some(RequestId(json!(1)));
+        let mismatch = |v: McpVerdict| {
+            assert!(matches!(v, McpVerdict::HeaderMismatch { .. }), "{v:?}");
+            assert_eq!(v.outcome(), McpOutcome::BadBody);
+            v
+        };
+        // The confused deputy: header names the permitted tool, body calls another.
+        let v = mismatch(p.judge(
+            &headers(Some("tools/call"), Some("echo")),
+            Some(&call("admin_x")),
+            &c,
+        ));
+        assert_eq!(v, McpVerdict::HeaderMismatch { id: id1.clone() });
+        mismatch(p.judge(&headers(Some("tools/list"), None), Some(&call("echo")), &c));
+        mismatch(p.judge(&headers(Some("tools/call"), None), Some(&call("echo")), &c));
+        mismatch(p.judge(
+            &headers(Some("tools/list"), Some("echo")),
+            Some(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+            &c,
+        ));
+        mismatch(p.judge(&headers(Some("prompts/get"), Some("echo")), Some(&call("echo")), &c));
+        mismatch(p.judge(&headers(Some("tools/call"), Some("Echo")), Some(&call("echo")), &c));
+        mismatch(p.judge(&headers(None, Some("echo")), Some(&call("admin_x")), &c));
+        let batch = format!("[{}]", String::from_utf8(call("echo")).unwrap());
+        mismatch(p.judge(&headers(Some("tools/call"), Some("echo")), Some(batch.as_bytes()), &c));
+        // Escapes in the body are decoded before comparing.
+        let body =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ech\u006f"}}"#;
+        assert!(forwards(&p.judge(&headers(Some("tools/call"), Some("echo")), Some(body), &c)));
+        // A body the reader refuses is a bad body, headers or not.
+        let v = p.judge(&headers(Some("tools/call"), Some("echo")), Some(b"{"), &c);
+        assert_eq!(v, McpVerdict::BadBody { reason: BadBody::Parse, id: None });
+    }
+
+    #[test]
+    fn trusted_routing_headers_skip_the_body() {
+        let p = policy(json!({
+            "rules": ["mcp.tool.name == \"echo\""],
+            "scopes": {"tools": {"admin_*": ["mcp:admin"]}},
+            "trust_routing_headers": true
+        }));
+        let c = caller(&p, json!({}));
+        let h = headers(Some("tools/call"), Some("echo"));
+        assert!(!p.needs_body(&h));
+        assert!(forwards(&p.judge(&h, None, &c)));
+        let h = headers(Some("tools/call"), Some("other"));
+        assert_eq!(
+            p.judge(&h, None, &c),
+            McpVerdict::Forbidden { id: None, target: p.judge(&h, None, &c).target().cloned() }
+        );
+        let h = headers(Some("tools/call"), Some("admin_x"));
+        assert_eq!(p.judge(&h, None, &c).outcome(), McpOutcome::DeniedScope);
+        // Missing or extra Mcp-Name: refused from the headers alone.
+        let h = headers(Some("tools/call"), None);
+        assert_eq!(p.judge(&h, None, &c), McpVerdict::HeaderMismatch { id: None });
+        let h = headers(Some("ping"), Some("x"));
+        assert_eq!(p.judge(&h, None, &c), McpVerdict::HeaderMismatch { id: None });
+        // Lists to filter need the body (the id); no Mcp-Method needs it; untrusted needs it.
+        assert!(p.needs_body(&headers(Some("tools/list"), None)));
+        assert!(!p.needs_body(&headers(Some("ping"), None)));
+        assert!(p.needs_body(&headers(None, None)));
+        assert_eq!(
+            p.judge(&headers(None, None), None, &c),
+            McpVerdict::BadBody { reason: BadBody::NotMessage, id: None }
+        );
+        let untrusted = issue_policy();
+        assert!(untrusted.needs_body(&headers(Some("tools/call"), Some("echo"))));
+        let v =
+            untrusted.judge(&headers(Some("tools/call"), Some("echo")), None, &admin(&untrusted));
+        assert_eq!(v.outcome(), McpOutcome::BadBody);
+        // With the body at hand anyway, it is still checked.
+        let v = p.judge(&headers(Some("tools/call"), Some("echo")), Some(&call("other")), &c);
+        assert!(matches!(v, McpVerdict::HeaderMismatch { .. }));
+    }
+
+    #[test]
+    fn listed_items() {
+        let p = policy(json!({
+            "rules": ["mcp.tool.name == \"echo\" && \"admin\" in jwt.roles",
+                      "has(mcp.prompt)",
+                      "mcp.methodName == \"resources/read\" && mcp.resource.name.startsWith(\"file:///pub\")"],
+            "scopes": {"tools": {"echo": ["mcp:tools"]}, "resources": {"file:///pub/s*": ["mcp:s"]}},
+        }));
+        let a = caller(&p, json!({"roles": ["admin"]}));
+        let u = caller(&p, json!({"roles": ["user"]}));
+        let item = |v: Value| v.as_object().unwrap().clone();
+        let echo = item(json!({"name": "echo", "description": "d", "inputSchema": {}}));
+        // Without hide_unscoped the token's scopes do not hide an item.
+        assert!(p.permits_listed(ListKind::Tools, &echo, &a));
+        assert!(!p.permits_listed(ListKind::Tools, &echo, &u));
+        assert!(p.permits_listed(ListKind::Prompts, &item(json!({"name": "x"})), &u));
+        assert!(p.permits_listed(
+            ListKind::Resources,
+            &item(json!({"uri": "file:///pub/a", "name": "a"})),
+            &u
+        ));
+        assert!(!p.permits_listed(
+            ListKind::Resources,
+            &item(json!({"uri": "file:///x", "name": "file:///pub"})),
+            &u
+        ));
+        assert!(p.permits_listed(
+            ListKind::ResourceTemplates,
+            &item(json!({"uriTemplate": "file:///pub/{x}"})),
+            &u
+        ));
+        assert!(!p.permits_listed(
+            ListKind::ResourceTemplates,
+            &item(json!({"uriTemplate": "file:///{x}"})),
+            &u
+        ));
+        // Unnamed items are hidden when anything is checked.
+        assert!(!p.permits_listed(ListKind::Tools, &item(json!({"title": "echo"})), &a));
+        assert!(!p.permits_listed(ListKind::Tools, &item(json!({"name": 1})), &a));
+        // hide_unscoped adds the scopes.
+        let h = policy(json!({
+            "scopes": {"tools": {"echo": ["mcp:tools"]}, "resources": {"file:///s*": ["mcp:s"]}},
+            "hide_unscoped": true
+        }));
+        let none = caller(&h, json!({}));
+        let some = caller(&h, json!({"scp": ["mcp:tools"]}));
+        assert!(!h.permits_listed(ListKind::Tools, &echo, &none));
+        assert!(h.permits_listed(ListKind::Tools, &echo, &some));
+        assert!(h.permits_listed(ListKind::Tools, &item(json!({"name": "other"})), &none));
+        assert!(!h.permits_listed(
+            ListKind::ResourceTemplates,
+            &item(json!({"uriTemplate": "file:///s/{x}"})),
+            &some
+        ));
+        // Nothing to check: everything shows, named or not.
+        let open = policy(json!({"scopes": {"tools": {"echo": ["mcp:tools"]}}}));
+        assert!(open.permits_listed(ListKind::Tools, &item(json!({})), &none));
+    }
+
+    #[test]
+    fn caller_scopes_like_the_token_check() {
+        let p = policy(json!({}));
+        let c = caller(&p, json!({"scope": "a  b", "scp": "c d"}));
+        assert_eq!(c.scopes(), ["a", "b", "c", "d"]);
+        let c = caller(&p, json!({"scp": ["x", 1, "y"]}));
+        assert_eq!(c.scopes(), ["x", "y"]);
+        assert!(c.has_scope("y") && !c.has_scope("z"));
+    }
+
+    #[test]
+    fn jwt_values_in_cel() {
+        let p = policy(json!({"rules": [
+            "jwt.sub == \"u\" && jwt.n == 3 && jwt.big > 10 && jwt.f > 1.0 && jwt.nested.key == \"v\" && jwt.flag && jwt.none == null"
+        ]}));
+        let c = caller(
+            &p,
+            json!({"sub": "u", "n": 3, "big": u64::MAX, "f": 1.5, "nested": {"key": "v"}, "flag": true, "none": null}),
+        );
+        assert!(forwards(&judge(&p, &c, &call("t"))));
+        let c = caller(&p, json!({"sub": "u"}));
+        assert_eq!(judge(&p, &c, &call("t")).outcome(), McpOutcome::DeniedRule);
+        // A rule that is not boolean permits nothing.
+        let p = policy(json!({"rules": ["jwt.sub", "1"]}));
+        let c = caller(&p, json!({"sub": "u"}));
+        assert_eq!(judge(&p, &c, &call("t")).outcome(), McpOutcome::DeniedRule);
+        // Any true rule permits.
+        let p = policy(json!({"rules": ["jwt.missing == 1", "mcp.tool.name == \"t\""]}));
+        assert!(forwards(&judge(&p, &c, &call("t"))));
+    }
+
+    fn body_json(r: &LocalResponse) -> Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn local_responses() {
+        let url = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+        assert_eq!(response(&McpVerdict::Forward { lists: vec![], target: None }, url), None);
+        let v = McpVerdict::InsufficientScope {
+            scopes: vec!["mcp:admin".into(), "mcp:x".into()],
+            id: Some(RequestId(json!("abc"))),
+            target: None,
+        };
+        let r = response(&v, url).unwrap();
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(format!("Bearer error=\"insufficient_scope\", scope=\"mcp:admin mcp:x\", resource_metadata=\"{url}\"").as_str())
+        );
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let b = body_json(&r);
+        assert_eq!(b["jsonrpc"], "2.0");
+        assert_eq!(b["id"], "abc");
+        assert_eq!(b["error"]["code"], INSUFFICIENT_SCOPE);
+
+        let r =
+            response(&McpVerdict::Forbidden { id: Some(RequestId(json!(7))), target: None }, url)
+                .unwrap();
+        assert_eq!(r.status, 403);
+        assert_eq!(r.header("www-authenticate"), None, "no challenge: the client must not loop");
+        assert_eq!(body_json(&r)["id"], 7);
+        assert_eq!(body_json(&r)["error"]["code"], FORBIDDEN);
+
+        let r = response(&McpVerdict::Forbidden { id: None, target: None }, url).unwrap();
+        assert_eq!(body_json(&r)["id"], Value::Null);
+
+        let r =
+            response(&McpVerdict::HeaderMismatch { id: Some(RequestId(json!(1))) }, url).unwrap();
+        assert_eq!((r.status, body_json(&r)["error"]["code"].clone()), (400, json!(-32020)));
+        assert_eq!(r.header("www-authenticate"), None);
+
+        for (reason, status, code) in [
+            (BadBody::TooLarge, 413, -32600),
+            (BadBody::Encoding, 415, -32600),
+            (BadBody::Parse, 400, -32700),
+            (BadBody::TooDeep, 400, -32600),
+            (BadBody::DuplicateMember, 400, -32600),
+            (BadBody::NotMessage, 400, -32600),
+            (BadBody::InvalidParams, 400, -32602),
+        ] {
+            let r = response(&McpVerdict::BadBody { reason, id: None }, url).unwrap();
+            assert_eq!(r.status, status, "{reason:?}");
+            let b = body_json(&r);
+            assert_eq!(b["error"]["code"], code, "{reason:?}");
+            assert_eq!(b["id"], Value::Null);
+            assert_eq!(r.header("content-type"), Some("application/json"));
+        }
+    }
+
+    #[test]
+    fn counters() {
+        assert_eq!(McpOutcome::Allowed.counter(), "mcp.allowed");
+        assert_eq!(McpOutcome::DeniedScope.counter(), "mcp.denied.scope");
+        assert_eq!(McpOutcome::DeniedRule.counter(), "mcp.denied.rule");
+        assert_eq!(McpOutcome::BadBody.counter(), "mcp.bad_body");
+    }
+}
