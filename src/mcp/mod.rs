@@ -5,6 +5,15 @@
 
 use serde_json::Value;
 
+pub mod config;
+pub mod jsonrpc;
+pub mod policy;
+
+pub use config::{compile, compile_value, McpConfigRaw};
+pub use policy::{
+    response, BadBody, Caller, McpHeaders, McpOutcome, McpPolicy, McpVerdict, Target,
+};
+
 /// The list methods whose results the filter may shorten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListKind {
