@@ -379,3 +379,199 @@ impl<'a> ParsedEvent<'a> {
         parsed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::{ListKind, RequestId};
+    use serde_json::{json, Map, Value};
+
+    fn pending() -> Vec<PendingList> {
+        vec![PendingList { id: RequestId(json!(5)), kind: ListKind::Tools }]
+    }
+
+    fn not_secret(_: ListKind, item: &Map<String, Value>) -> bool {
+        item.get("name").and_then(Value::as_str).is_some_and(|name| !name.starts_with("secret"))
+    }
+
+    /// The events a WHATWG EventSource client dispatches: (event type, data), in order.
+    fn client_events(stream: &[u8]) -> Vec<(String, String)> {
+        let stream = stream.strip_prefix(BOM.as_slice()).unwrap_or(stream);
+        let text = String::from_utf8_lossy(stream).replace("\r\n", "\n").replace('\r', "\n");
+        let mut events = Vec::new();
+        let (mut kind, mut data) = (String::new(), None::<String>);
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        lines.pop(); // the text after the last line end is an incomplete line: discarded
+        for line in lines {
+            if line.is_empty() {
+                if let Some(data) = data.take() {
+                    events.push((std::mem::take(&mut kind), data));
+                }
+                kind.clear();
+                continue;
+            }
+            let (name, value) = match line.split_once(':') {
+                Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            match name {
+                "data" => match data.as_mut() {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(value);
+                    }
+                    None => data = Some(value.to_string()),
+                },
+                "event" => kind = value.to_string(),
+                _ => {}
+            }
+        }
+        events
+    }
+
+    fn run(chunks: &[&[u8]], max: usize) -> (Vec<u8>, SseRewriter) {
+        let mut rewriter = SseRewriter::new(pending(), max);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend(rewriter.push(chunk, &not_secret));
+        }
+        out.extend(rewriter.finish(&not_secret));
+        (out, rewriter)
+    }
+
+    const RESPONSE: &str = r#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"echo"},{"name":"secret_x"},{"name":"whoami"}],"nextCursor":"n"}}"#;
+
+    /// A stream with every line ending, a BOM, comments, fields, multi-line data, events that
+    /// are not the response (and one that looks like it until its id), and the response split
+    /// over three data lines.
+    fn rich_stream() -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend_from_slice(BOM);
+        s.extend_from_slice(b": keep-alive\r\nretry: 1000\r\n\r\n");
+        s.extend_from_slice(b"id: 1\revent: message\rdata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\r\r");
+        s.extend_from_slice(b"data:plain text\ndata: more\n\n");
+        s.extend_from_slice(
+            b"data: {\"id\":4,\"result\":{\"tools\":[{\"name\":\"secret_other\"}]}}\n\n",
+        );
+        s.extend_from_slice(b"data\ndat: x\ndatabase: y\n\n");
+        s.extend_from_slice(b"event: message\nid: 2\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\n: a comment inside\ndata:\"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"secret_x\"},\ndata:  {\"name\":\"whoami\"}],\"nextCursor\":\"n\"}}\r\n\r\n");
+        s.extend_from_slice(b"data: [\"after\"]\n\n: tail comment\n");
+        s
+    }
+
+    #[test]
+    fn only_the_response_event_is_rewritten_and_the_rest_is_kept() {
+        let input = rich_stream();
+        let (out, rewriter) = run(&[&input], 1 << 20);
+        assert_eq!(rewriter.removed(), 1);
+        assert!(rewriter.all_answered());
+        let before = client_events(&input);
+        let after = client_events(&out);
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            if b.1.contains("\"id\":5") {
+                let value: Value = serde_json::from_str(&a.1).unwrap();
+                assert_eq!(value["result"]["tools"], json!([{"name":"echo"},{"name":"whoami"}]));
+                assert_eq!(value["result"]["nextCursor"], json!("n"));
+                assert_eq!(a.0, "message");
+            } else {
+                assert_eq!(a, b);
+            }
+        }
+        // Everything before the response event is byte-identical, and so is the tail.
+        let cut = input.windows(10).position(|w| w == b"event: mes".as_slice()).unwrap();
+        let cut = input[cut + 1..].windows(10).position(|w| w == b"event: mes").unwrap() + cut + 1;
+        assert_eq!(out[..cut], input[..cut]);
+        assert!(out.ends_with(b"data: [\"after\"]\n\n: tail comment\n"));
+        assert!(!String::from_utf8_lossy(&out).contains("secret_x"));
+    }
+
+    #[test]
+    fn an_unchanged_stream_is_byte_identical() {
+        let input = rich_stream();
+        let mut rewriter = SseRewriter::new(pending(), 1 << 20);
+        let mut out = rewriter.push(&input, &|_, _| true);
+        out.extend(rewriter.finish(&|_, _| true));
+        assert_eq!(out, input);
+        assert_eq!(rewriter.removed(), 0);
+    }
+
+    #[test]
+    fn any_split_gives_the_same_output() {
+        let input = rich_stream();
+        let (whole, _) = run(&[&input], 1 << 20);
+        let ones: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run(&ones, 1 << 20).0, whole);
+        for cut in 0..=input.len() {
+            let (a, b) = input.split_at(cut);
+            assert_eq!(run(&[a, b], 1 << 20).0, whole, "split at {cut}");
+        }
+    }
+
+    #[test]
+    fn events_that_cannot_be_the_response_go_out_before_they_end() {
+        let mut rewriter = SseRewriter::new(pending(), 1 << 20);
+        let keep = &not_secret;
+        // Lines before any data, even the start of one, go out at once.
+        assert_eq!(rewriter.push(b": ping\nid: 3\nev", keep), b": ping\nid: 3\nev");
+        // `d` may start `data:`; held until the line shows otherwise.
+        assert_eq!(rewriter.push(b"ent: x\nd", keep), b"ent: x\n");
+        assert_eq!(rewriter.push(b"ata: ", keep), b"");
+        // Data that is not JSON: out from its first byte, mid-line.
+        assert_eq!(rewriter.push(b"hel", keep), b"data: hel");
+        assert_eq!(rewriter.push(b"lo\n\n", keep), b"lo\n\n");
+        // A JSON object may be the response: held until the event is complete.
+        assert_eq!(rewriter.push(b"data: {\"id\":9,", keep), b"");
+        assert_eq!(rewriter.push(b"\"result\":{}}\n", keep), b"");
+        assert_eq!(rewriter.push(b"\n", keep), b"data: {\"id\":9,\"result\":{}}\n\n");
+        assert_eq!(rewriter.finish(keep), b"");
+    }
+
+    #[test]
+    fn an_oversized_or_unreadable_event_becomes_an_error_for_the_list() {
+        for input in [
+            format!("data: {RESPONSE}\n\ndata: [\"ok\"]\n\n"),
+            "data: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]\n\ndata: [\"ok\"]\n\n"
+                .to_string(),
+        ] {
+            let (out, rewriter) = run(&[input.as_bytes()], 100);
+            let events = client_events(&out);
+            assert_eq!(events.len(), 2, "{}", String::from_utf8_lossy(&out));
+            let error: Value = serde_json::from_str(&events[0].1).unwrap();
+            assert_eq!(error["id"], json!(5));
+            assert!(error["error"]["code"].is_i64());
+            assert_eq!(events[1].1, "[\"ok\"]");
+            assert_eq!(rewriter.replaced(), 1);
+            assert!(!String::from_utf8_lossy(&out).contains("secret"));
+        }
+        // Whitespace-only data is held too, and bounded.
+        let input = format!("id: 1\ndata:{}\n\ndata: x\n\n", " ".repeat(300));
+        let (out, _) = run(&[input.as_bytes()], 100);
+        let events = client_events(&out);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].1, "x");
+    }
+
+    #[test]
+    fn an_incomplete_response_at_the_end_is_still_filtered() {
+        let input = format!("data: {RESPONSE}");
+        let (out, rewriter) = run(&[input.as_bytes()], 1 << 20);
+        assert_eq!(rewriter.removed(), 1);
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+        // Lenient reading (as if complete) sees the filtered list.
+        let (_, data) = client_events(&[&out[..], b"\n\n"].concat()).remove(0);
+        let value: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_bom_look_alike_and_a_lone_cr_are_plain_bytes() {
+        let input = b"\xEF\xBBdata: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\r\r";
+        let (out, _) = run(&[input], 1 << 20);
+        assert_eq!(out, input.to_vec(), "not a data line to a client, so passed");
+        let input = format!("\u{feff}data: {RESPONSE}\r\r");
+        let (out, rewriter) = run(&[input.as_bytes()], 1 << 20);
+        assert_eq!(rewriter.removed(), 1);
+        assert!(out.starts_with(BOM) && out.ends_with(b"\r\r"));
+    }
+}
