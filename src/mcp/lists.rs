@@ -106,8 +106,10 @@ pub(crate) fn rewrite_message(text: &str, pending: &[PendingList]) -> Result<Pla
         Message::Object(entries) => plan.response(text, &entries, pending)?,
         Message::Batch(elements) => {
             for element in elements {
-                if let Ok(Message::Object(entries)) = serde_json::from_str::<Message>(element.get())
-                {
+                // An element that reads as a value but not member by member (a lone surrogate
+                // in a name): a client may read it, so it is not skipped.
+                let element = serde_json::from_str::<Message>(element.get());
+                if let Message::Object(entries) = element.map_err(|_| Unreadable)? {
                     plan.response(text, &entries, pending)?;
                 }
             }
@@ -145,7 +147,8 @@ impl Plan {
             return Ok(());
         }
         for (_, result) in entries.iter().filter(|(name, _)| name == "result") {
-            let Ok(Message::Object(members)) = serde_json::from_str::<Message>(result.get()) else {
+            let result = serde_json::from_str::<Message>(result.get()).map_err(|_| Unreadable)?;
+            let Message::Object(members) = result else {
                 // A result that is not an object holds no items.
                 continue;
             };
@@ -498,6 +501,15 @@ mod tests {
                 }
                 other => panic!("{body}: {other:?}"),
             }
+        }
+        // Names a client reads but serde_json decodes only as skipped values (lone surrogates).
+        for body in [
+            r#"[{"id":1,"result":{"tools":[{"name":"secret"}]},"\ud800":0}]"#,
+            r#"{"id":1,"result":{"tools":[{"name":"secret"}],"\ud800":0}}"#,
+            r#"{"id":1,"\ud800":0,"result":{"tools":[{"name":"secret"}]}}"#,
+        ] {
+            let out = rewrite_json_body(body.as_bytes(), &tools_list(1), &not_secret);
+            assert!(matches!(out, ListRewrite::Unjudgeable { .. }), "{body}: {out:?}");
         }
         let two = [tools_list(1), tools_list(2)].concat();
         let errors: Value = serde_json::from_slice(&error_response_body(&two)).unwrap();

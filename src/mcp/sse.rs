@@ -87,7 +87,8 @@ impl SseRewriter {
         self.removed
     }
 
-    /// JSON-RPC errors sent in place of events that could not be judged.
+    /// Events that could not be judged (too large, or not JSON) and were replaced by JSON-RPC
+    /// errors for the lists still waiting (or dropped, when none was).
     pub fn replaced(&self) -> usize {
         self.replaced
     }
@@ -256,6 +257,7 @@ impl SseRewriter {
             Event::OpenHeld => out.extend_from_slice(&held),
             Event::Candidate => self.rewrite_event(&held, out, keep),
             Event::Over => {
+                self.replaced += 1;
                 if !self.send_errors(out) {
                     // End the event whose first lines went out, so they do not join the next.
                     out.extend_from_slice(b"\n");
@@ -294,6 +296,7 @@ impl SseRewriter {
             }
             Err(Unreadable) => {
                 // Not JSON to us; perhaps a list to a more lenient client. Never sent as is.
+                self.replaced += 1;
                 out.extend_from_slice(&parsed.other_lines);
                 if !self.send_errors(out) {
                     out.extend_from_slice(b"\n");
@@ -309,7 +312,6 @@ impl SseRewriter {
             if !*done {
                 *done = true;
                 sent = true;
-                self.replaced += 1;
                 out.extend_from_slice(b"data: ");
                 out.extend_from_slice(error_response(&list.id).to_string().as_bytes());
                 out.extend_from_slice(b"\n\n");
