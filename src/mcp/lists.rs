@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 
 use super::{ListKind, PendingList, RequestId};
 
-/// Decides whether the caller may see one list item (the item's JSON object).
+/// Decides whether the caller may see one list item, given the item's top-level members
+/// whose values are strings, numbers, booleans or null (see [`ItemFields`]).
 pub type KeepItem<'k> = dyn Fn(ListKind, &Map<String, Value>) -> bool + 'k;
 
 /// JSON-RPC "internal error": what a client gets instead of a list the filter could not judge.
@@ -212,8 +213,8 @@ fn filter_array(
     };
     let judged: Vec<bool> = items
         .iter()
-        .map(|item| match serde_json::from_str::<UniqueObject>(item.get()) {
-            Ok(UniqueObject(object)) => keep(&object),
+        .map(|item| match serde_json::from_str::<ItemFields>(item.get()) {
+            Ok(ItemFields(fields)) => keep(&fields),
             Err(_) => false,
         })
         .collect();
@@ -339,30 +340,97 @@ impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
     }
 }
 
-/// A JSON object whose member names are all distinct: a list item with a repeated name could
-/// be read one way here and another way by the client, so it is not judged at all.
-struct UniqueObject(Map<String, Value>);
+/// A list item as the policy sees it: its top-level members whose values are strings, numbers,
+/// booleans or null (decoded: `"ech\u006f"` is `echo`). Objects and arrays (`inputSchema`,
+/// `annotations`, `icons`) are skipped, not built: items are judged by `name`, `uri` or
+/// `uriTemplate`, and building every schema would cost ten times the rest of the rewrite.
+/// An item that repeats a member name could be read one way here and another way by the
+/// client, so it is not judged at all (an error, and the item is removed).
+struct ItemFields(Map<String, Value>);
 
-impl<'de> Deserialize<'de> for UniqueObject {
+impl<'de> Deserialize<'de> for ItemFields {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = UniqueObject;
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = ItemFields;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut object = Map::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    let value: Value = map.next_value()?;
-                    if object.insert(name, value).is_some() {
+                let mut fields = Map::new();
+                let mut nested: Vec<Name<'de>> = Vec::new();
+                while let Some(name) = map.next_key::<Name<'de>>()? {
+                    let repeated = match map.next_value::<Scalar>()? {
+                        Scalar::Value(value) => {
+                            fields.insert(name.0.clone().into_owned(), value).is_some()
+                                || nested.iter().any(|n| n.0 == name.0)
+                        }
+                        Scalar::Nested => {
+                            let repeated = fields.contains_key(name.0.as_ref())
+                                || nested.iter().any(|n| n.0 == name.0);
+                            nested.push(name);
+                            repeated
+                        }
+                    };
+                    if repeated {
                         return Err(de::Error::custom("a repeated member name"));
                     }
+                    if nested.len() > MAX_NESTED_MEMBERS {
+                        return Err(de::Error::custom("too many object members"));
+                    }
                 }
-                Ok(UniqueObject(object))
+                Ok(ItemFields(fields))
             }
         }
-        deserializer.deserialize_map(ObjectVisitor)
+        deserializer.deserialize_map(ItemVisitor)
+    }
+}
+
+/// Bounds the repeated-name check over skipped members (quadratic, so kept small).
+const MAX_NESTED_MEMBERS: usize = 64;
+
+/// A member value: a scalar, built; or an object or array, read past without building it.
+enum Scalar {
+    Value(Value),
+    Nested,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl<'de> Visitor<'de> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Value(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Value(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Value(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Value(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Value(Value::String(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Value(Value::Null))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nested)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nested)
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
     }
 }
 
@@ -517,19 +585,41 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_and_huge_numbers_outside_items_are_skipped_and_inside_items_refused() {
-        // JavaScript reads both; serde_json's value parser would not, so outside the items
-        // they are skipped (not parsed), and an item holding them cannot be judged.
+    fn deep_nesting_is_skipped_and_huge_numbers_judged_where_read() {
+        // JavaScript reads both; serde_json's value parser would not. Skipped values (outside
+        // the items, and objects inside them) are never built, so depth does not matter; a
+        // number the policy would read but cannot be represented makes its item unjudgeable.
         let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
         let body = format!(
             r#"{{"id":1,"x":{deep},"y":1e400,"result":{{"tools":[{{"name":"secret"}},{{"name":"ok"}},{{"name":"deep","d":{deep}}},{{"name":"big","n":1e400}}]}}}}"#
         );
         let (out, removed) = filtered(&body, &tools_list(1));
-        assert_eq!(removed, 3);
+        assert_eq!(removed, 2);
         assert_eq!(
             out,
-            format!(r#"{{"id":1,"x":{deep},"y":1e400,"result":{{"tools":[{{"name":"ok"}}]}}}}"#)
+            format!(
+                r#"{{"id":1,"x":{deep},"y":1e400,"result":{{"tools":[{{"name":"ok"}},{{"name":"deep","d":{deep}}}]}}}}"#
+            )
         );
+    }
+
+    #[test]
+    fn the_policy_sees_top_level_scalars_decoded() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let record = |_: ListKind, item: &Map<String, Value>| {
+            seen.borrow_mut().push(Value::Object(item.clone()));
+            true
+        };
+        let body = r#"{"id":1,"result":{"tools":[{"n\u0061me":"ech\u006f","x":1,"t":true,"u":null,"inputSchema":{"type":"object"},"icons":[1]}]}}"#;
+        assert_eq!(
+            rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
+            ListRewrite::Unchanged
+        );
+        assert_eq!(seen.into_inner(), vec![json!({"name":"echo","x":1,"t":true,"u":null})]);
+        // A repeated name, even of a skipped member, makes the item unjudgeable.
+        let body =
+            r#"{"id":1,"result":{"tools":[{"name":"a","s":{},"s":[]},{"name":"b","s":1,"s":{}}]}}"#;
+        assert_eq!(filtered(body, &tools_list(1)), (r#"{"id":1,"result":{"tools":[]}}"#.into(), 2));
     }
 
     #[test]
