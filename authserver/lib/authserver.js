@@ -18,23 +18,41 @@ export const REALM_DEFAULTS = Object.freeze({
     'http://127.0.0.1:6276/oauth/callback',
   ],
   audience: 'echo-mcp-server',
+  // The realm's default scope: in every access token.
   scope: 'mcp:tools',
+  // An optional scope: only in tokens whose authorization request asks for it (step-up).
+  optionalScopes: ['mcp:admin'],
   defaultResource: 'http://localhost:9000/mcp',
   accessTokenTtl: 300,
 });
 
-// The realm's one user. `sub` is a fixed UUID, as Keycloak's user ids are; the realm import file
-// (keycloak/realm-my-realm.json) gives the user the same id.
-const USERS = new Map([
+// The realm's users. `sub` is a fixed UUID, as Keycloak's user ids are; the realm import file
+// (keycloak/realm-my-realm.json) gives each user the same id and realm roles. `roles` goes into
+// access tokens (the policy's `"admin" in jwt.roles`).
+export const USERS = new Map([
   ['eitan', {
     password: 'test',
     sub: '5f0c2b7e-3a1d-4e8b-9c6f-2d7a1e4b8c90',
+    roles: ['admin', 'user'],
     claims: {
       preferred_username: 'eitan',
       name: 'Eitan Test',
       given_name: 'Eitan',
       family_name: 'Test',
       email: 'eitan@example.com',
+      email_verified: true,
+    },
+  }],
+  ['alice', {
+    password: 'test',
+    sub: 'a1c3e7f0-6b2d-4c8e-9f1a-3d5b7c9e0f24',
+    roles: ['user'],
+    claims: {
+      preferred_username: 'alice',
+      name: 'Alice Test',
+      given_name: 'Alice',
+      family_name: 'Test',
+      email: 'alice@example.com',
       email_verified: true,
     },
   }],
@@ -94,7 +112,7 @@ ${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
 <input id="password" name="password" type="password" required>
 <button type="submit">Sign In</button>
 </form>
-<p class="muted">Development server: user <code>eitan</code>, password <code>test</code>. <a href="${esc(abort)}">Cancel</a></p>`);
+<p class="muted">Development server: users <code>eitan</code> (admin) and <code>alice</code>, password <code>test</code>. <a href="${esc(abort)}">Cancel</a></p>`);
 }
 
 async function readBody(req, limit = 64 * 1024) {
@@ -151,7 +169,8 @@ export function createAuthServer(options) {
   const { jwks, file: keyFile, created } = loadOrCreateKeys(options.dataDir);
 
   const resourceServer = {
-    scope: REALM_DEFAULTS.scope,
+    // The scopes a token for the MCP server may carry; the provider grants those requested.
+    scope: [REALM_DEFAULTS.scope, ...REALM_DEFAULTS.optionalScopes].join(' '),
     audience: REALM_DEFAULTS.audience,
     accessTokenTTL: accessTokenTtl,
     accessTokenFormat: 'jwt',
@@ -170,7 +189,7 @@ export function createAuthServer(options) {
       redirect_uris: [...REALM_DEFAULTS.redirectUris, ...(options.extraRedirectUris ?? [])],
     }],
     responseTypes: ['code'],
-    scopes: ['openid', 'offline_access', 'profile', 'email', REALM_DEFAULTS.scope],
+    scopes: ['openid', 'offline_access', 'profile', 'email', REALM_DEFAULTS.scope, ...REALM_DEFAULTS.optionalScopes],
     claims: {
       openid: ['sub'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username'],
@@ -215,7 +234,7 @@ export function createAuthServer(options) {
       return {
         azp: token.clientId,
         typ: 'Bearer',
-        ...(user ? { preferred_username: user.claims.preferred_username } : {}),
+        ...(user ? { preferred_username: user.claims.preferred_username, roles: [...user.roles] } : {}),
       };
     },
     extraClientMetadata: {

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { createAuthServer } from '../lib/authserver.js';
+import { createAuthServer, USERS } from '../lib/authserver.js';
 import { authorizeAsUser } from '../lib/login-agent.js';
 
 const CALLBACK = 'http://127.0.0.1:6276/oauth/callback';
@@ -65,8 +65,10 @@ describe('dev authorization server', () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  // Exchanges a code obtained by signing in as eitan; returns the token response.
-  async function signInAndExchange({ clientId, scope, resource }) {
+  // Exchanges a code obtained by signing in (as eitan unless told); returns the token response.
+  async function signInAndExchange({
+    clientId, scope, resource, username,
+  }) {
     const { verifier, challenge } = pkce();
     const url = new URL(meta.authorization_endpoint);
     url.search = new URLSearchParams({
@@ -79,7 +81,7 @@ describe('dev authorization server', () => {
       ...(scope !== undefined ? { scope } : {}),
       ...(resource ? { resource } : {}),
     }).toString();
-    const { callbackUrl } = await authorizeAsUser(url.href, { redirectUri: CALLBACK });
+    const { callbackUrl } = await authorizeAsUser(url.href, { redirectUri: CALLBACK, ...(username ? { username } : {}) });
     const cb = new URL(callbackUrl).searchParams;
     assert.equal(cb.get('state'), 'st4te');
     assert.equal(cb.get('iss'), issuer);
@@ -97,7 +99,7 @@ describe('dev authorization server', () => {
     return body;
   }
 
-  function assertAccessToken(token) {
+  function assertAccessToken(token, { username = 'eitan' } = {}) {
     const jwt = decodeJwt(token);
     assert.equal(jwt.header.alg, 'RS256');
     const signing = app.jwks.keys.find((k) => k.use === 'sig');
@@ -107,11 +109,11 @@ describe('dev authorization server', () => {
     const c = jwt.payload;
     assert.equal(c.iss, issuer);
     assert.equal(c.aud, 'echo-mcp-server');
-    assert.equal(c.sub, '5f0c2b7e-3a1d-4e8b-9c6f-2d7a1e4b8c90');
+    assert.equal(c.sub, USERS.get(username).sub);
     assert.equal(c.exp - c.iat, 300);
     assert.ok(Math.abs(c.iat - Date.now() / 1000) < 60);
     assert.ok(c.scope.split(' ').includes('mcp:tools'), c.scope);
-    assert.equal(c.preferred_username, 'eitan');
+    assert.equal(c.preferred_username, username);
     return c;
   }
 
@@ -141,6 +143,7 @@ describe('dev authorization server', () => {
     assert.deepEqual(meta.code_challenge_methods_supported, ['S256']);
     assert.deepEqual(meta.response_types_supported, ['code']);
     assert.ok(meta.scopes_supported.includes('mcp:tools'));
+    assert.ok(meta.scopes_supported.includes('mcp:admin'));
     assert.ok(meta.token_endpoint_auth_methods_supported.includes('none'));
     assert.equal((await fetch(`${origin}/.well-known/oauth-authorization-server`)).status, 404);
   });
@@ -177,6 +180,32 @@ describe('dev authorization server', () => {
     assert.equal(claims.client_id, 'mcp-client');
     assert.equal(claims.azp, 'mcp-client');
     assert.equal(claims.scope, 'mcp:tools');
+    assert.deepEqual(claims.roles, ['admin', 'user']);
+  });
+
+  test('mcp:admin is not in the default token but is granted when asked for (step-up)', async () => {
+    const tokens = await signInAndExchange({ clientId: 'mcp-client', scope: 'mcp:tools mcp:admin' });
+    const claims = assertAccessToken(tokens.access_token);
+    assert.deepEqual(claims.scope.split(' ').sort(), ['mcp:admin', 'mcp:tools']);
+    // Asking for mcp:admin alone still brings the realm's default scope.
+    const alone = assertAccessToken((await signInAndExchange({ clientId: 'mcp-client', scope: 'mcp:admin' })).access_token);
+    assert.deepEqual(alone.scope.split(' ').sort(), ['mcp:admin', 'mcp:tools']);
+  });
+
+  test('second user alice / test: no admin role, may still ask for mcp:admin', async () => {
+    const plain = assertAccessToken(
+      (await signInAndExchange({ clientId: 'mcp-client', username: 'alice' })).access_token,
+      { username: 'alice' },
+    );
+    assert.equal(plain.scope, 'mcp:tools');
+    assert.deepEqual(plain.roles, ['user']);
+    assert.notEqual(plain.sub, USERS.get('eitan').sub);
+    const admin = assertAccessToken(
+      (await signInAndExchange({ clientId: 'mcp-client', username: 'alice', scope: 'mcp:admin' })).access_token,
+      { username: 'alice' },
+    );
+    assert.ok(admin.scope.split(' ').includes('mcp:admin'));
+    assert.deepEqual(admin.roles, ['user']);
   });
 
   test('dynamic registration with "scope": "" then a resource-bound token', async () => {

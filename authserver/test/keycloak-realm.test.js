@@ -3,7 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
 
-import { REALM_DEFAULTS } from '../lib/authserver.js';
+import { REALM_DEFAULTS, USERS } from '../lib/authserver.js';
 
 const realm = JSON.parse(fs.readFileSync(new URL('../../keycloak/realm-my-realm.json', import.meta.url), 'utf8'));
 
@@ -55,4 +55,37 @@ test('user eitan / test, permanent password', () => {
   assert.equal(user.enabled, true);
   assert.equal(user.id, '5f0c2b7e-3a1d-4e8b-9c6f-2d7a1e4b8c90');
   assert.deepEqual(user.credentials, [{ type: 'password', value: 'test', temporary: false }]);
+});
+
+test('optional client scope mcp:admin: requestable by mcp-client and by registered clients, in the token scope', () => {
+  for (const name of REALM_DEFAULTS.optionalScopes) {
+    const scope = realm.clientScopes.find((s) => s.name === name);
+    assert.ok(scope, name);
+    assert.equal(scope.attributes['include.in.token.scope'], 'true');
+    const client = realm.clients.find((c) => c.clientId === REALM_DEFAULTS.clientId);
+    assert.ok(client.optionalClientScopes.includes(name));
+    assert.ok(!client.defaultClientScopes.includes(name), 'not in the default token');
+    assert.ok(realm.defaultOptionalClientScopes.includes(name));
+    assert.ok(!realm.defaultDefaultClientScopes.includes(name));
+  }
+});
+
+test('every dev-server user exists with the same id, password and roles; roles reach access tokens', () => {
+  for (const [username, user] of USERS) {
+    const kc = realm.users.find((u) => u.username === username);
+    assert.ok(kc, username);
+    assert.equal(kc.id, user.sub);
+    assert.deepEqual(kc.credentials, [{ type: 'password', value: user.password, temporary: false }]);
+    for (const role of user.roles) {
+      assert.ok(kc.realmRoles.includes(role), `${username}: ${role}`);
+      assert.ok(realm.roles.realm.some((r) => r.name === role), role);
+    }
+  }
+  assert.ok(!realm.users.find((u) => u.username === 'alice').realmRoles.includes('admin'));
+  // A top-level `roles` claim (the policy reads jwt.roles) on every token for the MCP server.
+  const tools = realm.clientScopes.find((s) => s.name === REALM_DEFAULTS.scope);
+  const mapper = tools.protocolMappers.find((m) => m.protocolMapper === 'oidc-usermodel-realm-role-mapper');
+  assert.equal(mapper.config['claim.name'], 'roles');
+  assert.equal(mapper.config.multivalued, 'true');
+  assert.equal(mapper.config['access.token.claim'], 'true');
 });

@@ -62,3 +62,6 @@ pub struct PendingList {
     pub id: RequestId,
     pub kind: ListKind,
 }
+
+pub mod lists;
+pub mod sse;

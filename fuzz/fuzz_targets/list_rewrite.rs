@@ -1,0 +1,85 @@
+//! The list-response rewriters (`mcp::sse::SseRewriter`, `mcp::lists::rewrite_json_body`) on
+//! arbitrary bytes as a response body.
+//!
+//! Input: byte 0 picks the held-event bound, bytes 1..3 two split points, the rest is the body.
+//!
+//! Invariants: the SSE output is the same however the body is split (whole, at the two
+//! points, in 1-byte chunks); no event a client would dispatch from it shows a forbidden item
+//! in a pending list's response; events whose data cannot be a JSON-RPC message reach the
+//! client unchanged and in order; with a policy that keeps everything and a bound that is not
+//! reached, the stream is byte-identical. The JSON rewriter never shows a forbidden item
+//! either, and leaves a body without one untouched (`Unchanged`) when nothing was removed.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mcp_auth_filter::mcp::lists::{rewrite_json_body, ListRewrite};
+use mcp_auth_filter::mcp::sse::SseRewriter;
+use mcp_auth_filter_fuzz::lists::{
+    assert_no_forbidden_item, client_events, keep, may_be_message, pending,
+};
+use mcp_auth_filter_fuzz::verbose;
+
+fn sse(chunks: &[&[u8]], max: usize, keep_all: bool) -> (Vec<u8>, usize) {
+    let all =
+        |_: mcp_auth_filter::mcp::ListKind, _: &serde_json::Map<String, serde_json::Value>| true;
+    let policy: &mcp_auth_filter::mcp::lists::KeepItem = if keep_all { &all } else { &keep };
+    let mut rewriter = SseRewriter::new(pending(), max);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        out.extend(rewriter.push(chunk, policy));
+    }
+    out.extend(rewriter.finish(policy));
+    (out, rewriter.replaced())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [bound, a, b, body @ ..] = data else { return };
+    let max = match bound % 4 {
+        0 => 1 << 20,
+        1 => 64,
+        2 => 256,
+        _ => usize::from(*bound),
+    };
+    if verbose() {
+        eprintln!("list_rewrite: max {max}, body {:?}", String::from_utf8_lossy(body));
+    }
+    let (whole, _) = sse(&[body], max, false);
+
+    // Split invariance.
+    let (x, y) = (usize::from(*a) % (body.len() + 1), usize::from(*b) % (body.len() + 1));
+    let (x, y) = (x.min(y), x.max(y));
+    let three = [&body[..x], &body[x..y], &body[y..]];
+    assert_eq!(sse(&three, max, false).0, whole, "split at {x} and {y} changed the output");
+    let ones: Vec<&[u8]> = body.chunks(1).collect();
+    assert_eq!(sse(&ones, max, false).0, whole, "1-byte chunks changed the output");
+
+    // What the client sees.
+    let before = client_events(body);
+    let after = client_events(&whole);
+    for event in &after {
+        assert_no_forbidden_item(event);
+    }
+    let plain = |events: &[String]| -> Vec<String> {
+        events.iter().filter(|data| !may_be_message(data)).cloned().collect()
+    };
+    assert_eq!(plain(&after), plain(&before), "an event that is no message was changed");
+
+    // Nothing removed and nothing held too long: not a byte changed.
+    let (kept, replaced) = sse(&[body], 1 << 20, true);
+    if replaced == 0 {
+        assert_eq!(kept, body, "a stream with nothing to remove was changed");
+    }
+
+    // The same bytes as one application/json body.
+    match rewrite_json_body(body, &pending(), &keep) {
+        ListRewrite::Unchanged => assert_no_forbidden_item(&String::from_utf8_lossy(body)),
+        ListRewrite::Filtered { body: out, removed } => {
+            assert!(removed > 0);
+            assert_no_forbidden_item(&String::from_utf8_lossy(&out));
+            assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok(), "invalid JSON out");
+        }
+        ListRewrite::Unjudgeable { body: out } => {
+            assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+        }
+    }
+});

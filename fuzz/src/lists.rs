@@ -1,0 +1,88 @@
+//! Oracles for `list_rewrite`: what an EventSource client and a JSON client would see.
+
+use mcp_auth_filter::mcp::{ListKind, PendingList, RequestId};
+use serde_json::{json, Map, Value};
+
+/// The lists the fuzzed responses may answer: a `tools/list` with id 5, a `prompts/list`
+/// with id "p".
+pub fn pending() -> Vec<PendingList> {
+    vec![
+        PendingList { id: RequestId(json!(5)), kind: ListKind::Tools },
+        PendingList { id: RequestId(json!("p")), kind: ListKind::Prompts },
+    ]
+}
+
+/// The policy: an item is shown when its name is a string not starting with `secret`.
+pub fn keep(_: ListKind, item: &Map<String, Value>) -> bool {
+    item.get("name").and_then(Value::as_str).is_some_and(|name| !name.starts_with("secret"))
+}
+
+/// The events a WHATWG EventSource client dispatches from a whole stream, as data strings
+/// (a BOM skipped, lines ending in CRLF, LF or CR, an incomplete last event discarded).
+pub fn client_events(stream: &[u8]) -> Vec<String> {
+    let stream = stream.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(stream);
+    let text = String::from_utf8_lossy(stream).replace("\r\n", "\n").replace('\r', "\n");
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    lines.pop();
+    let mut events = Vec::new();
+    let mut data: Option<String> = None;
+    for line in lines {
+        if line.is_empty() {
+            events.extend(data.take());
+            continue;
+        }
+        let (name, value) = match line.split_once(':') {
+            Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        if name == "data" {
+            match data.as_mut() {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
+                }
+                None => data = Some(value.to_string()),
+            }
+        }
+    }
+    events
+}
+
+/// Panics if a client parsing `message` (as JSON, last duplicate wins) would be shown an item
+/// the policy refuses in the response to a pending list.
+pub fn assert_no_forbidden_item(message: &str) {
+    let Ok(value) = serde_json::from_str::<Value>(message) else { return };
+    let responses = match value {
+        Value::Array(elements) => elements,
+        other => vec![other],
+    };
+    for response in responses {
+        let Some(id) = response.get("id") else { continue };
+        for list in pending() {
+            if !mcp_auth_filter::mcp::lists::id_matches(id, &list.id) {
+                continue;
+            }
+            let Some(items) = response.get("result").and_then(|r| r.get(list.kind.member())) else {
+                continue;
+            };
+            let Some(items) = items.as_array() else {
+                assert!(items.is_null(), "a non-array list was shown: {message}");
+                continue;
+            };
+            for item in items {
+                let shown = item.as_object().is_some_and(|item| keep(list.kind, item));
+                assert!(shown, "forbidden item {item} shown in {message}");
+            }
+        }
+    }
+}
+
+/// Whether an event's data could be a JSON-RPC message (starts, after whitespace, with `{`
+/// or `[`), or is whitespace only (held as it might become one, and replaced when that grows
+/// beyond the bound): the only events the rewriter may change.
+pub fn may_be_message(data: &str) -> bool {
+    matches!(
+        data.trim_start_matches([' ', '\t', '\n', '\r']).chars().next(),
+        Some('{' | '[') | None
+    )
+}

@@ -1,0 +1,579 @@
+//! The list-response rewriter for `text/event-stream` responses (Streamable HTTP), streaming.
+//!
+//! Events are read as the WHATWG EventSource parser reads them (lines end in CRLF, LF or CR; a
+//! blank line ends an event; `data:` lines are joined with `\n`; a leading BOM is skipped), so
+//! the rewriter and the client agree on where each event's JSON is.
+//!
+//! Only an event that could carry a pending list's response is held back, until it is
+//! complete: one whose data starts with `{` or `[` (a JSON-RPC message or batch). Everything
+//! else goes out as soon as its bytes are known not to belong to such an event: lines before
+//! the first `data:` line (comments, `id:`, `event:`, `retry:`) at once, and an event whose
+//! data starts otherwise from that byte on, even mid-line. Held events are bounded; one that
+//! outgrows the bound, or does not parse as JSON, is replaced by a JSON-RPC error for each list
+//! still waiting (it may have been the answer, and an item is never shown unjudged).
+
+use super::lists::{error_response, rewrite_message, KeepItem, Unreadable};
+use super::PendingList;
+
+const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+const DATA: &[u8; 4] = b"data";
+
+/// Where the reader is within the current line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// At its first byte.
+    Start,
+    /// Its first `n` bytes are `"data"[..n]`, not yet routed: it may be a `data:` line.
+    Name(usize),
+    /// After `data:` in an event not yet decided, all bytes so far JSON whitespace.
+    DataValue,
+    /// Anything else: bytes follow the event's routing up to the line end.
+    Rest,
+}
+
+/// What the current event is known to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    /// No data byte seen yet: its lines go out as they come.
+    Open,
+    /// Only whitespace data so far: held, as the next byte may make it a candidate.
+    OpenHeld,
+    /// Its data cannot be a JSON-RPC message: goes out as it comes.
+    Pass,
+    /// Its data starts a JSON object or array: held until the event is complete.
+    Candidate,
+    /// Held too long: its bytes are dropped, and errors go out when it ends.
+    Over,
+}
+
+/// Rewrites one `text/event-stream` response body as it streams.
+#[derive(Debug)]
+pub struct SseRewriter {
+    pending: Vec<PendingList>,
+    /// Per pending list: answered (by a response or an error), so no second error is sent.
+    answered: Vec<bool>,
+    max_event_bytes: usize,
+    removed: usize,
+    replaced: usize,
+    bom_seen: usize,
+    bom_done: bool,
+    after_cr: bool,
+    line: Line,
+    event: Event,
+    held: Vec<u8>,
+}
+
+impl SseRewriter {
+    /// `max_event_bytes` bounds a held event (e.g. the policy's `max_body_bytes`).
+    pub fn new(pending: Vec<PendingList>, max_event_bytes: usize) -> SseRewriter {
+        let answered = vec![false; pending.len()];
+        SseRewriter {
+            pending,
+            answered,
+            max_event_bytes,
+            removed: 0,
+            replaced: 0,
+            bom_seen: 0,
+            bom_done: false,
+            after_cr: false,
+            line: Line::Start,
+            event: Event::Open,
+            held: Vec::new(),
+        }
+    }
+
+    /// Items removed from lists so far (for `mcp.list_filtered`).
+    pub fn removed(&self) -> usize {
+        self.removed
+    }
+
+    /// Events that could not be judged (too large, or not JSON) and were replaced by JSON-RPC
+    /// errors for the lists still waiting (or dropped, when none was).
+    pub fn replaced(&self) -> usize {
+        self.replaced
+    }
+
+    /// Whether every pending list has been answered (rewritten, passed or replaced).
+    pub fn all_answered(&self) -> bool {
+        self.answered.iter().all(|done| *done)
+    }
+
+    /// Reads the next chunk of the body; returns the bytes to send now.
+    pub fn push(&mut self, chunk: &[u8], keep: &KeepItem) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut rest = chunk;
+        while !self.bom_done {
+            let Some((&byte, tail)) = rest.split_first() else { return out };
+            if BOM.get(self.bom_seen) == Some(&byte) {
+                self.bom_seen += 1;
+                rest = tail;
+                if self.bom_seen == BOM.len() {
+                    out.extend_from_slice(BOM);
+                    self.bom_done = true;
+                }
+            } else {
+                self.bom_done = true;
+                let seen = BOM.get(..self.bom_seen).unwrap_or_default();
+                self.feed(seen, &mut out, keep);
+            }
+        }
+        self.feed(rest, &mut out, keep);
+        out
+    }
+
+    /// Ends the body; returns the last bytes to send. An event left incomplete is judged as
+    /// it stands (clients discard it, but a lenient one might not).
+    pub fn finish(&mut self, keep: &KeepItem) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.bom_done {
+            self.bom_done = true;
+            let seen = BOM.get(..self.bom_seen).unwrap_or_default();
+            self.feed(seen, &mut out, keep);
+        }
+        if let Line::Name(n) = self.line {
+            self.route(DATA.get(..n).unwrap_or_default(), &mut out);
+        }
+        self.line = Line::Start;
+        self.dispatch(&mut out, keep);
+        out
+    }
+
+    fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<u8>, keep: &KeepItem) {
+        while let Some((&byte, tail)) = bytes.split_first() {
+            if std::mem::take(&mut self.after_cr) && byte == b'\n' {
+                // The LF of a CRLF: part of the line end already seen.
+                self.route(b"\n", out);
+                bytes = tail;
+                continue;
+            }
+            if self.line == Line::Rest && byte != b'\r' && byte != b'\n' {
+                let end = bytes.iter().position(|&b| b == b'\r' || b == b'\n');
+                let (line, after) = bytes.split_at(end.unwrap_or(bytes.len()));
+                self.route(line, out);
+                bytes = after;
+                continue;
+            }
+            bytes = tail;
+            if byte == b'\r' || byte == b'\n' {
+                self.line_end(byte, out, keep);
+                continue;
+            }
+            match self.line {
+                Line::Start => {
+                    if byte == b'd' && matches!(self.event, Event::Open | Event::OpenHeld) {
+                        self.line = Line::Name(1);
+                    } else {
+                        self.line = Line::Rest;
+                        self.route(&[byte], out);
+                    }
+                }
+                Line::Name(n) => {
+                    if DATA.get(n) == Some(&byte) {
+                        self.line = Line::Name(n + 1);
+                    } else if n == DATA.len() && byte == b':' {
+                        self.data_line_starts();
+                        self.route(b"data:", out);
+                        self.line = Line::DataValue;
+                    } else {
+                        // Another field (`dat:`, `database`): never data.
+                        self.route(DATA.get(..n).unwrap_or_default(), out);
+                        self.route(&[byte], out);
+                        self.line = Line::Rest;
+                    }
+                }
+                Line::DataValue => match byte {
+                    b' ' | b'\t' => self.route(&[byte], out),
+                    b'{' | b'[' => {
+                        if self.event == Event::OpenHeld {
+                            self.event = Event::Candidate;
+                        }
+                        self.route(&[byte], out);
+                        self.line = Line::Rest;
+                    }
+                    _ => {
+                        if self.event == Event::OpenHeld {
+                            self.event = Event::Pass;
+                            out.append(&mut self.held);
+                        }
+                        self.route(&[byte], out);
+                        self.line = Line::Rest;
+                    }
+                },
+                Line::Rest => self.route(&[byte], out),
+            }
+        }
+    }
+
+    /// A data line begins in an undecided event: from here on the event is held until its
+    /// data shows what it is.
+    fn data_line_starts(&mut self) {
+        if self.event == Event::Open {
+            self.event = Event::OpenHeld;
+        }
+    }
+
+    fn line_end(&mut self, byte: u8, out: &mut Vec<u8>, keep: &KeepItem) {
+        match self.line {
+            Line::Start => {
+                self.route(&[byte], out);
+                self.dispatch(out, keep);
+            }
+            Line::Name(n) => {
+                if n == DATA.len() {
+                    // `data` alone: a data line with an empty value.
+                    self.data_line_starts();
+                }
+                self.route(DATA.get(..n).unwrap_or_default(), out);
+                self.route(&[byte], out);
+            }
+            Line::DataValue | Line::Rest => self.route(&[byte], out),
+        }
+        self.line = Line::Start;
+        self.after_cr = byte == b'\r';
+    }
+
+    /// Sends, holds or drops bytes of the current event, as the event requires.
+    fn route(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        match self.event {
+            Event::Open | Event::Pass => out.extend_from_slice(bytes),
+            Event::OpenHeld | Event::Candidate => {
+                if self.held.len().saturating_add(bytes.len()) > self.max_event_bytes {
+                    self.event = Event::Over;
+                    self.held = Vec::new();
+                } else {
+                    self.held.extend_from_slice(bytes);
+                }
+            }
+            Event::Over => {}
+        }
+    }
+
+    /// The current event has ended (or the body has).
+    fn dispatch(&mut self, out: &mut Vec<u8>, keep: &KeepItem) {
+        let held = std::mem::take(&mut self.held);
+        match std::mem::replace(&mut self.event, Event::Open) {
+            Event::Open | Event::Pass => {}
+            // Whitespace-only data is not JSON: nothing to judge.
+            Event::OpenHeld => out.extend_from_slice(&held),
+            Event::Candidate => self.rewrite_event(&held, out, keep),
+            Event::Over => {
+                self.replaced += 1;
+                if !self.send_errors(out) {
+                    // End the event whose first lines went out, so they do not join the next.
+                    out.extend_from_slice(b"\n");
+                }
+            }
+        }
+    }
+
+    /// Judges one held event and sends it, rewritten if it answers a pending list.
+    fn rewrite_event(&mut self, event: &[u8], out: &mut Vec<u8>, keep: &KeepItem) {
+        let parsed = ParsedEvent::parse(event);
+        // Clients decode invalid UTF-8 leniently (U+FFFD); judge what they will see.
+        let text = String::from_utf8_lossy(&parsed.data);
+        let rewritten = match rewrite_message(&text, &self.pending) {
+            Ok(plan) => {
+                for &index in &plan.answered {
+                    if let Some(done) = self.answered.get_mut(index) {
+                        *done = true;
+                    }
+                }
+                plan.apply(&text, keep).ok_or(Unreadable)
+            }
+            Err(unreadable) => Err(unreadable),
+        };
+        match rewritten {
+            Ok((_, 0)) => out.extend_from_slice(event),
+            Ok((text, removed)) => {
+                self.removed += removed;
+                out.extend_from_slice(&parsed.other_lines);
+                for line in text.split('\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(line.as_bytes());
+                    out.extend_from_slice(parsed.data_line_end);
+                }
+                out.extend_from_slice(parsed.blank_line);
+            }
+            Err(Unreadable) => {
+                // Not JSON to us; perhaps a list to a more lenient client. Never sent as is.
+                self.replaced += 1;
+                out.extend_from_slice(&parsed.other_lines);
+                if !self.send_errors(out) {
+                    out.extend_from_slice(b"\n");
+                }
+            }
+        }
+    }
+
+    /// Sends a JSON-RPC error event for each list not yet answered; whether any was sent.
+    fn send_errors(&mut self, out: &mut Vec<u8>) -> bool {
+        let mut sent = false;
+        for (list, done) in self.pending.iter().zip(self.answered.iter_mut()) {
+            if !*done {
+                *done = true;
+                sent = true;
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(error_response(&list.id).to_string().as_bytes());
+                out.extend_from_slice(b"\n\n");
+            }
+        }
+        sent
+    }
+}
+
+/// One complete (or, at the end of the body, incomplete) event's bytes, taken apart.
+struct ParsedEvent<'a> {
+    /// The data lines' values joined with `\n`.
+    data: Vec<u8>,
+    /// The other lines (comments, `id:`, `event:`, `retry:`, others), with their line ends.
+    other_lines: Vec<u8>,
+    /// The line end of the first data line, for the lines written in their place.
+    data_line_end: &'a [u8],
+    /// The blank line that ended the event (empty at the end of the body).
+    blank_line: &'a [u8],
+}
+
+impl<'a> ParsedEvent<'a> {
+    fn parse(event: &'a [u8]) -> ParsedEvent<'a> {
+        let mut parsed = ParsedEvent {
+            data: Vec::new(),
+            other_lines: Vec::new(),
+            data_line_end: b"\n",
+            blank_line: b"",
+        };
+        let mut seen_data = false;
+        let mut rest = event;
+        while !rest.is_empty() {
+            let end = rest.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+            let (line, after) = rest.split_at(end);
+            let eol_len = match after {
+                [b'\r', b'\n', ..] => 2,
+                [] => 0,
+                _ => 1,
+            };
+            let (eol, after) = after.split_at(eol_len);
+            rest = after;
+            if line.is_empty() {
+                parsed.blank_line = eol;
+                break;
+            }
+            let (name, value) = match line.iter().position(|&b| b == b':') {
+                Some(colon) => {
+                    let (name, value) = line.split_at(colon);
+                    let value = value.get(1..).unwrap_or_default();
+                    (name, value.strip_prefix(b" ").unwrap_or(value))
+                }
+                None => (line, &b""[..]),
+            };
+            if name == DATA {
+                if seen_data {
+                    parsed.data.push(b'\n');
+                } else {
+                    parsed.data_line_end = if eol.is_empty() { b"\n" } else { eol };
+                }
+                seen_data = true;
+                parsed.data.extend_from_slice(value);
+            } else {
+                parsed.other_lines.extend_from_slice(line);
+                parsed.other_lines.extend_from_slice(eol);
+            }
+        }
+        parsed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::{ListKind, RequestId};
+    use serde_json::{json, Map, Value};
+
+    fn pending() -> Vec<PendingList> {
+        vec![PendingList { id: RequestId(json!(5)), kind: ListKind::Tools }]
+    }
+
+    fn not_secret(_: ListKind, item: &Map<String, Value>) -> bool {
+        item.get("name").and_then(Value::as_str).is_some_and(|name| !name.starts_with("secret"))
+    }
+
+    /// The events a WHATWG EventSource client dispatches: (event type, data), in order.
+    fn client_events(stream: &[u8]) -> Vec<(String, String)> {
+        let stream = stream.strip_prefix(BOM.as_slice()).unwrap_or(stream);
+        let text = String::from_utf8_lossy(stream).replace("\r\n", "\n").replace('\r', "\n");
+        let mut events = Vec::new();
+        let (mut kind, mut data) = (String::new(), None::<String>);
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        lines.pop(); // the text after the last line end is an incomplete line: discarded
+        for line in lines {
+            if line.is_empty() {
+                if let Some(data) = data.take() {
+                    events.push((std::mem::take(&mut kind), data));
+                }
+                kind.clear();
+                continue;
+            }
+            let (name, value) = match line.split_once(':') {
+                Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            match name {
+                "data" => match data.as_mut() {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(value);
+                    }
+                    None => data = Some(value.to_string()),
+                },
+                "event" => kind = value.to_string(),
+                _ => {}
+            }
+        }
+        events
+    }
+
+    fn run(chunks: &[&[u8]], max: usize) -> (Vec<u8>, SseRewriter) {
+        let mut rewriter = SseRewriter::new(pending(), max);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend(rewriter.push(chunk, &not_secret));
+        }
+        out.extend(rewriter.finish(&not_secret));
+        (out, rewriter)
+    }
+
+    const RESPONSE: &str = r#"{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"echo"},{"name":"secret_x"},{"name":"whoami"}],"nextCursor":"n"}}"#;
+
+    /// A stream with every line ending, a BOM, comments, fields, multi-line data, events that
+    /// are not the response (and one that looks like it until its id), and the response split
+    /// over three data lines.
+    fn rich_stream() -> Vec<u8> {
+        let mut s = Vec::new();
+        s.extend_from_slice(BOM);
+        s.extend_from_slice(b": keep-alive\r\nretry: 1000\r\n\r\n");
+        s.extend_from_slice(b"id: 1\revent: message\rdata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\r\r");
+        s.extend_from_slice(b"data:plain text\ndata: more\n\n");
+        s.extend_from_slice(
+            b"data: {\"id\":4,\"result\":{\"tools\":[{\"name\":\"secret_other\"}]}}\n\n",
+        );
+        s.extend_from_slice(b"data\ndat: x\ndatabase: y\n\n");
+        s.extend_from_slice(b"event: message\nid: 2\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\n: a comment inside\ndata:\"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"secret_x\"},\ndata:  {\"name\":\"whoami\"}],\"nextCursor\":\"n\"}}\r\n\r\n");
+        s.extend_from_slice(b"data: [\"after\"]\n\n: tail comment\n");
+        s
+    }
+
+    #[test]
+    fn only_the_response_event_is_rewritten_and_the_rest_is_kept() {
+        let input = rich_stream();
+        let (out, rewriter) = run(&[&input], 1 << 20);
+        assert_eq!(rewriter.removed(), 1);
+        assert!(rewriter.all_answered());
+        let before = client_events(&input);
+        let after = client_events(&out);
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            if b.1.contains("\"id\":5") {
+                let value: Value = serde_json::from_str(&a.1).unwrap();
+                assert_eq!(value["result"]["tools"], json!([{"name":"echo"},{"name":"whoami"}]));
+                assert_eq!(value["result"]["nextCursor"], json!("n"));
+                assert_eq!(a.0, "message");
+            } else {
+                assert_eq!(a, b);
+            }
+        }
+        // Everything before the response event is byte-identical, and so is the tail.
+        let cut = input.windows(10).position(|w| w == b"event: mes".as_slice()).unwrap();
+        let cut = input[cut + 1..].windows(10).position(|w| w == b"event: mes").unwrap() + cut + 1;
+        assert_eq!(out[..cut], input[..cut]);
+        assert!(out.ends_with(b"data: [\"after\"]\n\n: tail comment\n"));
+        assert!(!String::from_utf8_lossy(&out).contains("secret_x"));
+    }
+
+    #[test]
+    fn an_unchanged_stream_is_byte_identical() {
+        let input = rich_stream();
+        let mut rewriter = SseRewriter::new(pending(), 1 << 20);
+        let mut out = rewriter.push(&input, &|_, _| true);
+        out.extend(rewriter.finish(&|_, _| true));
+        assert_eq!(out, input);
+        assert_eq!(rewriter.removed(), 0);
+    }
+
+    #[test]
+    fn any_split_gives_the_same_output() {
+        let input = rich_stream();
+        let (whole, _) = run(&[&input], 1 << 20);
+        let ones: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(run(&ones, 1 << 20).0, whole);
+        for cut in 0..=input.len() {
+            let (a, b) = input.split_at(cut);
+            assert_eq!(run(&[a, b], 1 << 20).0, whole, "split at {cut}");
+        }
+    }
+
+    #[test]
+    fn events_that_cannot_be_the_response_go_out_before_they_end() {
+        let mut rewriter = SseRewriter::new(pending(), 1 << 20);
+        let keep = &not_secret;
+        // Lines before any data, even the start of one, go out at once.
+        assert_eq!(rewriter.push(b": ping\nid: 3\nev", keep), b": ping\nid: 3\nev");
+        // `d` may start `data:`; held until the line shows otherwise.
+        assert_eq!(rewriter.push(b"ent: x\nd", keep), b"ent: x\n");
+        assert_eq!(rewriter.push(b"ata: ", keep), b"");
+        // Data that is not JSON: out from its first byte, mid-line.
+        assert_eq!(rewriter.push(b"hel", keep), b"data: hel");
+        assert_eq!(rewriter.push(b"lo\n\n", keep), b"lo\n\n");
+        // A JSON object may be the response: held until the event is complete.
+        assert_eq!(rewriter.push(b"data: {\"id\":9,", keep), b"");
+        assert_eq!(rewriter.push(b"\"result\":{}}\n", keep), b"");
+        assert_eq!(rewriter.push(b"\n", keep), b"data: {\"id\":9,\"result\":{}}\n\n");
+        assert_eq!(rewriter.finish(keep), b"");
+    }
+
+    #[test]
+    fn an_oversized_or_unreadable_event_becomes_an_error_for_the_list() {
+        for input in [
+            format!("data: {RESPONSE}\n\ndata: [\"ok\"]\n\n"),
+            "data: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]\n\ndata: [\"ok\"]\n\n"
+                .to_string(),
+        ] {
+            let (out, rewriter) = run(&[input.as_bytes()], 100);
+            let events = client_events(&out);
+            assert_eq!(events.len(), 2, "{}", String::from_utf8_lossy(&out));
+            let error: Value = serde_json::from_str(&events[0].1).unwrap();
+            assert_eq!(error["id"], json!(5));
+            assert!(error["error"]["code"].is_i64());
+            assert_eq!(events[1].1, "[\"ok\"]");
+            assert_eq!(rewriter.replaced(), 1);
+            assert!(!String::from_utf8_lossy(&out).contains("secret"));
+        }
+        // Whitespace-only data is held too, and bounded.
+        let input = format!("id: 1\ndata:{}\n\ndata: x\n\n", " ".repeat(300));
+        let (out, _) = run(&[input.as_bytes()], 100);
+        let events = client_events(&out);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].1, "x");
+    }
+
+    #[test]
+    fn an_incomplete_response_at_the_end_is_still_filtered() {
+        let input = format!("data: {RESPONSE}");
+        let (out, rewriter) = run(&[input.as_bytes()], 1 << 20);
+        assert_eq!(rewriter.removed(), 1);
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+        // Lenient reading (as if complete) sees the filtered list.
+        let (_, data) = client_events(&[&out[..], b"\n\n"].concat()).remove(0);
+        let value: Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_bom_look_alike_and_a_lone_cr_are_plain_bytes() {
+        let input = b"\xEF\xBBdata: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\r\r";
+        let (out, _) = run(&[input], 1 << 20);
+        assert_eq!(out, input.to_vec(), "not a data line to a client, so passed");
+        let input = format!("\u{feff}data: {RESPONSE}\r\r");
+        let (out, rewriter) = run(&[input.as_bytes()], 1 << 20);
+        assert_eq!(rewriter.removed(), 1);
+        assert!(out.starts_with(BOM) && out.ends_with(b"\r\r"));
+    }
+}
