@@ -33,6 +33,9 @@ FILTER_EXPORTS = (
     "proxy_on_configure",
     "proxy_on_context_create",
     "proxy_on_request_headers",
+    "proxy_on_request_body",  # the mcp policy reads JSON-RPC bodies
+    "proxy_on_response_headers",  # ... and shortens list responses
+    "proxy_on_response_body",
     "proxy_on_http_call_response",  # key-set fetches
     "proxy_on_tick",  # key-set schedule, counters, waiting requests
     "proxy_on_delete",  # frees the SDK's per-request context

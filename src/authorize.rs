@@ -8,6 +8,7 @@ use crate::config::FilterConfig;
 use crate::error::{DenyReason, TokenError};
 use crate::extract::{bearer_candidate, bearer_token, Credential};
 use crate::keys::KeySet;
+use crate::mcp::policy::Caller;
 use crate::response::{LocalResponse, Responses};
 use std::rc::Rc;
 
@@ -76,12 +77,23 @@ pub enum Decision {
     Wait(WaitReason),
 }
 
-/// Header changes for an allowed request: remove these, then set those.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What an allowed token gets: header changes for the upstream (remove these, then set
+/// those) and, with an `mcp` policy, the caller that policy judges (built once per token).
+#[derive(Debug, Default)]
 pub struct UpstreamChanges {
     pub remove: Vec<String>,
     pub set: Vec<(String, String)>,
+    pub caller: Option<Caller>,
 }
+
+/// Equal when they change the same headers; the caller follows from the same claims.
+impl PartialEq for UpstreamChanges {
+    fn eq(&self, other: &UpstreamChanges) -> bool {
+        self.remove == other.remove && self.set == other.set
+    }
+}
+
+impl Eq for UpstreamChanges {}
 
 /// Decides one request. `cache` holds earlier verdicts; the caller empties it of stale keys
 /// when keys change.
@@ -200,6 +212,7 @@ pub fn access(config: &FilterConfig, verified: &VerifiedToken) -> Access<Upstrea
             None => changes.remove.push(header.clone()),
         }
     }
+    changes.caller = config.mcp.as_ref().map(|mcp| mcp.0.caller(&verified.claims));
     Access::Granted(Rc::new(changes))
 }
 

@@ -8,7 +8,10 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use std::rc::Rc;
+
 use crate::jws::Algorithm;
+use crate::mcp::policy::McpPolicy;
 use crate::url::HttpUrl;
 
 /// A configuration error, worded for an operator.
@@ -47,6 +50,18 @@ pub struct FilterConfig {
     pub claims_to_headers: Vec<(String, String)>,
     pub token_cache_capacity: usize,
     pub token_cache_max_bytes: usize,
+    /// MCP-aware authorization (the `mcp` section), compiled; `None` without the section.
+    pub mcp: Option<McpSection>,
+}
+
+/// The compiled `mcp` policy. Compared by identity: compiled CEL programs have no equality.
+#[derive(Debug, Clone)]
+pub struct McpSection(pub Rc<McpPolicy>);
+
+impl PartialEq for McpSection {
+    fn eq(&self, other: &McpSection) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +116,8 @@ struct RawConfig {
     claims_to_headers: BTreeMap<String, String>,
     #[serde(default)]
     token_cache: Option<RawTokenCache>,
+    #[serde(default)]
+    mcp: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -237,8 +254,12 @@ impl FilterConfig {
         validate_token_checks(&raw)?;
         let allowed_algorithms = validate_algorithms(raw.allowed_algorithms)?;
         let jwks = validate_jwks(raw.jwks)?;
-        let (resource_metadata, metadata_url, metadata_paths) =
+        let resource_path = HttpUrl::parse(&raw.resource_metadata.resource)
+            .map(|url| url.path_and_query)
+            .unwrap_or_default();
+        let (mut resource_metadata, metadata_url, metadata_paths) =
             validate_metadata(raw.resource_metadata)?;
+        let mcp = validate_mcp(raw.mcp, &resource_path, &mut resource_metadata)?;
         let claims_to_headers = validate_claims_to_headers(raw.claims_to_headers)?;
         let (token_cache_capacity, token_cache_max_bytes) = validate_token_cache(raw.token_cache)?;
         Ok(FilterConfig {
@@ -256,8 +277,35 @@ impl FilterConfig {
             claims_to_headers,
             token_cache_capacity,
             token_cache_max_bytes,
+            mcp,
         })
     }
+
+    /// Whether `path` (query ignored) is the MCP endpoint the `mcp` policy applies to.
+    pub fn mcp_policy_for(&self, path: &str) -> Option<&McpPolicy> {
+        let policy = &self.mcp.as_ref()?.0;
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        (path == policy.endpoint()).then_some(&**policy)
+    }
+}
+
+/// The `mcp` section: compiled, its endpoint defaulting to the resource's path; every scope it
+/// names is added to the metadata's `scopes_supported`, so a client can learn and request it.
+fn validate_mcp(
+    raw: Option<serde_json::Value>,
+    resource_path: &str,
+    metadata: &mut ResourceMetadata,
+) -> Result<Option<McpSection>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let default_endpoint = if resource_path.is_empty() { "/" } else { resource_path };
+    let policy = crate::mcp::config::compile_value(raw, default_endpoint).map_err(ConfigError)?;
+    let supported = metadata.scopes_supported.get_or_insert_with(Vec::new);
+    for scope in policy.scopes_named() {
+        if !supported.iter().any(|s| s == scope) {
+            supported.push(scope.to_string());
+        }
+    }
+    Ok(Some(McpSection(Rc::new(policy))))
 }
 
 /// The issuer, audiences, required scopes, skew and token size.

@@ -87,6 +87,27 @@ impl Host for ProxyHost {
         hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size).ok().flatten()
     }
 
+    fn response_header(&self, name: &str) -> Option<String> {
+        let value = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name);
+        value.ok().flatten().map(utf8_or_replaced)
+    }
+
+    fn set_response_header(&self, name: &str, value: Option<&str>) {
+        if let Err(status) = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value) {
+            error!("cannot change response header {name}: {status:?}");
+        }
+    }
+
+    fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size).ok().flatten()
+    }
+
+    fn set_response_body(&self, size: usize, body: &[u8]) {
+        if let Err(status) = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, body) {
+            error!("cannot replace the response body: {status:?}");
+        }
+    }
+
     fn send_response(&self, response: &LocalResponse) {
         let headers: Vec<(&str, &str)> =
             response.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -212,13 +233,41 @@ fn action(flow: Option<Flow>) -> Action {
     }
 }
 
+/// A response callback's action. Without a worker there is nothing this filter let through
+/// that it must still judge (a request it passed had a worker), so the response goes on.
+fn passive(flow: Option<Flow>) -> Action {
+    match flow {
+        Some(Flow::Pause) => Action::Pause,
+        Some(Flow::Continue) | None => Action::Continue,
+    }
+}
+
 // `make wasm` drops the exports of every proxy-wasm callback not implemented here, so Envoy
 // does not enter the VM for them on each request: a callback added to these impls needs its
 // export added to scripts/wasm_exports.py (tests/test_wasm_module.py checks the two agree).
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let id = self.context_id;
-        action(with_worker(&self.worker, |w| w.on_request_headers(&ProxyHost, id)))
+        action(with_worker(&self.worker, |w| w.on_request_headers(&ProxyHost, id, end_of_stream)))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let id = self.context_id;
+        action(with_worker(&self.worker, |w| {
+            w.on_request_body(&ProxyHost, id, body_size, end_of_stream)
+        }))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let id = self.context_id;
+        passive(with_worker(&self.worker, |w| w.on_response_headers(&ProxyHost, id)))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let id = self.context_id;
+        passive(with_worker(&self.worker, |w| {
+            w.on_response_body(&ProxyHost, id, body_size, end_of_stream)
+        }))
     }
 }
 

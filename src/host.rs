@@ -22,6 +22,16 @@ pub trait Host: SharedStore {
     /// Up to `size` bytes of the request body buffered so far.
     fn request_body(&self, size: usize) -> Option<Vec<u8>>;
 
+    /// A response header as text; `None` when absent.
+    fn response_header(&self, name: &str) -> Option<String>;
+    /// Sets (`Some`) or removes (`None`) a response header.
+    fn set_response_header(&self, name: &str, value: Option<&str>);
+    /// Up to `size` bytes of the response body the host holds now (this chunk, or all of it
+    /// once buffered).
+    fn response_body(&self, size: usize) -> Option<Vec<u8>>;
+    /// Replaces the first `size` bytes of the response body the host holds with `body`.
+    fn set_response_body(&self, size: usize, body: &[u8]);
+
     /// Answers the request with a response of the filter's own.
     fn send_response(&self, response: &LocalResponse);
     /// Makes `context_id` the effective request; false when it is gone.
@@ -83,6 +93,9 @@ mod memory {
         pub headers: Vec<(String, String)>,
         pub body: Vec<u8>,
         pub sent: Option<LocalResponse>,
+        pub response_headers: Vec<(String, String)>,
+        /// The response body the host holds (the current chunk, or all buffered chunks).
+        pub response_body: Vec<u8>,
         /// How many local responses were sent (more than one is a bug).
         pub sent_count: u32,
         pub resumed: u32,
@@ -137,6 +150,32 @@ mod memory {
 
         pub fn header_of(&self, id: u32, name: &str) -> Option<String> {
             self.request(id).headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        }
+
+        /// Sets the request body the host has buffered for request `id`.
+        pub fn set_request_body(&self, id: u32, body: &[u8]) {
+            if let Some(r) = self.requests.borrow_mut().get_mut(&id) {
+                r.body = body.to_vec();
+            }
+            self.effective.set(id);
+        }
+
+        /// The upstream's response headers for request `id` arrive.
+        pub fn set_response_headers(&self, id: u32, headers: &[(&str, &str)]) {
+            if let Some(r) = self.requests.borrow_mut().get_mut(&id) {
+                r.response_headers =
+                    headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            }
+            self.effective.set(id);
+        }
+
+        /// A chunk of the upstream's response body for request `id` arrives (replacing the
+        /// last, as a host does when the filter let the last one go).
+        pub fn set_response_chunk(&self, id: u32, chunk: &[u8]) {
+            if let Some(r) = self.requests.borrow_mut().get_mut(&id) {
+                r.response_body = chunk.to_vec();
+            }
+            self.effective.set(id);
         }
 
         pub fn respond_to_call(&self, headers: &[(&str, &str)], body: &[u8]) {
@@ -196,6 +235,33 @@ mod memory {
 
         fn request_body(&self, size: usize) -> Option<Vec<u8>> {
             self.with_effective(|r| r.body.iter().take(size).copied().collect())
+        }
+
+        fn response_header(&self, name: &str) -> Option<String> {
+            self.with_effective(|r| {
+                r.response_headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+            })
+            .flatten()
+        }
+
+        fn set_response_header(&self, name: &str, value: Option<&str>) {
+            self.with_effective(|r| {
+                r.response_headers.retain(|(n, _)| n != name);
+                if let Some(value) = value {
+                    r.response_headers.push((name.to_string(), value.to_string()));
+                }
+            });
+        }
+
+        fn response_body(&self, size: usize) -> Option<Vec<u8>> {
+            self.with_effective(|r| r.response_body.iter().take(size).copied().collect())
+        }
+
+        fn set_response_body(&self, size: usize, body: &[u8]) {
+            self.with_effective(|r| {
+                let size = size.min(r.response_body.len());
+                r.response_body.splice(..size, body.iter().copied());
+            });
         }
 
         fn send_response(&self, response: &LocalResponse) {

@@ -7,6 +7,7 @@
 
 use crate::error::{DenyReason, TokenError};
 use crate::host::Host;
+use crate::mcp::policy::McpOutcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -16,12 +17,17 @@ pub enum Counter {
     JwksFetchFailed,
     Denied(DenyReason),
     Rejected(TokenError),
+    /// The `mcp` policy's verdict on a POST to the MCP endpoint.
+    Mcp(McpOutcome),
+    /// Items the `mcp` policy removed from list responses.
+    McpListFiltered,
 }
 
 const PLAIN: usize = 4;
+const MCP: usize = 5;
 
 impl Counter {
-    pub const COUNT: usize = PLAIN + DenyReason::COUNT + TokenError::COUNT;
+    pub const COUNT: usize = PLAIN + DenyReason::COUNT + TokenError::COUNT + MCP;
 
     pub fn index(self) -> usize {
         match self {
@@ -31,6 +37,18 @@ impl Counter {
             Counter::JwksFetchFailed => 3,
             Counter::Denied(reason) => PLAIN + reason.index(),
             Counter::Rejected(error) => PLAIN + DenyReason::COUNT + error.index(),
+            Counter::Mcp(outcome) => {
+                PLAIN
+                    + DenyReason::COUNT
+                    + TokenError::COUNT
+                    + match outcome {
+                        McpOutcome::Allowed => 0,
+                        McpOutcome::DeniedScope => 1,
+                        McpOutcome::DeniedRule => 2,
+                        McpOutcome::BadBody => 3,
+                    }
+            }
+            Counter::McpListFiltered => PLAIN + DenyReason::COUNT + TokenError::COUNT + 4,
         }
     }
 
@@ -40,6 +58,17 @@ impl Counter {
             .into_iter()
             .chain(DenyReason::ALL.into_iter().map(Counter::Denied))
             .chain(TokenError::ALL.into_iter().map(Counter::Rejected))
+            .chain(
+                [
+                    McpOutcome::Allowed,
+                    McpOutcome::DeniedScope,
+                    McpOutcome::DeniedRule,
+                    McpOutcome::BadBody,
+                ]
+                .into_iter()
+                .map(Counter::Mcp),
+            )
+            .chain([Counter::McpListFiltered])
     }
 
     /// The full stats name.
@@ -51,6 +80,8 @@ impl Counter {
             Counter::JwksFetchFailed => "mcp_auth.jwks_fetch.failed".into(),
             Counter::Denied(reason) => format!("mcp_auth.denied.{}", reason.reason()),
             Counter::Rejected(error) => format!("mcp_auth.denied.{}", error.reason()),
+            Counter::Mcp(outcome) => format!("mcp_auth.{}", outcome.counter()),
+            Counter::McpListFiltered => "mcp_auth.mcp.list_filtered".into(),
         }
     }
 }
@@ -79,8 +110,12 @@ impl Stats {
     }
 
     pub fn count(&mut self, counter: Counter) {
+        self.add(counter, 1);
+    }
+
+    pub fn add(&mut self, counter: Counter, n: u64) {
         if let Some(pending) = self.pending.get_mut(counter.index()) {
-            *pending += 1;
+            *pending += n;
         }
     }
 

@@ -6,16 +6,23 @@
 //! The decisions themselves come from the pure modules: [`authorize::decide`] for a request,
 //! [`waiting`] for parked requests, [`JwksSync`] for the fetch schedule.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use log::{debug, info, warn};
 
-use crate::authorize::{self, Decision, Outcome, Policy, RequestFacts, VerdictCache, WaitReason};
+use crate::authorize::{
+    self, Decision, Outcome, Policy, RequestFacts, UpstreamChanges, VerdictCache, WaitReason,
+};
 use crate::config::FilterConfig;
 use crate::error::DenyReason;
 use crate::host::Host;
 use crate::jwks_sync::{self, Claim, FetchResult, JwksSync, Trigger};
 use crate::keys::KeySet;
+use crate::mcp::lists::{self, ListRewrite};
+use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpVerdict};
+use crate::mcp::sse::SseRewriter;
+use crate::mcp::PendingList;
 use crate::response::{self, LocalResponse, Responses};
 use crate::stats::{Counter, Stats};
 use crate::waiting::{self, FetchState, Resolution, WaitPlan, Waiter, WaitingRoom};
@@ -32,6 +39,24 @@ pub enum Flow {
 /// plans make two the most that happens (a wait, then a decision without refetch).
 const MAX_DECISIONS: usize = 4;
 
+/// A request the `mcp` policy follows past its headers.
+enum McpStage {
+    /// Allowed by its token: its body is read to the end, then judged.
+    AwaitingBody(Rc<UpstreamChanges>),
+    /// Forwarded: its response answers list requests whose items the policy may hide.
+    Lists { lists: Vec<PendingList>, grant: Rc<UpstreamChanges>, body: ResponseBody },
+}
+
+/// How a list response's body is being rewritten.
+enum ResponseBody {
+    /// Response headers not seen yet.
+    Unknown,
+    /// `application/json`: buffered to the end, then rewritten whole.
+    Json,
+    /// `text/event-stream`: rewritten as it streams.
+    Sse(SseRewriter),
+}
+
 pub struct Worker {
     config: Rc<FilterConfig>,
     responses: Responses,
@@ -46,6 +71,10 @@ pub struct Worker {
     /// Seconds since the epoch as of the last tick (`None`: the clock could not be read).
     /// At most a tick old, against a skew of seconds; saves a hostcall per request.
     clock_s: Option<u64>,
+    /// Requests the `mcp` policy follows, by context id.
+    mcp: BTreeMap<u32, McpStage>,
+    /// Waiting requests whose body already ended (or that have none).
+    bodies_ended: BTreeSet<u32>,
 }
 
 impl Worker {
@@ -67,6 +96,8 @@ impl Worker {
             fetch_token: None,
             stats: Stats::define(host),
             clock_s: host.now_ms().map(|ms| ms / 1000),
+            mcp: BTreeMap::new(),
+            bodies_ended: BTreeSet::new(),
         })
     }
 
@@ -85,14 +116,138 @@ impl Worker {
         self.stats.flush(host);
     }
 
-    /// A request's headers arrived (it is the effective context).
-    pub fn on_request_headers(&mut self, host: &impl Host, context_id: u32) -> Flow {
-        self.handle(host, context_id, true)
+    /// A request's headers arrived (it is the effective context). `end_of_stream`: it has
+    /// no body.
+    pub fn on_request_headers(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        end_of_stream: bool,
+    ) -> Flow {
+        let flow = self.handle(host, context_id, true, end_of_stream);
+        if end_of_stream && self.waiting.contains(context_id) {
+            self.bodies_ended.insert(context_id);
+        }
+        flow
+    }
+
+    /// Part of a request's body arrived; `body_size` is all the host holds of it so far.
+    pub fn on_request_body(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Flow {
+        if let Some(McpStage::AwaitingBody(grant)) = self.mcp.get(&context_id) {
+            let grant = Rc::clone(grant);
+            let config = Rc::clone(&self.config);
+            let Some(policy) = config.mcp.as_ref().map(|m| &m.0) else { return Flow::Continue };
+            if !end_of_stream && body_size <= policy.max_body_bytes() {
+                return Flow::Pause; // Buffer until the whole body is there.
+            }
+            self.mcp.remove(&context_id);
+            return self.judge_body(host, context_id, &grant);
+        }
+        if self.waiting.contains(context_id) {
+            // Buffered while its token waits for keys; judged when it is decided.
+            if end_of_stream {
+                self.bodies_ended.insert(context_id);
+            }
+            return Flow::Pause;
+        }
+        Flow::Continue
+    }
+
+    /// The upstream's response headers arrived.
+    pub fn on_response_headers(&mut self, host: &impl Host, context_id: u32) -> Flow {
+        let Some(McpStage::Lists { lists, body, .. }) = self.mcp.get_mut(&context_id) else {
+            return Flow::Continue;
+        };
+        let content_type = host.response_header("content-type").unwrap_or_default();
+        let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let max_bytes = self.config.mcp.as_ref().map_or(0, |m| m.0.max_body_bytes());
+        match media.as_str() {
+            "application/json" => {
+                *body = ResponseBody::Json;
+                // The rewritten body may be shorter.
+                host.set_response_header("content-length", None);
+            }
+            "text/event-stream" => {
+                *body = ResponseBody::Sse(SseRewriter::new(lists.clone(), max_bytes));
+            }
+            // Not a JSON-RPC answer (an error page, 202 Accepted): nothing to shorten.
+            _ => {
+                self.mcp.remove(&context_id);
+                return Flow::Continue;
+            }
+        }
+        // A list shortened for one caller must not be served to another from a cache.
+        host.set_response_header("cache-control", Some("private, no-store"));
+        Flow::Continue
+    }
+
+    /// Part of the upstream's response body arrived; `body_size` is what the host holds.
+    pub fn on_response_body(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Flow {
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.mcp.as_ref().map(|m| &m.0) else { return Flow::Continue };
+        let Some(McpStage::Lists { lists, grant, body }) = self.mcp.get_mut(&context_id) else {
+            return Flow::Continue;
+        };
+        let Some(caller) = grant.caller.as_ref() else { return Flow::Continue };
+        let keep = |kind, item: &serde_json::Map<String, serde_json::Value>| {
+            policy.permits_listed(kind, item, caller)
+        };
+        match body {
+            ResponseBody::Unknown => Flow::Continue,
+            ResponseBody::Json if !end_of_stream => Flow::Pause,
+            ResponseBody::Json => {
+                let data = host.response_body(body_size).unwrap_or_default();
+                match lists::rewrite_json_body(&data, lists, &keep) {
+                    ListRewrite::Unchanged => {}
+                    ListRewrite::Filtered { body, removed } => {
+                        host.set_response_body(body_size, &body);
+                        self.stats.add(Counter::McpListFiltered, removed as u64);
+                    }
+                    ListRewrite::Unjudgeable { body } => {
+                        warn!("a list response could not be checked; replaced by an error");
+                        host.set_response_body(body_size, &body);
+                    }
+                }
+                self.mcp.remove(&context_id);
+                Flow::Continue
+            }
+            ResponseBody::Sse(rewriter) => {
+                let removed_before = rewriter.removed();
+                let chunk = host.response_body(body_size).unwrap_or_default();
+                let mut out = rewriter.push(&chunk, &keep);
+                if end_of_stream {
+                    out.extend(rewriter.finish(&keep));
+                }
+                if out != chunk {
+                    host.set_response_body(body_size, &out);
+                }
+                let removed = rewriter.removed().saturating_sub(removed_before);
+                self.stats.add(Counter::McpListFiltered, removed as u64);
+                if end_of_stream {
+                    self.mcp.remove(&context_id);
+                }
+                Flow::Continue
+            }
+        }
     }
 
     /// The request went away: if it was waiting, it must never be resumed.
     pub fn on_request_gone(&mut self, context_id: u32) {
         self.waiting.leave(context_id);
+        self.mcp.remove(&context_id);
+        self.bodies_ended.remove(&context_id);
     }
 
     /// An HTTP callout answered; ours if it is the key-set fetch in flight.
@@ -126,8 +281,15 @@ impl Worker {
         host.send_response(&response::keys_unavailable(1));
     }
 
-    /// Decides the effective request and carries the decision out.
-    fn handle(&mut self, host: &impl Host, context_id: u32, may_refetch: bool) -> Flow {
+    /// Decides the effective request and carries the decision out. `body_ended`: the host
+    /// holds the whole body already (or there is none).
+    fn handle(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        may_refetch: bool,
+        body_ended: bool,
+    ) -> Flow {
         let Some(now_s) = self.clock_s else {
             return self.refuse(host, DenyReason::ClockUnavailable, &response::keys_unavailable(1));
         };
@@ -160,7 +322,7 @@ impl Worker {
                         host.set_request_header(name, Some(value));
                     }
                     self.stats.count(Counter::Allowed);
-                    return Flow::Continue;
+                    return self.after_token(host, context_id, &path, &changes, body_ended);
                 }
                 Decision::Respond(response, outcome) => {
                     log_refusal(&path, outcome);
@@ -176,6 +338,110 @@ impl Worker {
         }
         warn!("request still undecided after {MAX_DECISIONS} attempts; answering 503");
         self.unavailable(host, 1)
+    }
+
+    /// A valid token's request to the MCP endpoint meets the `mcp` policy: a POST is judged
+    /// on its JSON-RPC body (or its routing headers alone, when trusted), anything else
+    /// passes on the token.
+    fn after_token(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        path: &str,
+        grant: &Rc<UpstreamChanges>,
+        body_ended: bool,
+    ) -> Flow {
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.mcp_policy_for(path) else { return Flow::Continue };
+        if host.request_header(":method").as_deref() != Some("POST") {
+            return Flow::Continue;
+        }
+        let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
+        let headers = McpHeaders {
+            content_encoding: content_encoding.as_deref(),
+            mcp_method: mcp_method.as_deref(),
+            mcp_name: mcp_name.as_deref(),
+        };
+        if !policy.needs_body(&headers) {
+            let Some(caller) = grant.caller.as_ref() else {
+                return self.carry_out(
+                    host,
+                    context_id,
+                    McpVerdict::Forbidden { id: None, target: None },
+                    grant,
+                );
+            };
+            let verdict = policy.judge(&headers, None, caller);
+            return self.carry_out(host, context_id, verdict, grant);
+        }
+        if body_ended {
+            return self.judge_body(host, context_id, grant);
+        }
+        self.mcp.insert(context_id, McpStage::AwaitingBody(Rc::clone(grant)));
+        Flow::Pause
+    }
+
+    /// Judges the effective request's whole body (the host holds all of it, or more than
+    /// the policy reads).
+    fn judge_body(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        grant: &Rc<UpstreamChanges>,
+    ) -> Flow {
+        let config = Rc::clone(&self.config);
+        let Some(policy) = config.mcp.as_ref().map(|m| &m.0) else { return Flow::Continue };
+        let Some(caller) = grant.caller.as_ref() else {
+            // Every grant made under an `mcp` policy carries its caller: fail closed.
+            return self.carry_out(
+                host,
+                context_id,
+                McpVerdict::Forbidden { id: None, target: None },
+                grant,
+            );
+        };
+        let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
+        let headers = McpHeaders {
+            content_encoding: content_encoding.as_deref(),
+            mcp_method: mcp_method.as_deref(),
+            mcp_name: mcp_name.as_deref(),
+        };
+        let body = host.request_body(policy.max_body_bytes().saturating_add(1)).unwrap_or_default();
+        let verdict = policy.judge(&headers, Some(&body), caller);
+        self.carry_out(host, context_id, verdict, grant)
+    }
+
+    /// Forwards the request (following its list responses) or answers it with the refusal.
+    fn carry_out(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        verdict: McpVerdict,
+        grant: &Rc<UpstreamChanges>,
+    ) -> Flow {
+        self.stats.count(Counter::Mcp(verdict.outcome()));
+        if log::log_enabled!(log::Level::Debug) {
+            // The method and the item's name, never the arguments.
+            let (method, item) =
+                verdict.target().map_or(("-", None), |t| (t.method.as_str(), t.item.as_deref()));
+            debug!("mcp {method:?} {item:?}: {:?}", verdict.outcome());
+        }
+        match verdict {
+            McpVerdict::Forward { lists, .. } => {
+                if !lists.is_empty() {
+                    let grant = Rc::clone(grant);
+                    let stage = McpStage::Lists { lists, grant, body: ResponseBody::Unknown };
+                    self.mcp.insert(context_id, stage);
+                }
+                Flow::Continue
+            }
+            refused => {
+                if let Some(response) = mcp_policy::response(&refused, &self.config.metadata_url) {
+                    host.send_response(&response);
+                }
+                Flow::Pause
+            }
+        }
     }
 
     /// Parks the request until keys arrive (or a refetch ends), starting a fetch if due.
@@ -365,13 +631,25 @@ impl Worker {
                 Resolution::Unavailable => {
                     self.unavailable(host, 1 + self.config.jwks.retry_initial_ms / 1000)
                 }
-                Resolution::DecideAgain { may_refetch } => self.handle(host, id, may_refetch),
+                Resolution::DecideAgain { may_refetch } => {
+                    let body_ended = self.bodies_ended.remove(&id);
+                    self.handle(host, id, may_refetch, body_ended)
+                }
             };
             if flow == Flow::Continue && !host.resume_request() {
                 warn!("cannot resume request {id}");
             }
         }
     }
+}
+
+/// The request headers the `mcp` policy reads: `Content-Encoding`, `Mcp-Method`, `Mcp-Name`.
+fn mcp_headers(host: &impl Host) -> (Option<String>, Option<String>, Option<String>) {
+    (
+        host.request_header("content-encoding"),
+        host.request_header("mcp-method"),
+        host.request_header("mcp-name"),
+    )
 }
 
 /// The path is logged without its query: a client may have put a token there.
@@ -435,7 +713,7 @@ mod tests {
     fn arrive(host: &MemoryHost, worker: &mut Worker, id: u32, token: &str) -> Flow {
         let auth = bearer(token);
         host.arrive(id, &[(":path", "/mcp"), (":method", "POST"), ("authorization", &auth)]);
-        worker.on_request_headers(host, id)
+        worker.on_request_headers(host, id, false)
     }
 
     fn answer_fetch(host: &MemoryHost, worker: &mut Worker, status: &str, body: &Value) {
@@ -578,7 +856,7 @@ mod tests {
             1,
             &[(":path", "/.well-known/oauth-protected-resource/mcp"), (":method", "GET")],
         );
-        assert_eq!(worker.on_request_headers(&host, 1), Flow::Pause);
+        assert_eq!(worker.on_request_headers(&host, 1, true), Flow::Pause);
         assert_eq!(status_sent(&host, 1), Some(200));
         assert!(host.calls.borrow().is_empty());
     }
