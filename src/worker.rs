@@ -898,4 +898,135 @@ mod tests {
         assert!(worker.keys.is_none());
         assert!(worker.waiting.contains(1));
     }
+
+    fn mcp_setup() -> (MemoryHost, Worker) {
+        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
+        config["mcp"] = json!({
+            "rules": ["mcp.tool.name == \"echo\" || \"admin\" in jwt.roles"],
+            "scopes": {"tools": {"echo": ["mcp:tools"], "whoami": ["mcp:admin"]}}
+        });
+        let host = MemoryHost::new(NOW_MS);
+        let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        arrive(&host, &mut worker, 100, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        (host, worker)
+    }
+
+    fn post(host: &MemoryHost, worker: &mut Worker, id: u32, token: &str, body: &Value) -> Flow {
+        assert_eq!(arrive(host, worker, id, token), Flow::Pause, "waits for the body");
+        let body = body.to_string().into_bytes();
+        host.set_request_body(id, &body[..body.len() / 2]);
+        assert_eq!(worker.on_request_body(host, id, body.len() / 2, false), Flow::Pause);
+        host.set_request_body(id, &body);
+        worker.on_request_body(host, id, body.len(), true)
+    }
+
+    fn call(name: &str) -> Value {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": {}}})
+    }
+
+    #[test]
+    fn mcp_a_permitted_call_goes_on_after_its_body() {
+        let (host, mut worker) = mcp_setup();
+        assert_eq!(post(&host, &mut worker, 1, &keycloak_token(), &call("echo")), Flow::Continue);
+        assert_eq!(status_sent(&host, 1), None);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.mcp.allowed"), 1);
+    }
+
+    #[test]
+    fn mcp_a_missing_scope_is_a_step_up_challenge() {
+        let (host, mut worker) = mcp_setup();
+        assert_eq!(post(&host, &mut worker, 1, &keycloak_token(), &call("whoami")), Flow::Pause);
+        let sent = host.request(1).sent.unwrap();
+        assert_eq!(sent.status, 403);
+        let challenge = sent.header("www-authenticate").unwrap();
+        assert!(
+            challenge.contains(r#"error="insufficient_scope", scope="mcp:admin""#),
+            "{challenge}"
+        );
+    }
+
+    #[test]
+    fn mcp_a_rule_refusal_carries_the_request_id() {
+        let (host, mut worker) = mcp_setup();
+        let admin_scope = testkeys::claims_with(json!({"scope": "mcp:tools mcp:admin"}));
+        let token = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &admin_scope,
+        );
+        assert_eq!(post(&host, &mut worker, 1, &token, &call("whoami")), Flow::Pause);
+        let sent = host.request(1).sent.unwrap();
+        assert_eq!(sent.status, 403);
+        assert!(sent.header("www-authenticate").is_none());
+        let body: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(body["id"], 7);
+    }
+
+    #[test]
+    fn mcp_a_body_that_ended_while_waiting_for_keys_is_judged_on_resume() {
+        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
+        config["mcp"] = json!({"scopes": {"tools": {"whoami": ["mcp:admin"]}}});
+        let host = MemoryHost::new(NOW_MS);
+        let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        let body = call("whoami").to_string().into_bytes();
+        host.set_request_body(1, &body);
+        assert_eq!(worker.on_request_body(&host, 1, body.len(), true), Flow::Pause);
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        assert_eq!(host.request(1).resumed, 0);
+        assert_eq!(status_sent(&host, 1), Some(403));
+    }
+
+    #[test]
+    fn mcp_lists_are_shortened_in_json_and_in_sse() {
+        let (host, mut worker) = mcp_setup();
+        let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+        let result = json!({"jsonrpc": "2.0", "id": 3, "result": {"tools": [
+            {"name": "echo", "inputSchema": {}}, {"name": "whoami", "inputSchema": {}}
+        ], "nextCursor": "c1"}});
+        // JSON.
+        assert_eq!(post(&host, &mut worker, 1, &keycloak_token(), &list), Flow::Continue);
+        host.set_response_headers(
+            1,
+            &[("content-type", "application/json"), ("content-length", "99")],
+        );
+        assert_eq!(worker.on_response_headers(&host, 1), Flow::Continue);
+        let r = host.request(1);
+        assert!(r.response_headers.iter().all(|(n, _)| n != "content-length"));
+        assert!(r.response_headers.contains(&("cache-control".into(), "private, no-store".into())));
+        let bytes = result.to_string().into_bytes();
+        host.set_response_chunk(1, &bytes);
+        assert_eq!(worker.on_response_body(&host, 1, bytes.len(), true), Flow::Continue);
+        let out: Value = serde_json::from_slice(&host.request(1).response_body).unwrap();
+        assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 1);
+        assert_eq!(out["result"]["nextCursor"], "c1");
+        // SSE, in two chunks.
+        assert_eq!(post(&host, &mut worker, 2, &keycloak_token(), &list), Flow::Continue);
+        host.set_response_headers(2, &[("content-type", "text/event-stream")]);
+        worker.on_response_headers(&host, 2);
+        let event = format!("event: message\ndata: {result}\n\n").into_bytes();
+        let (a, b) = event.split_at(10);
+        host.set_response_chunk(2, a);
+        worker.on_response_body(&host, 2, a.len(), false);
+        let first = host.request(2).response_body;
+        host.set_response_chunk(2, b);
+        worker.on_response_body(&host, 2, b.len(), true);
+        let mut all = first;
+        all.extend(host.request(2).response_body);
+        let text = String::from_utf8(all).unwrap();
+        assert!(text.contains("echo") && !text.contains("whoami"), "{text}");
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.mcp.list_filtered"), 2);
+    }
+
+    #[test]
+    fn mcp_get_and_other_paths_pass_on_the_token() {
+        let (host, mut worker) = mcp_setup();
+        let auth = bearer(&keycloak_token());
+        host.arrive(1, &[(":path", "/mcp"), (":method", "GET"), ("authorization", &auth)]);
+        assert_eq!(worker.on_request_headers(&host, 1, true), Flow::Continue);
+        host.arrive(2, &[(":path", "/other"), (":method", "POST"), ("authorization", &auth)]);
+        assert_eq!(worker.on_request_headers(&host, 2, false), Flow::Continue);
+    }
 }
