@@ -168,7 +168,7 @@ class Stack:
 
     def _echo_server(self) -> int:
         (port,) = free_ports(1)
-        env = dict(os.environ, RUST_LOG=ECHO_LOG, **self.spec.echo_env)
+        env = {**os.environ, "RUST_LOG": ECHO_LOG, **self.spec.echo_env}
         env.pop("ECHO_SERVER_ALLOWED_HOSTS", None)
         binary = self.spec.echo_bin or ECHO_SERVER_BIN
         proc = self._spawn("echo-server", [str(binary), "--bind", f"127.0.0.1:{port}"], env)
