@@ -13,7 +13,7 @@ ENVOY := $(VENV)/bin/envoy
 # release profile's LTO is tuned for the wasm filter and would only add minutes).
 ECHO_SERVER := target/debug/echo-server
 
-.PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
+.PHONY: wasm wasm-target echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps setup \
         test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
@@ -29,6 +29,12 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# The benchmark's extra Python packages (FastMCP, for the tutorial's server in the full-stack rows).
+bench-venv: $(VENV)/.bench-installed
+$(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
 # Node.js 22 from npm into .tools/node, and the packages of the dev authorization server and
@@ -54,6 +60,10 @@ wasm: wasm-target
 # (Not named `echo-server`: make would take the directory of that name for the target.)
 echo-server-bin:
 	cargo build -p echo-server
+
+# The benchmark's full-stack rows run echo-server as it would be deployed: a release build.
+echo-server-release:
+	cargo build --release -p echo-server
 
 # --- tests -------------------------------------------------------------------------------
 
@@ -110,9 +120,10 @@ bench-noop: wasm-target
 	python3 scripts/wasm_exports.py trim $(NOOP_WASM:.wasm=_lean.wasm)
 
 # Side by side: no auth, jwt_authn (+ its cache), no-op wasm (+ lean), mcp_auth; Envoy and wrk pinned
-# to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1`
-# for a quick run.
-bench: wasm bench-noop venv
+# to different cores; installs wrk if missing. Then the full-stack rows: one MCP call through the
+# tutorial's FastMCP, Envoy + mcp_auth + echo-server, Envoy alone + echo-server, echo-server alone.
+# `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1` for a quick run; `BENCH_CELLS=mcp` for the full stack only.
+bench: wasm bench-noop venv bench-venv echo-server-release
 	$(PY) bench/run.py
 
 fuzz:
