@@ -172,6 +172,29 @@ def render(listen_port: int, admin_port: int, upstream_port: int, auth_port: int
     return cfg
 
 
+MODULE_CLUSTER = "wasm_modules"
+
+
+def static_cluster(name: str, port: int, address: str = "127.0.0.1") -> dict:
+    """A STATIC cluster of one endpoint, shaped like envoy.yaml's."""
+    return {"name": name, "connect_timeout": "2s", "type": "STATIC",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": address, "port_value": int(port)}}}}]}]}}
+
+
+def use_remote_module(cfg: dict, uri: str, sha256: str, port: int, cluster_name: str = MODULE_CLUSTER,
+                      timeout: str = "10s") -> dict:
+    """Make Envoy fetch the filter itself (``vm_config.code.remote``) from ``uri`` through a new
+    STATIC cluster on 127.0.0.1:``port``, accepting it only if its SHA-256 is ``sha256`` (hex).
+    Envoy's default retry policy applies (one retry after about a second)."""
+    wasm_filter(cfg)["vm_config"]["code"] = {"remote": {
+        "http_uri": {"uri": uri, "cluster": cluster_name, "timeout": timeout},
+        "sha256": sha256,
+    }}
+    cfg["static_resources"]["clusters"].append(static_cluster(cluster_name, port))
+    return cfg
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 
