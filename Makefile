@@ -111,6 +111,7 @@ authserver-test: authserver-deps
 
 validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
+	$(ENVOY) --mode validate -c deploy/envoy/envoy.yaml
 
 test: lint unit integration authserver-test e2e validate
 

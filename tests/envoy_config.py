@@ -7,7 +7,8 @@ edits the mcp_auth plugin's JSON configuration, so every test exercises the file
 What ``render`` changes, and nothing else:
   * admin and ``mcp`` listener ports (address stays 127.0.0.1),
   * the ``echo_server`` cluster port (upstream) and the ``authorization_server`` cluster port (JWKS),
-  * the wasm ``vm_config.code.local.filename`` -> absolute path of the built filter,
+  * the wasm ``vm_config.code.local.filename`` -> absolute path of the built filter (a ``remote``
+    code source is left as it is: see ``use_remote_module``),
   * in the plugin configuration, ``localhost:8080`` -> ``localhost:<auth port>`` and
     ``localhost:9000`` -> ``localhost:<listen port>`` in every string (issuer, jwks.uri, resource,
     authorization_servers) unless ``rebase=False``; then the overrides and removals, in that order.
@@ -154,7 +155,9 @@ def render(listen_port: int, admin_port: int, upstream_port: int, auth_port: int
     wasm_path = Path(wasm) if wasm else WASM_PATH
     if not wasm_path.is_absolute():
         wasm_path = (Path.cwd() / wasm_path).resolve()
-    wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(wasm_path)
+    code = wasm_filter(cfg)["vm_config"]["code"]
+    if "local" in code:  # a bootstrap fetching the module (deploy/envoy/envoy.yaml) keeps `remote`
+        code["local"]["filename"] = str(wasm_path)
 
     if isinstance(plugin, str):
         set_plugin_config(cfg, plugin)
