@@ -10,8 +10,11 @@ report takes medians over rounds; the per-worker cost of the filter is the diffe
 slopes (RSS per added worker with the filter minus without).
 
     .venv/bin/python bench/worker_memory.py [--rounds 3] [--requests 64]
+    .venv/bin/python bench/worker_memory.py --cache-fill 4096   # a worker's token cache, full
 
-Prints a Markdown table (README, *Deploying*, "Fleet load on paper").
+Prints a Markdown table (README, *Deploying*, "Fleet load on paper"). `--cache-fill N` instead
+measures one worker before and after N distinct valid tokens (the default token cache holds
+4096), i.e. what a full token cache adds to a worker.
 """
 from __future__ import annotations
 
@@ -59,12 +62,42 @@ def measure(workdir: Path, keys, variant: str, workers: int, requests: int) -> i
         stack.stop()
 
 
+def cache_fill(workdir: Path, keys, tokens: int, requests: int) -> tuple[int, int]:
+    """(RSS after warm-up, RSS after `tokens` distinct valid tokens), one worker, KiB."""
+    stack = Stack(workdir, keys=keys.keycloak(), concurrency=1, name="cache-fill")
+    try:
+        stack.start()
+        token = mint(keys.sig, stack.claims())
+        for _ in range(requests):
+            stack.request("POST", "/mcp", token=token)
+        time.sleep(0.3)
+        before = rss_kib(stack.envoy.proc.pid)
+        minted = [mint(keys.sig, stack.claims()) for _ in range(tokens)]
+        for distinct in minted:
+            resp = stack.request("POST", "/mcp", token=distinct)
+            if resp.status != 200:
+                raise RuntimeError(f"cache fill: {resp!r}")
+        time.sleep(0.3)
+        return before, rss_kib(stack.envoy.proc.pid)
+    finally:
+        stack.stop()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--cache-fill", type=int, default=0, metavar="N",
+                        help="measure one worker's RSS growth over N distinct tokens instead")
     args = parser.parse_args(argv)
     keys = keyring()
+    if args.cache_fill:
+        with tempfile.TemporaryDirectory(prefix="worker-memory-") as tmp:
+            runs = [cache_fill(Path(tmp) / f"r{i}", keys, args.cache_fill, args.requests) for i in range(args.rounds)]
+        growth = statistics.median(after - before for before, after in runs)
+        print(f"one worker, {args.cache_fill} distinct tokens: RSS grows by {growth / 1024:.1f} MiB "
+              f"(median of {args.rounds}; {growth * 1024 / args.cache_fill:.0f} bytes per token); raw KiB {runs}")
+        return 0
     samples: dict = {(v, w): [] for v in VARIANTS for w in WORKERS}
     with tempfile.TemporaryDirectory(prefix="worker-memory-") as tmp:
         for round_no in range(args.rounds):
