@@ -1,6 +1,7 @@
 # Every target installs what it needs, idempotently: a fresh clone needs only `make test` or
 # `make run`. Tools land inside the repository (.venv, .tools, node_modules), except the
-# Rust wasm target (rustup) and Debian packages (clang, wrk), installed when missing.
+# Rust wasm target (rustup) and Debian packages (clang, wrk, skopeo, docker-registry), installed
+# when missing.
 SHELL := /bin/bash
 .DEFAULT_GOAL := wasm
 
@@ -13,7 +14,8 @@ ENVOY := $(VENV)/bin/envoy
 # release profile's LTO is tuned for the wasm filter and would only add minutes).
 ECHO_SERVER := target/debug/echo-server
 
-.PHONY: wasm wasm-target echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps setup \
+
+.PHONY: wasm wasm-target oci oci-tools oci-push echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps setup \
         test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
@@ -57,6 +59,28 @@ wasm: wasm-target
 	python3 scripts/wasm_exports.py trim $(WASM)
 	@ls -l $(WASM) | awk '{printf "%s: %d bytes\n", $$9, $$5}'
 
+# The module as an OCI image (Wasm image spec, compat variant: one tar+gzip layer holding
+# plugin.wasm) in an OCI image layout, written by scripts/oci_image.py, no Docker; the same .wasm
+# gives the same digest. skopeo reads it back as a check. README, *Deploying*.
+OCI_TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+OCI_LAYOUT := target/oci/mcp-auth-filter
+oci: wasm oci-tools
+	python3 scripts/oci_image.py build $(WASM) $(OCI_LAYOUT) --tag $(OCI_TAG) --digest-file $(OCI_LAYOUT).digest >/dev/null
+	skopeo inspect --raw oci:$(OCI_LAYOUT):$(OCI_TAG) >/dev/null
+	@echo "$(OCI_LAYOUT):$(OCI_TAG) $$(cat $(OCI_LAYOUT).digest)"
+
+# skopeo copies images between a layout and a registry; docker-registry (the CNCF distribution
+# registry) is the local registry the round-trip test starts. Debian's packages, when missing.
+oci-tools:
+	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo docker-registry >/dev/null; } \
+	  || { echo "skopeo and docker-registry are needed: apt-get install skopeo docker-registry" >&2; exit 1; }
+
+# `make oci-push OCI_DEST=docker://registry.example.com/mcp-auth-filter:0.1.0`: the digest is kept.
+oci-push: oci
+	@test -n "$(OCI_DEST)" || { echo "set OCI_DEST=docker://REGISTRY/REPO:TAG" >&2; exit 1; }
+	skopeo copy --preserve-digests oci:$(OCI_LAYOUT):$(OCI_TAG) $(OCI_DEST)
+
 # (Not named `echo-server`: make would take the directory of that name for the target.)
 echo-server-bin:
 	cargo build -p echo-server
@@ -82,8 +106,9 @@ lint: wasm-target
 	  cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
 	done
 
-# A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream.
-integration: wasm venv
+# A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream; the OCI image's
+# round trip through a local registry.
+integration: wasm oci venv
 	$(PY) -m pytest -q tests
 
 # Real MCP clients (MCP Inspector CLI, MCP TypeScript SDK) through Envoy, with the dev
@@ -97,6 +122,7 @@ authserver-test: authserver-deps
 
 validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
+	$(ENVOY) --mode validate -c deploy/envoy/envoy.yaml
 
 test: lint unit integration authserver-test e2e validate
 
