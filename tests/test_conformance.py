@@ -1,0 +1,58 @@
+"""Transparency (issue 10): the MCP conformance suite's server scenarios give the same result
+against the reference MCP server directly and through Envoy + the filter with a valid token
+(tests/transparency.py; `make conformance` runs it alone and prints the table).
+
+MCP_AUTH_CONFORMANCE_CONFIG (a JSON object) is merged into the filter configuration here too, so
+the same test runs with a permit-all `mcp` section once the filter accepts one."""
+import json
+import os
+
+import transparency
+
+
+def _fragment() -> dict:
+    return json.loads(os.environ.get(transparency.CONFIG_ENV) or "{}")
+
+
+def test_filter_is_invisible_to_the_conformance_suite(tmp_path):
+    result = transparency.run(_fragment(), workdir=tmp_path / "run", log=lambda *_: None)
+    print(result.summary())
+    assert result.ok, result.summary()
+    # The whole suite ran both ways (its 2025-11-25 server scenarios, pending ones included).
+    assert len(result.direct.scenarios) >= 30, result.summary()
+
+
+def test_a_filter_that_changes_mcp_is_caught(tmp_path):
+    """The comparison can fail: a filter that refuses the token (a scope it lacks) is reported as
+    differing, scenario by scenario."""
+    fragment = transparency.deep_merge(_fragment(), {"required_scopes": ["mcp:admin"]})
+    result = transparency.run(fragment, workdir=tmp_path / "run", log=lambda *_: None)
+    assert not result.ok
+    passing = [n for n, s in result.direct.scenarios.items() if s.failed == 0]
+    assert passing, result.summary()
+    for name in passing:
+        assert any(d.startswith(f"{name}:") for d in result.differences), result.summary()
+    assert result.counters.get("mcp_auth.denied.insufficient_scope", 0) > 0, result.summary()
+
+
+def test_summary_lines_and_merge():
+    text = ("noise\n✓ server-initialize: 1 passed, 0 failed\n"
+            "✗ dns-rebinding-protection: 1 passed, 1 failed\nTotal: 2 passed, 1 failed\n")
+    assert transparency.parse_summary(text) == {"server-initialize": (1, 0), "dns-rebinding-protection": (1, 1)}
+    base = {"jwks": {"cluster": "a", "uri": "u"}, "required_scopes": ["x"]}
+    merged = transparency.deep_merge(base, {"jwks": {"uri": "v"}, "required_scopes": [], "mcp": {"rules": ["true"]}})
+    assert merged == {"jwks": {"cluster": "a", "uri": "v"}, "required_scopes": [], "mcp": {"rules": ["true"]}}
+    assert base["jwks"]["uri"] == "u"
+
+
+def test_compare_reports_counts_checks_and_missing_scenarios():
+    def run(**scenarios):
+        return transparency.SuiteRun("http://127.0.0.1:1/mcp", 0.0, {
+            name: transparency.Scenario(name, p, f, [transparency.Check("c", s, "")])
+            for name, (p, f, s) in scenarios.items()}, "")
+
+    same = run(ping=(1, 0, "SUCCESS"))
+    assert transparency.compare(same, run(ping=(1, 0, "SUCCESS"))) == []
+    assert transparency.compare(same, run(ping=(0, 1, "FAILURE")))[0].startswith("ping: 1 passed 0 failed directly")
+    assert "checks differ" in transparency.compare(same, run(ping=(1, 0, "WARNING")))[0]
+    assert transparency.compare(same, run()) == ["ping: only direct"]
