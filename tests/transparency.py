@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import http.client
 import json
 import os
 import re
@@ -57,7 +58,15 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 NPM_DIR = TESTS_DIR / "conformance"
-SERVER_JS = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+EVERYTHING_JS = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+# The MCP servers under test: name -> node arguments (the port comes in PORT).
+SERVERS = {
+    # The reference server (`@modelcontextprotocol/server-everything`, Streamable HTTP mode).
+    "everything": [str(EVERYTHING_JS), "streamableHttp"],
+    # tests/conformance/server.mjs: every tool, prompt and resource the scenarios call, so that
+    # every scenario passes directly and its feature is exercised through the filter.
+    "conformance": [str(NPM_DIR / "server.mjs")],
+}
 CONFORMANCE_JS = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 CONFIG_ENV = "MCP_AUTH_CONFORMANCE_CONFIG"
 FRONT_LISTENER = "conformance_client"
@@ -186,6 +195,61 @@ def run_suite(node: str, url: str, workdir: Path, label: str, suite: str, timeou
     return SuiteRun(url, seconds, scenarios, output)
 
 
+# ================================================================================ sessions
+
+LIFECYCLE = "session-lifecycle (harness)"
+PROBE_VERSION = "2025-11-25"
+
+
+def _exchange(port: int, method: str, headers: list, message: dict | None = None, stream: bool = False):
+    """One request on a fresh connection: (status, media type, mcp-session-id). ``stream``: read
+    the head only (a standalone SSE stream stays open)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        body = json.dumps(message).encode() if message is not None else None
+        conn.putrequest(method, "/mcp", skip_host=True, skip_accept_encoding=True)
+        for name, value in [("host", f"127.0.0.1:{port}"), *headers]:
+            conn.putheader(name, value)
+        if body is not None:
+            conn.putheader("content-length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        if not stream:
+            resp.read()
+        media = (resp.getheader("content-type") or "").split(";")[0].strip() or "-"
+        return resp.status, media, resp.getheader("mcp-session-id")
+    finally:
+        conn.close()
+
+
+def session_lifecycle(port: int) -> Scenario:
+    """What the suite's scenarios leave out: its client never opens the standalone GET stream on
+    its own nor ends a session with DELETE. Each step's status and media type are the checks; a
+    step passes when it is what the transport specification asks for."""
+    post = [("content-type", "application/json"), ("accept", "application/json, text/event-stream")]
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": PROBE_VERSION, "capabilities": {},
+                       "clientInfo": {"name": "transparency-probe", "version": "1.0.0"}}}
+    status, media, session = _exchange(port, "POST", post, init)
+    steps = [("initialize", status, media, status == 200 and bool(session))]
+    if session:
+        in_session = [("mcp-session-id", session), ("mcp-protocol-version", PROBE_VERSION)]
+        status, media, _ = _exchange(port, "POST", post + in_session,
+                                     {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        steps.append(("initialized notification", status, media, status == 202))
+        status, media, _ = _exchange(port, "GET", [("accept", "text/event-stream"), *in_session], stream=True)
+        steps.append(("GET stream", status, media, status == 200 and media == "text/event-stream"))
+        status, media, _ = _exchange(port, "DELETE", in_session)
+        steps.append(("DELETE session", status, media, 200 <= status < 300))
+        status, media, _ = _exchange(port, "POST", post + in_session, {"jsonrpc": "2.0", "id": 2, "method": "ping"})
+        steps.append(("request in the ended session", status, media, 400 <= status < 500))
+    status, media, _ = _exchange(port, "GET", [("accept", "text/event-stream")], stream=True)
+    steps.append(("GET without a session", status, media, 400 <= status < 500))
+    passed = sum(1 for *_, ok in steps if ok)
+    checks = [Check(name, f"{status} {media}", "") for name, status, media, _ in steps]
+    return Scenario(LIFECYCLE, passed, len(steps) - passed, checks)
+
+
 # ================================================================================ Envoy
 
 def deep_merge(base: dict, fragment: dict) -> dict:
@@ -241,6 +305,7 @@ def add_token_listener(cfg: dict, front_port: int, filter_port: int, token: str)
 
 @dataclass
 class Result:
+    server: str
     direct: SuiteRun
     proxied: SuiteRun
     differences: list[str]
@@ -255,20 +320,20 @@ class Result:
     def table(self) -> str:
         names = list(self.direct.scenarios) + [n for n in self.proxied.scenarios if n not in self.direct.scenarios]
         width = max(len(n) for n in names)
-        lines = [f"{'scenario':<{width}}  {'direct':<10}  {'through filter':<14}  same",
-                 f"{'-' * width}  {'-' * 10}  {'-' * 14}  ----"]
+        lines = [f"{'scenario':<{width}}  {'direct':<12}  {'through filter':<14}  same",
+                 f"{'-' * width}  {'-' * 12}  {'-' * 14}  ----"]
         for name in names:
             a, b = self.direct.scenarios.get(name), self.proxied.scenarios.get(name)
             cell = lambda s: f"{s.mark} {s.passed}/{s.passed + s.failed}" if s else "missing"  # noqa: E731
             same = "yes" if a and b and a.verdict() == b.verdict() else "NO"
-            lines.append(f"{name:<{width}}  {cell(a):<10}  {cell(b):<14}  {same}")
+            lines.append(f"{name:<{width}}  {cell(a):<12}  {cell(b):<14}  {same}")
         total = lambda r: (sum(s.passed for s in r.scenarios.values()), sum(s.failed for s in r.scenarios.values()))  # noqa: E731
         (dp, df), (pp, pf) = total(self.direct), total(self.proxied)
-        lines.append(f"{'total':<{width}}  {f'{dp} ok {df} ko':<10}  {f'{pp} ok {pf} ko':<14}")
+        lines.append(f"{'checks passed/failed':<{width}}  {f'{dp}/{df}':<12}  {f'{pp}/{pf}':<14}")
         return "\n".join(lines)
 
     def summary(self) -> str:
-        parts = [self.table(),
+        parts = [f"MCP server: {self.server}", self.table(),
                  f"suite: {self.direct.seconds:.1f} s direct, {self.proxied.seconds:.1f} s through the filter; "
                  f"whole run {self.seconds:.1f} s",
                  f"filter counters: {self.counters}"]
@@ -293,17 +358,19 @@ def compare(direct: SuiteRun, proxied: SuiteRun) -> list[str]:
     return differences
 
 
-def run(filter_config: dict | None = None, suite: str = "all", workdir: Path | str | None = None,
-        timeout: float = 240.0, log=print) -> Result:
+def run(server: str = "everything", filter_config: dict | None = None, suite: str = "all",
+        workdir: Path | str | None = None, timeout: float = 240.0, log=print) -> Result:
+    """Start ``server`` (a key of SERVERS), the JWKS endpoint and Envoy; run the suite and the
+    session probe directly and through the filter; compare."""
     import envoy_config
-    from helpers import http
+    from helpers import http as raw_http
     from helpers.envoy_proc import Envoy, Stats
     from helpers.keys import keyring
     from helpers.ports import free_ports
     from helpers.servers import JwksServer
     from helpers.tokens import issuer_for, keycloak_claims, mint
 
-    for path in (SERVER_JS, CONFORMANCE_JS):
+    for path in (EVERYTHING_JS, CONFORMANCE_JS):
         if not path.exists():
             raise RuntimeError(f"{path} is missing: run `make conformance-deps`")
     started = time.monotonic()
@@ -321,13 +388,12 @@ def run(filter_config: dict | None = None, suite: str = "all", workdir: Path | s
 
     jwks = JwksServer(auth_port, [key])
     envoy = Envoy(cfg, workdir, name="conformance")
-    server = None
+    process = None
     try:
-        server = subprocess.Popen([node, str(SERVER_JS), "streamableHttp"], cwd=workdir,
-                                  env={**os.environ, "PORT": str(server_port)},
-                                  stdout=open(workdir / "server-everything.log", "wb"), stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
-        _wait_port(server_port, server, "server-everything")
+        process = subprocess.Popen([node, *SERVERS[server]], cwd=workdir, env={**os.environ, "PORT": str(server_port)},
+                                   stdout=open(workdir / f"server-{server}.log", "wb"), stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+        _wait_port(server_port, process, f"MCP server {server}")
         jwks.launch()
         envoy.start()
         _wait_port(front_port, envoy.proc, "Envoy's token-adding listener")
@@ -336,14 +402,17 @@ def run(filter_config: dict | None = None, suite: str = "all", workdir: Path | s
             if time.monotonic() > deadline:
                 raise RuntimeError("the filter loaded no key set")
             time.sleep(0.05)
-        log(f"conformance: server-everything :{server_port}, filter :{filter_port}, "
+        log(f"conformance: MCP server {server} :{server_port}, filter :{filter_port}, "
             f"token-adding listener :{front_port}, workdir {workdir}")
 
         direct = run_suite(node, f"http://127.0.0.1:{server_port}/mcp", workdir, "direct", suite, timeout)
-        before = Stats.parse(envoy.admin_get("/stats?filter=mcp_auth|^http\\.mcp\\.downstream_rq_total$")[1])
+        direct.scenarios[LIFECYCLE] = session_lifecycle(server_port)
+        watched = "/stats?filter=mcp_auth|^http\\.mcp\\.downstream_rq_total$"
+        before = Stats.parse(envoy.admin_get(watched)[1])
         proxied = run_suite(node, f"http://127.0.0.1:{front_port}/mcp", workdir, "through-filter", suite, timeout)
+        proxied.scenarios[LIFECYCLE] = session_lifecycle(front_port)
         time.sleep(0.3)  # the filter's counters land on its 100 ms tick
-        after = Stats.parse(envoy.admin_get("/stats?filter=mcp_auth|^http\\.mcp\\.downstream_rq_total$")[1])
+        after = Stats.parse(envoy.admin_get(watched)[1])
 
         # Controls: every request that reached the filter's listener was allowed by it, and the
         # filter is there (a request without a token on its listener is refused).
@@ -353,23 +422,25 @@ def run(filter_config: dict | None = None, suite: str = "all", workdir: Path | s
         counters = {k: v for k, v in delta.items() if k.startswith("mcp_auth.")}
         if reached == 0 or counters != {"mcp_auth.allowed": reached}:
             problems.append(f"{reached} requests reached the filter's listener, filter counted {counters}")
-        probe = http.request(filter_port, "POST", "/mcp", headers=[("content-type", "application/json")],
-                             body=b'{"jsonrpc":"2.0","id":1,"method":"ping"}')
+        probe = raw_http.request(filter_port, "POST", "/mcp", headers=[("content-type", "application/json")],
+                                 body=b'{"jsonrpc":"2.0","id":1,"method":"ping"}')
         if probe.status != 401:
             problems.append(f"a request without a token on the filter's listener got {probe.status}, not 401")
         if not any(s.passed for s in direct.scenarios.values()):
             problems.append("no scenario passed even directly: the server was not exercised")
-        return Result(direct, proxied, compare(direct, proxied), problems, counters,
+        return Result(server, direct, proxied, compare(direct, proxied), problems, counters,
                       time.monotonic() - started)
     finally:
         envoy.stop()
         jwks.stop()
-        _stop(server)
+        _stop(process)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", choices=[*SERVERS, "all"], default="all",
+                        help="the MCP server under test (default: all, one after the other)")
     parser.add_argument("--filter-config", default=os.environ.get(CONFIG_ENV, ""),
                         help=f"JSON object merged into the filter configuration (default: ${CONFIG_ENV})")
     parser.add_argument("--suite", default="all", choices=["all", "active", "pending"],
@@ -379,9 +450,13 @@ def main(argv=None) -> int:
     fragment = json.loads(args.filter_config) if args.filter_config.strip() else {}
     if not isinstance(fragment, dict):
         parser.error("--filter-config must be a JSON object")
-    result = run(fragment, suite=args.suite, workdir=args.workdir)
-    print(result.summary())
-    return 0 if result.ok else 1
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mcp-conformance-"))
+    ok = True
+    for server in SERVERS if args.server == "all" else [args.server]:
+        result = run(server, fragment, suite=args.suite, workdir=workdir / server)
+        print(result.summary() + "\n")
+        ok = ok and result.ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
