@@ -420,7 +420,9 @@ def run(server: str = "everything", filter_config: dict | None = None, suite: st
         delta = after.delta(before)
         reached = delta.get("http.mcp.downstream_rq_total", 0)
         counters = {k: v for k, v in delta.items() if k.startswith("mcp_auth.")}
-        if reached == 0 or counters != {"mcp_auth.allowed": reached}:
+        # (Counters other than refusals may come with the `mcp` section: they are only reported.)
+        refused = {k: v for k, v in counters.items() if "denied" in k or "bad_body" in k}
+        if reached == 0 or counters.get("mcp_auth.allowed") != reached or refused:
             problems.append(f"{reached} requests reached the filter's listener, filter counted {counters}")
         probe = raw_http.request(filter_port, "POST", "/mcp", headers=[("content-type", "application/json")],
                                  body=b'{"jsonrpc":"2.0","id":1,"method":"ping"}')
@@ -437,6 +439,8 @@ def run(server: str = "everything", filter_config: dict | None = None, suite: st
 
 
 def main(argv=None) -> int:
+    from helpers.envoy_proc import EnvoyStartError
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", choices=[*SERVERS, "all"], default="all",
@@ -453,7 +457,12 @@ def main(argv=None) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mcp-conformance-"))
     ok = True
     for server in SERVERS if args.server == "all" else [args.server]:
-        result = run(server, fragment, suite=args.suite, workdir=workdir / server)
+        try:
+            result = run(server, fragment, suite=args.suite, workdir=workdir / server)
+        except EnvoyStartError as e:
+            print(f"{e}\n\nEnvoy refused the configuration: the filter rejects keys it does not know "
+                  f"(an `mcp` section only once the filter has one); logs in {workdir / server}", file=sys.stderr)
+            return 2
         print(result.summary() + "\n")
         ok = ok and result.ok
     return 0 if ok else 1
