@@ -2,22 +2,32 @@
 """Transparency: with a policy that permits everything, the filter is invisible to MCP.
 
 The official MCP conformance suite (`@modelcontextprotocol/conformance`, its server scenarios)
-runs twice against the reference MCP server (`@modelcontextprotocol/server-everything`, Streamable
-HTTP): once directly, once through Envoy + the mcp_auth filter with a valid token. Every scenario
-must give the same result both ways. Some scenarios fail in both runs, because they call tools
-and prompts of the suite's own test server (`test_tool_with_progress`, ...) that the reference
-server does not have: what is checked is that the filter changes nothing, not the server.
+runs twice against an MCP server (Streamable HTTP): once directly, once through Envoy + the
+mcp_auth filter with a valid token. Every scenario, and every check inside it, must give the same
+result both ways. Three servers, one after the other:
+
+  * `everything`: the reference `@modelcontextprotocol/server-everything`. Many scenarios fail on
+    it in both runs, because they call tools and prompts of the suite's own test server
+    (`test_tool_with_progress`, ...) that it does not have;
+  * `conformance`: tests/conformance/server.mjs, shaped after the scenarios, on which every one
+    passes, so progress, sampling, elicitation, logging, subscriptions and SSE resumption really
+    cross the filter;
+  * `conformance-json`: the same server answering with `application/json` bodies instead of SSE
+    streams (the scenarios that need a stream fail in both runs).
+
+A probe of the harness's own adds what the suite's client never does: the standalone GET stream,
+DELETE of the session and a request in the ended session (``session_lifecycle``).
 
     .venv/bin/python tests/transparency.py                    # what `make conformance` runs
-    .venv/bin/python tests/transparency.py --filter-config '{"mcp": {"endpoint": "/mcp"}}'
+    .venv/bin/python tests/transparency.py --server conformance --workdir /tmp/conf
     MCP_AUTH_CONFORMANCE_CONFIG='{"required_scopes": ["mcp:tools"]}' .venv/bin/python tests/transparency.py
 
 Topology (free loopback ports):
 
     conformance --(no token)--> Envoy listener `conformance_client` (adds Authorization: Bearer <token>)
                                   --> Envoy listener `mcp` (CORS, mcp_auth, router; the shipped envoy.yaml)
-                                        --> server-everything
-    conformance ----------------------------------------------------------------> server-everything
+                                        --> MCP server
+    conformance ----------------------------------------------------------------> MCP server
 
 The conformance client cannot send a token, so a second listener adds it. It must be a listener of
 its own: `request_headers_to_add` is applied by the router, after the HTTP filters of the same
@@ -27,13 +37,14 @@ The token is minted with the test helpers (tests/helpers/tokens.py, an RS256 Key
 token) and its key served by the test JWKS server. `--filter-config` (or the environment variable
 MCP_AUTH_CONFORMANCE_CONFIG) is a JSON object deep-merged into the filter configuration (objects
 merge, anything else replaces), so the same comparison runs with a permit-all `mcp` section once
-the filter accepts one; until then the filter refuses unknown keys and Envoy does not start.
+the filter accepts one; until then the filter refuses unknown keys and Envoy does not start (the
+CLI says so and exits 2).
 
 Besides the comparison, the run checks that the second run did go through the filter: a request
 without a token on the filter's listener gets 401, and the filter counted every request that
 reached its listener through the token-adding one as allowed, none as denied.
 
-Exit status 0 when every scenario and every check matches, 1 otherwise.
+Exit status 0 when every scenario and every check matches for every server, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -59,13 +70,16 @@ if str(TESTS_DIR) not in sys.path:
 
 NPM_DIR = TESTS_DIR / "conformance"
 EVERYTHING_JS = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-# The MCP servers under test: name -> node arguments (the port comes in PORT).
+# The MCP servers under test: name -> (node arguments, environment); the port comes in PORT.
 SERVERS = {
     # The reference server (`@modelcontextprotocol/server-everything`, Streamable HTTP mode).
-    "everything": [str(EVERYTHING_JS), "streamableHttp"],
+    "everything": ([str(EVERYTHING_JS), "streamableHttp"], {}),
     # tests/conformance/server.mjs: every tool, prompt and resource the scenarios call, so that
     # every scenario passes directly and its feature is exercised through the filter.
-    "conformance": [str(NPM_DIR / "server.mjs")],
+    "conformance": ([str(NPM_DIR / "server.mjs")], {}),
+    # The same answering POSTs with application/json instead of SSE (lists and results as plain
+    # JSON bodies; what needs a stream fails in both runs, at once).
+    "conformance-json": ([str(NPM_DIR / "server.mjs")], {"JSON_RESPONSES": "1"}),
 }
 CONFORMANCE_JS = NPM_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 CONFIG_ENV = "MCP_AUTH_CONFORMANCE_CONFIG"
@@ -390,7 +404,8 @@ def run(server: str = "everything", filter_config: dict | None = None, suite: st
     envoy = Envoy(cfg, workdir, name="conformance")
     process = None
     try:
-        process = subprocess.Popen([node, *SERVERS[server]], cwd=workdir, env={**os.environ, "PORT": str(server_port)},
+        args, env = SERVERS[server]
+        process = subprocess.Popen([node, *args], cwd=workdir, env={**os.environ, **env, "PORT": str(server_port)},
                                    stdout=open(workdir / f"server-{server}.log", "wb"), stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
         _wait_port(server_port, process, f"MCP server {server}")

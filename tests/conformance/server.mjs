@@ -109,6 +109,8 @@ const tools = {
     description: "Asks the client's LLM",
     inputSchema: { type: "object", properties: { prompt: { type: "string", description: "The prompt to send to the LLM" } }, required: ["prompt"] },
     run: async (args, extra) => {
+      const refused = needsStream();
+      if (refused) return refused;
       const result = await extra.sendRequest({
         method: "sampling/createMessage",
         params: { messages: [{ role: "user", content: text(String(args.prompt ?? "")) }], maxTokens: 100 },
@@ -183,7 +185,15 @@ const tools = {
   },
 };
 
+// With JSON responses a request to the client has no stream to travel on: refuse at once rather
+// than wait for an answer that cannot come.
+function needsStream() {
+  return JSON_RESPONSES ? { isError: true, content: [text("This tool needs an SSE response stream")] } : undefined;
+}
+
 async function elicit(extra, message, requestedSchema, label) {
+  const refused = needsStream();
+  if (refused) return refused;
   const result = await extra.sendRequest({ method: "elicitation/create", params: { message, requestedSchema } }, ElicitResultSchema);
   return { content: [text(`${label}: action=${result.action}, content=${JSON.stringify(result.content ?? {})}`)] };
 }
@@ -317,6 +327,9 @@ class EventStore {
   }
 }
 
+// JSON_RESPONSES=1: answer POSTs with one application/json body instead of an SSE stream (what
+// notifications and server requests tied to a call then lose is the transport's choice).
+const JSON_RESPONSES = process.env.JSON_RESPONSES === "1";
 const app = createMcpExpressApp({ host: "127.0.0.1" });
 const sessions = new Map();
 const versions = new Map(); // session id -> the protocol version negotiated by its initialize
@@ -359,6 +372,7 @@ app.post("/mcp", async (req, res) => {
       sessionIdGenerator: () => randomUUID(),
       eventStore: new EventStore(),
       retryInterval: 500,
+      enableJsonResponse: JSON_RESPONSES,
       onsessioninitialized: (id) => {
         sessions.set(id, transport);
         versions.set(id, negotiatedVersion(req.body));
