@@ -14,9 +14,8 @@ ENVOY := $(VENV)/bin/envoy
 # release profile's LTO is tuned for the wasm filter and would only add minutes).
 ECHO_SERVER := target/debug/echo-server
 
-
-.PHONY: wasm wasm-target oci oci-tools oci-push echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps setup \
-        test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
+.PHONY: wasm wasm-target oci oci-tools oci-push echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps conformance-deps setup \
+        test unit lint integration authserver-test e2e conformance run authserver validate bench bench-noop fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -47,8 +46,11 @@ authserver-deps: node
 	bash scripts/node.sh ci authserver
 e2e-deps: node
 	bash scripts/node.sh ci tests/e2e
+# The MCP conformance suite and the reference MCP server (server-everything) of the transparency test.
+conformance-deps: node
+	bash scripts/node.sh ci tests/conformance
 
-setup: wasm-target venv authserver-deps e2e-deps
+setup: wasm-target venv authserver-deps e2e-deps conformance-deps
 
 # --- builds ------------------------------------------------------------------------------
 
@@ -107,8 +109,8 @@ lint: wasm-target
 	done
 
 # A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream; the OCI image's
-# round trip through a local registry.
-integration: wasm oci venv
+# round trip through a local registry; the MCP conformance comparison (its npm packages).
+integration: wasm oci venv conformance-deps
 	$(PY) -m pytest -q tests
 
 # Real MCP clients (MCP Inspector CLI, MCP TypeScript SDK) through Envoy, with the dev
@@ -119,6 +121,13 @@ e2e: wasm echo-server-bin venv authserver-deps e2e-deps
 # The dev authorization server's own tests (discovery, JWKS, login, PKCE, tokens, realm file).
 authserver-test: authserver-deps
 	bash scripts/node.sh run node --test authserver/test/*.test.js
+
+# Transparency: the MCP conformance suite's server scenarios against the reference MCP server,
+# directly and through Envoy + the filter with a valid token, every result compared (about 5 s;
+# also in `make integration` as tests/test_conformance.py). A JSON object in
+# MCP_AUTH_CONFORMANCE_CONFIG is merged into the filter configuration.
+conformance: wasm venv conformance-deps
+	$(PY) tests/transparency.py
 
 validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
@@ -164,4 +173,4 @@ soak: wasm venv
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .tools authserver/node_modules tests/e2e/node_modules
+	rm -rf $(VENV) .tools authserver/node_modules tests/e2e/node_modules tests/conformance/node_modules
