@@ -16,6 +16,8 @@ pub enum TokenError {
     Expired,
     NotYetValid,
     IssuedInFuture,
+    /// Not an access token: an ID token, or a JWT of another type (RFC 8725 3.11).
+    WrongType,
 }
 
 impl TokenError {
@@ -34,6 +36,7 @@ impl TokenError {
             TokenError::Expired => "expired",
             TokenError::NotYetValid => "not_yet_valid",
             TokenError::IssuedInFuture => "issued_in_future",
+            TokenError::WrongType => "wrong_token_type",
         }
     }
 
@@ -51,6 +54,7 @@ impl TokenError {
             TokenError::Expired => "token expired",
             TokenError::NotYetValid => "token not yet valid",
             TokenError::IssuedInFuture => "token issued in the future",
+            TokenError::WrongType => "not an access token",
         }
     }
 
@@ -78,11 +82,12 @@ impl TokenError {
             TokenError::Expired => 9,
             TokenError::NotYetValid => 10,
             TokenError::IssuedInFuture => 11,
+            TokenError::WrongType => 12,
         }
     }
 
     /// One of each kind (for precomputing responses).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     pub const ALL: [TokenError; TokenError::COUNT] = [
         TokenError::TooLarge,
         TokenError::Malformed(""),
@@ -96,6 +101,7 @@ impl TokenError {
         TokenError::Expired,
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
+        TokenError::WrongType,
     ];
 }
 
