@@ -342,10 +342,10 @@ function negotiatedVersion(body) {
 
 // An unknown (ended) session is 404, which tells the client to start a new one; no session is 400.
 function noSession(res, req) {
-  const known = req.headers["mcp-session-id"] === undefined;
-  res.status(known ? 400 : 404).json({
+  const withoutId = req.headers["mcp-session-id"] === undefined;
+  res.status(withoutId ? 400 : 404).json({
     jsonrpc: "2.0",
-    error: { code: -32000, message: known ? "Bad Request: no session id" : "Session not found" },
+    error: { code: -32000, message: withoutId ? "Bad Request: no session id" : "Session not found" },
     id: req.body?.id ?? null,
   });
 }
