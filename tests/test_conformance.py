@@ -2,8 +2,9 @@
 against the reference MCP server directly and through Envoy + the filter with a valid token
 (tests/transparency.py; `make conformance` runs it alone and prints the table).
 
-MCP_AUTH_CONFORMANCE_CONFIG (a JSON object) is merged into the filter configuration here too, so
-the same test runs with a permit-all `mcp` section once the filter accepts one."""
+The filter runs with a permit-all `mcp` policy (transparency.PERMIT_ALL: every POST body read and
+judged, every list response through the rewriter). MCP_AUTH_CONFORMANCE_CONFIG (a JSON object)
+is merged into the filter configuration on top."""
 import json
 import os
 

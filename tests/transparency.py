@@ -266,6 +266,11 @@ def session_lifecycle(port: int) -> Scenario:
 
 # ================================================================================ Envoy
 
+# An `mcp` policy that permits everything and still reads every body: its rule makes every list
+# response pass through the list rewriter too, so the suite sees what the filter's rewriting does.
+PERMIT_ALL = {"rules": ["true"]}
+
+
 def deep_merge(base: dict, fragment: dict) -> dict:
     """``fragment`` merged into a copy of ``base``: objects merge key by key, anything else replaces."""
     merged = copy.deepcopy(base)
@@ -396,7 +401,11 @@ def run(server: str = "everything", filter_config: dict | None = None, suite: st
     key = keyring().sig
     token = mint(key, keycloak_claims(issuer_for(auth_port), lifetime=3600))
     cfg = envoy_config.render(filter_port, admin_port, server_port, auth_port)
-    plugin = deep_merge(envoy_config.plugin_config(cfg), filter_config or {})
+    plugin = envoy_config.plugin_config(cfg)
+    # The transparency run replaces the shipped `mcp` policy (written for echo-server's tools)
+    # with the one given, by default PERMIT_ALL.
+    plugin.pop("mcp", None)
+    plugin = deep_merge(plugin, {"mcp": PERMIT_ALL, **(filter_config or {})})
     envoy_config.set_plugin_config(cfg, plugin)
     add_token_listener(cfg, front_port, filter_port, token)
 
