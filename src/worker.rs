@@ -357,6 +357,7 @@ impl Worker {
             return Flow::Continue;
         }
         let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
+        pin_routing_headers(host, mcp_method.as_deref(), mcp_name.as_deref());
         let headers = McpHeaders {
             content_encoding: content_encoding.as_deref(),
             mcp_method: mcp_method.as_deref(),
@@ -650,6 +651,20 @@ fn mcp_headers(host: &impl Host) -> (Option<String>, Option<String>, Option<Stri
         host.request_header("mcp-method"),
         host.request_header("mcp-name"),
     )
+}
+
+/// Leaves exactly one `Mcp-Method` and one `Mcp-Name` (when present): the values judged.
+/// The host reads only the first of repeated headers, and a server may read another one: with
+/// `Mcp-Name: echo` and `Mcp-Name: secret`, a trusted header would be judged `echo` while a
+/// server checking the last one against a `secret` body would run it.
+fn pin_routing_headers(host: &impl Host, mcp_method: Option<&str>, mcp_name: Option<&str>) {
+    for (name, value) in [("mcp-method", mcp_method), ("mcp-name", mcp_name)] {
+        if let Some(value) = value {
+            // Removing drops every copy; setting then adds the one judged.
+            host.set_request_header(name, None);
+            host.set_request_header(name, Some(value));
+        }
+    }
 }
 
 /// The path is logged without its query: a client may have put a token there.
@@ -1018,6 +1033,40 @@ mod tests {
         assert!(text.contains("echo") && !text.contains("whoami"), "{text}");
         worker.on_tick(&host);
         assert_eq!(host.counter("mcp_auth.mcp.list_filtered"), 2);
+    }
+
+    #[test]
+    fn mcp_repeated_routing_headers_go_upstream_as_the_one_judged() {
+        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
+        config["mcp"] = json!({
+            "rules": ["mcp.tool.name == \"echo\""],
+            "trust_routing_headers": true
+        });
+        let host = MemoryHost::new(NOW_MS);
+        let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        arrive(&host, &mut worker, 100, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let auth = bearer(&keycloak_token());
+        host.arrive(
+            1,
+            &[
+                (":path", "/mcp"),
+                (":method", "POST"),
+                ("authorization", &auth),
+                ("mcp-method", "tools/call"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "secret"),
+            ],
+        );
+        // Judged on the first values (as Envoy hands them over), the body not read.
+        assert_eq!(worker.on_request_headers(&host, 1, false), Flow::Continue);
+        let sent: Vec<(String, String)> =
+            host.request(1).headers.into_iter().filter(|(n, _)| n.starts_with("mcp-")).collect();
+        assert_eq!(
+            sent,
+            [("mcp-method".into(), "tools/call".into()), ("mcp-name".into(), "echo".into())]
+        );
     }
 
     #[test]
