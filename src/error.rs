@@ -115,10 +115,12 @@ pub enum DenyReason {
     MethodNotAllowed,
     /// The host's clock could not be read: nothing can be checked for expiry.
     ClockUnavailable,
+    /// An `Mcp-Session-Id` bound to another subject than the token's.
+    SessionMismatch,
 }
 
 impl DenyReason {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     pub const ALL: [DenyReason; DenyReason::COUNT] = [
         DenyReason::MissingToken,
         DenyReason::InvalidRequest,
@@ -126,6 +128,7 @@ impl DenyReason {
         DenyReason::JwksUnavailable,
         DenyReason::MethodNotAllowed,
         DenyReason::ClockUnavailable,
+        DenyReason::SessionMismatch,
     ];
 
     /// Stable name, used in stats (`mcp_auth.denied.<reason>`) and log lines.
@@ -137,6 +140,7 @@ impl DenyReason {
             DenyReason::JwksUnavailable => "jwks_unavailable",
             DenyReason::MethodNotAllowed => "method_not_allowed",
             DenyReason::ClockUnavailable => "clock_unavailable",
+            DenyReason::SessionMismatch => "session_mismatch",
         }
     }
 
