@@ -15,6 +15,7 @@ use mcp_auth_filter::keys::KeySet;
 use mcp_auth_filter::response::LocalResponse;
 use serde_json::{json, Map, Value};
 
+pub mod mcp_model;
 pub mod model;
 pub mod structured;
 
