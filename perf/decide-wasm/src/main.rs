@@ -201,7 +201,7 @@ fn mcp_section(
     let mut cache = VerdictCache::new(4096, 8 << 20);
     let iters = 100_000;
     // Interleaved rounds, so that load on the machine hits every row alike.
-    let mut totals = [0f64; 5];
+    let mut totals = [0f64; 6];
     for _ in 0..5 {
         let t = Instant::now();
         for _ in 0..iters {
@@ -236,6 +236,12 @@ fn mcp_section(
             std::hint::black_box(policy.caller(std::hint::black_box(claims)));
         }
         totals[4] += t.elapsed().as_secs_f64() * 10.0;
+        let t = Instant::now();
+        for _ in 0..iters / 10 {
+            let fresh = policy.caller(claims);
+            std::hint::black_box(policy.judge(&plain, Some(body.as_bytes()), &fresh));
+        }
+        totals[5] += t.elapsed().as_secs_f64() * 10.0;
     }
     let per = |i: usize| totals[i] * 1e6 / (5 * iters) as f64;
     println!("mcp: tools/call, 10 scope patterns, 2 rules (5 interleaved rounds)");
