@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::jws::Algorithm;
 use crate::mcp::policy::McpPolicy;
@@ -97,11 +97,11 @@ impl Default for TokenTypes {
 
 /// The compiled `mcp` policy. Compared by identity: compiled CEL programs have no equality.
 #[derive(Debug, Clone)]
-pub struct McpSection(pub Rc<McpPolicy>);
+pub struct McpSection(pub Arc<McpPolicy>);
 
 impl PartialEq for McpSection {
     fn eq(&self, other: &McpSection) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -451,7 +451,7 @@ fn validate_mcp(
             supported.push(scope.to_string());
         }
     }
-    Ok(Some(McpSection(Rc::new(policy))))
+    Ok(Some(McpSection(Arc::new(policy))))
 }
 
 /// The issuer, audiences, required scopes, skew and token size.
