@@ -160,12 +160,13 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
                     lookup: verified.lookup,
                     access,
                 },
+                now_s,
             );
             decision
         }
         Err(TokenError::UnknownKey) if req.may_refetch => Decision::Wait(WaitReason::UnknownKid),
         Err(e) => {
-            cache.put(token, Verdict::Refused(e));
+            cache.put(token, Verdict::Refused(e), now_s);
             deny_token(config, responses, e)
         }
     }
