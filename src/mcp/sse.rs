@@ -16,6 +16,8 @@ use super::lists::{error_response, rewrite_message, KeepItem, Unreadable};
 use super::PendingList;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+/// Bounds a `data:` line held while it holds only whitespace (beyond it: fail closed).
+const LEADING_SPACE_BOUND: usize = 4096;
 const DATA: &[u8; 4] = b"data";
 
 /// Where the reader is within the current line.
@@ -36,7 +38,9 @@ enum Line {
 enum Event {
     /// No data byte seen yet: its lines go out as they come.
     Open,
-    /// Only whitespace data so far: held, as the next byte may make it a candidate.
+    /// In a data line with only whitespace so far: the line is held, as its next byte may make
+    /// the event a candidate. (Whitespace-only data lines that have ended go out: whitespace
+    /// before a JSON message does not change it.)
     OpenHeld,
     /// Its data cannot be a JSON-RPC message: goes out as it comes.
     Pass,
@@ -228,6 +232,11 @@ impl SseRewriter {
             }
             Line::DataValue | Line::Rest => self.route(&[byte], out),
         }
+        if self.event == Event::OpenHeld {
+            // A whole data line of whitespace: it cannot start the message, so it goes out.
+            out.append(&mut self.held);
+            self.event = Event::Open;
+        }
         self.line = Line::Start;
         self.after_cr = byte == b'\r';
     }
@@ -237,7 +246,11 @@ impl SseRewriter {
         match self.event {
             Event::Open | Event::Pass => out.extend_from_slice(bytes),
             Event::OpenHeld | Event::Candidate => {
-                if self.held.len().saturating_add(bytes.len()) > self.max_event_bytes {
+                let bound = match self.event {
+                    Event::OpenHeld => LEADING_SPACE_BOUND,
+                    _ => self.max_event_bytes,
+                };
+                if self.held.len().saturating_add(bytes.len()) > bound {
                     self.event = Event::Over;
                     self.held = Vec::new();
                 } else {
@@ -546,12 +559,21 @@ mod tests {
             assert_eq!(rewriter.replaced(), 1);
             assert!(!String::from_utf8_lossy(&out).contains("secret"));
         }
-        // Whitespace-only data is held too, and bounded.
-        let input = format!("id: 1\ndata:{}\n\ndata: x\n\n", " ".repeat(300));
-        let (out, _) = run(&[input.as_bytes()], 100);
+        // A data line of whitespace is held while it lasts, bounded by its own bound; once it
+        // ends it goes out (whitespace cannot start the message), and the bound of held events
+        // applies to the message alone.
+        let input = format!("id: 1\ndata:{}\ndata: x\n\n", " ".repeat(300));
+        assert_eq!(run(&[input.as_bytes()], 10).0, input.as_bytes());
+        let input = format!("data:{}\ndata: {{\"id\":5}}\n\n", " ".repeat(300));
+        let (out, rewriter) = run(&[input.as_bytes()], 20);
+        assert_eq!((out, rewriter.replaced()), (input.clone().into_bytes(), 0));
+        let input = format!("id: 1\ndata:{}\n\ndata: x\n\n", " ".repeat(LEADING_SPACE_BOUND));
+        let (out, rewriter) = run(&[input.as_bytes()], 100);
         let events = client_events(&out);
         assert_eq!(events.len(), 2);
+        assert!(events[0].1.contains("\"error\""));
         assert_eq!(events[1].1, "x");
+        assert_eq!(rewriter.replaced(), 1);
     }
 
     #[test]
