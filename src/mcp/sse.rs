@@ -151,7 +151,7 @@ impl SseRewriter {
                 continue;
             }
             if self.line == Line::Rest && byte != b'\r' && byte != b'\n' {
-                let end = bytes.iter().position(|&b| b == b'\r' || b == b'\n');
+                let end = memchr::memchr2(b'\r', b'\n', bytes);
                 let (line, after) = bytes.split_at(end.unwrap_or(bytes.len()));
                 self.route(line, out);
                 bytes = after;
@@ -357,7 +357,7 @@ impl<'a> ParsedEvent<'a> {
         let mut seen_data = false;
         let mut rest = event;
         while !rest.is_empty() {
-            let end = rest.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+            let end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
             let (line, after) = rest.split_at(end);
             let eol_len = match after {
                 [b'\r', b'\n', ..] => 2,
