@@ -388,7 +388,9 @@ impl<'a> ParsedEvent<'a> {
                 parsed.data.extend_from_slice(value);
             } else {
                 parsed.other_lines.extend_from_slice(line);
-                parsed.other_lines.extend_from_slice(eol);
+                // An incomplete last line (at the end of the body) is ended, so that what is
+                // written after it starts a line of its own.
+                parsed.other_lines.extend_from_slice(if eol.is_empty() { b"\n" } else { eol });
             }
         }
         parsed
@@ -586,6 +588,19 @@ mod tests {
         let (_, data) = client_events(&[&out[..], b"\n\n"].concat()).remove(0);
         let value: Value = serde_json::from_str(&data).unwrap();
         assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn what_replaces_an_incomplete_event_starts_on_a_line_of_its_own() {
+        let input = b"data:  \ndata: {\"id\":5,\"result\":{\"tools\":[]}\nid: 7\r\nx: y";
+        let (out, rewriter) = run(&[input], 1 << 20);
+        assert_eq!(rewriter.replaced(), 1);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("id: 7\r\nx: y\ndata: {"), "{text}");
+        let events = client_events(text.as_bytes());
+        assert_eq!(events.len(), 1);
+        let error: Value = serde_json::from_str(&events[0].1).unwrap();
+        assert_eq!(error["id"], json!(5));
     }
 
     #[test]
