@@ -272,7 +272,8 @@ impl SseRewriter {
             Event::Over => {
                 self.replaced += 1;
                 if !self.send_errors(out) {
-                    // End the event whose first lines went out, so they do not join the next.
+                    // End the event whose first lines went out, so they do not join the next
+                    // (at most whitespace data went out: a client sees no JSON in it).
                     out.extend_from_slice(b"\n");
                 }
             }
