@@ -104,6 +104,10 @@ impl SseRewriter {
 
     /// Reads the next chunk of the body; returns the bytes to send now.
     pub fn push(&mut self, chunk: &[u8], keep: &KeepItem) -> Vec<u8> {
+        if self.pending.is_empty() {
+            // No list to look for: the stream passes as it is.
+            return chunk.to_vec();
+        }
         let mut out = Vec::with_capacity(chunk.len());
         let mut rest = chunk;
         while !self.bom_done {
@@ -129,6 +133,9 @@ impl SseRewriter {
     /// it stands (clients discard it, but a lenient one might not).
     pub fn finish(&mut self, keep: &KeepItem) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.pending.is_empty() {
+            return out;
+        }
         if !self.bom_done {
             self.bom_done = true;
             let seen = BOM.get(..self.bom_seen).unwrap_or_default();
@@ -602,6 +609,16 @@ mod tests {
         assert_eq!(events.len(), 1);
         let error: Value = serde_json::from_str(&events[0].1).unwrap();
         assert_eq!(error["id"], json!(5));
+    }
+
+    #[test]
+    fn without_pending_lists_the_stream_passes_as_it_is() {
+        let input =
+            b"data: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\n\ndata: {bad\n\n";
+        let mut rewriter = SseRewriter::new(Vec::new(), 8);
+        let mut out = rewriter.push(input, &not_secret);
+        out.extend(rewriter.finish(&not_secret));
+        assert_eq!(out, input.to_vec());
     }
 
     #[test]
