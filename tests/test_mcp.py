@@ -647,12 +647,21 @@ def test_get_and_delete_on_the_endpoint_pass_on_the_token(mcp_stack, method):
     assert mcp_stack.reached_upstream(resp).method == method
 
 
-@pytest.mark.parametrize("path", ["/other", "/mcp/", "/api/mcp"])
+@pytest.mark.parametrize("path", ["/other", "/mcpx", "/mcp/sub", "/api/mcp"])
 def test_other_paths_are_untouched_by_the_policy(mcp_stack, path):
     body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"secret"}}'
     with Counted(mcp_stack, TOKEN_ONLY):
         resp = post(mcp_stack, "bare", body, path=path)
     assert_forwarded(mcp_stack, resp, body)
+
+
+@pytest.mark.parametrize("path", ["/mcp/", "//mcp", "/%6Dcp", "/MCP", "/m%63p/?x=1"])
+def test_spellings_of_the_endpoint_a_server_may_route_there_are_judged(mcp_stack, path):
+    """Envoy does not normalise paths here, and a lenient server (Starlette routes on the
+    decoded path; FastMCP serves /mcp/) may take these for the endpoint."""
+    with Counted(mcp_stack, outcome("denied.rule")):
+        resp = post(mcp_stack, "super", rpc("tools/call", "secret"), path=path)
+    assert_rule_refusal(mcp_stack, resp, 1)
 
 
 def test_the_endpoint_still_needs_a_valid_token(mcp_stack):
