@@ -33,13 +33,145 @@
 
 use ring::digest;
 
-/// Smallest modulus accepted, in bits.
+/// Smallest modulus the verifier takes, in bits: the floor of every [`RsaKeyPolicy`].
 pub const MIN_MODULUS_BITS: usize = 2048;
-/// Largest modulus accepted, in bits (bounds verification cost and the stack buffers).
+/// Largest modulus the verifier takes, in bits (bounds verification cost and the stack
+/// buffers): the ceiling of every [`RsaKeyPolicy`].
 pub const MAX_MODULUS_BITS: usize = 8192;
-/// Largest public exponent accepted: 2^33 - 1, `ring`'s bound (JWKS exponents in practice are
-/// 65537; larger ones are refused rather than slowly handled).
+/// Largest public exponent the verifier takes: 2^33 - 1, `ring`'s bound (larger ones are
+/// refused rather than slowly handled).
 pub const MAX_EXPONENT: u64 = (1 << 33) - 1;
+/// The public exponent of practically every RSA key (F4), and the only one the default
+/// policy accepts.
+pub const F4: u64 = 65537;
+
+/// Which RSA public keys are accepted when a key set loads. The one source of truth for RSA
+/// key bounds: [`RsaPublic::with_policy`] applies it, `keys` skips keys it refuses.
+///
+/// The default, 2048 to 4096 bits and e = 65537, is what authorization servers publish
+/// (Keycloak, Entra ID, Auth0, Okta, Google). Wider settings exist for an issuer that uses
+/// 8192-bit keys (a junk token then costs about 16 times a 2048-bit check) or another
+/// exponent; they never go past the verifier's own limits ([`MIN_MODULUS_BITS`],
+/// [`MAX_MODULUS_BITS`], odd `e` in `3..=`[`MAX_EXPONENT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RsaKeyPolicy {
+    /// Smallest modulus accepted, in bits (at least [`MIN_MODULUS_BITS`]).
+    pub min_bits: usize,
+    /// Largest modulus accepted, in bits (at most [`MAX_MODULUS_BITS`]).
+    pub max_bits: usize,
+    /// Accept any odd exponent from 3 to [`MAX_EXPONENT`], not only 65537.
+    pub allow_any_exponent: bool,
+}
+
+impl Default for RsaKeyPolicy {
+    fn default() -> Self {
+        RsaKeyPolicy { min_bits: 2048, max_bits: 4096, allow_any_exponent: false }
+    }
+}
+
+impl RsaKeyPolicy {
+    /// The widest policy the verifier supports (tests and fuzzing of the arithmetic).
+    pub const WIDEST: RsaKeyPolicy = RsaKeyPolicy {
+        min_bits: MIN_MODULUS_BITS,
+        max_bits: MAX_MODULUS_BITS,
+        allow_any_exponent: true,
+    };
+
+    /// Checks a configured policy against the verifier's limits.
+    pub fn validate(&self) -> Result<(), RsaPolicyError> {
+        if self.min_bits < MIN_MODULUS_BITS {
+            return Err(RsaPolicyError::MinBelowFloor);
+        }
+        if self.max_bits > MAX_MODULUS_BITS {
+            return Err(RsaPolicyError::MaxAboveCeiling);
+        }
+        if self.min_bits > self.max_bits {
+            return Err(RsaPolicyError::MinAboveMax);
+        }
+        Ok(())
+    }
+
+    /// Whether the policy takes a key of `bits` bits with exponent `e` (both as parsed by
+    /// [`RsaPublic::new`]: the verifier's own limits hold already).
+    fn check(&self, bits: usize, e: u64) -> Result<(), RsaKeyError> {
+        if bits < self.min_bits {
+            return Err(RsaKeyError::ModulusTooShort { bits });
+        }
+        if bits > self.max_bits {
+            return Err(RsaKeyError::ModulusTooLong { bits });
+        }
+        if e != F4 && !self.allow_any_exponent {
+            return Err(RsaKeyError::ExponentNotAllowed);
+        }
+        Ok(())
+    }
+}
+
+/// A configured [`RsaKeyPolicy`] the verifier cannot honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaPolicyError {
+    MinBelowFloor,
+    MaxAboveCeiling,
+    MinAboveMax,
+}
+
+impl std::fmt::Display for RsaPolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RsaPolicyError::MinBelowFloor => write!(f, "min_bits is below {MIN_MODULUS_BITS}"),
+            RsaPolicyError::MaxAboveCeiling => write!(f, "max_bits is above {MAX_MODULUS_BITS}"),
+            RsaPolicyError::MinAboveMax => f.write_str("min_bits is above max_bits"),
+        }
+    }
+}
+
+/// Why an RSA public key is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RsaKeyError {
+    /// Below the policy's (or the verifier's) smallest size.
+    ModulusTooShort { bits: usize },
+    /// Above the policy's (or the verifier's) largest size.
+    ModulusTooLong { bits: usize },
+    /// An even modulus is not an RSA modulus.
+    EvenModulus,
+    /// Even, below 3, or above [`MAX_EXPONENT`]: no key the verifier can use.
+    ExponentOutOfRange,
+    /// A usable exponent other than 65537 under a policy that takes only 65537.
+    ExponentNotAllowed,
+}
+
+impl RsaKeyError {
+    /// Whether the key is well formed but refused by the key policy (weak or costly), as
+    /// opposed to not being a usable RSA key at all.
+    pub fn is_policy(self) -> bool {
+        match self {
+            RsaKeyError::ModulusTooShort { .. }
+            | RsaKeyError::ModulusTooLong { .. }
+            | RsaKeyError::ExponentNotAllowed => true,
+            RsaKeyError::EvenModulus | RsaKeyError::ExponentOutOfRange => false,
+        }
+    }
+}
+
+impl std::fmt::Display for RsaKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RsaKeyError::ModulusTooShort { bits } => {
+                write!(f, "RSA modulus of {bits} bits is below the key policy's minimum")
+            }
+            RsaKeyError::ModulusTooLong { bits } => {
+                write!(f, "RSA modulus of {bits} bits is above the key policy's maximum")
+            }
+            RsaKeyError::EvenModulus => f.write_str("RSA modulus is even"),
+            RsaKeyError::ExponentOutOfRange => {
+                f.write_str("RSA exponent is not an odd number from 3 to 2^33 - 1")
+            }
+            RsaKeyError::ExponentNotAllowed => {
+                f.write_str("RSA exponent is not 65537 (the key policy allows no other)")
+            }
+        }
+    }
+}
 
 const LIMB_BITS: u32 = 28;
 const LIMB_MASK: u64 = (1 << LIMB_BITS) - 1;
@@ -133,7 +265,7 @@ pub struct RsaPublic {
     n0_inv: u32,
     /// `R^2 mod n`, fully reduced.
     rr: Box<Limbs>,
-    /// Public exponent (odd, 3..=2^33-1).
+    /// Public exponent (odd, 3..=2^33-1, as the policy allowed).
     e: u64,
     /// Modulus length in bits and in bytes (`k` of RFC 8017).
     bits: usize,
@@ -148,37 +280,43 @@ impl std::fmt::Debug for RsaPublic {
 
 impl RsaPublic {
     /// Builds a key from the big-endian modulus and exponent (leading zero bytes allowed, as in
-    /// JWK `n`/`e` or ASN.1 integers).
+    /// JWK `n`/`e` or ASN.1 integers), within the verifier's own limits only
+    /// ([`RsaKeyPolicy::WIDEST`]): a key set loads through [`RsaPublic::with_policy`].
     ///
     /// Refused: a modulus that is even, below [`MIN_MODULUS_BITS`] or above
     /// [`MAX_MODULUS_BITS`]; an exponent that is even, below 3 or above [`MAX_EXPONENT`].
-    pub fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaPublic, &'static str> {
+    pub fn new(n_be: &[u8], e_be: &[u8]) -> Result<RsaPublic, RsaKeyError> {
+        RsaPublic::with_policy(n_be, e_be, &RsaKeyPolicy::WIDEST)
+    }
+
+    /// [`RsaPublic::new`], also refusing what `policy` does not accept.
+    pub fn with_policy(
+        n_be: &[u8],
+        e_be: &[u8],
+        policy: &RsaKeyPolicy,
+    ) -> Result<RsaPublic, RsaKeyError> {
         let n_be = strip_leading_zeros(n_be);
         let e_be = strip_leading_zeros(e_be);
         let first = n_be.first().copied().unwrap_or(0);
         let bits = if first == 0 { 0 } else { n_be.len() * 8 - first.leading_zeros() as usize };
         if bits < MIN_MODULUS_BITS {
-            return Err("RSA modulus is shorter than 2048 bits");
+            return Err(RsaKeyError::ModulusTooShort { bits });
         }
         if bits > MAX_MODULUS_BITS {
-            return Err("RSA modulus is longer than 8192 bits");
+            return Err(RsaKeyError::ModulusTooLong { bits });
         }
         if n_be.last().copied().unwrap_or(0) & 1 == 0 {
-            return Err("RSA modulus is even");
+            return Err(RsaKeyError::EvenModulus);
         }
+        // At most 5 bytes: 2^33 - 1 fits, and the fold below cannot overflow.
         if e_be.len() > 5 {
-            return Err("RSA exponent is above 2^33 - 1");
+            return Err(RsaKeyError::ExponentOutOfRange);
         }
         let e = e_be.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        if e > MAX_EXPONENT {
-            return Err("RSA exponent is above 2^33 - 1");
+        if !(3..=MAX_EXPONENT).contains(&e) || e & 1 == 0 {
+            return Err(RsaKeyError::ExponentOutOfRange);
         }
-        if e < 3 {
-            return Err("RSA exponent is below 3");
-        }
-        if e & 1 == 0 {
-            return Err("RSA exponent is even");
-        }
+        policy.check(bits, e)?;
 
         let limbs = (bits + 2).div_ceil(LIMB_BITS as usize);
         let mut n = Box::new(ZERO);
@@ -677,7 +815,8 @@ fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[
     [s0, s1, s2, s3]
 }
 
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+/// `bytes` without its leading zero bytes (big-endian integers: JWK members, ASN.1).
+pub fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let zeros = bytes.iter().take_while(|&&b| b == 0).count();
     bytes.get(zeros..).unwrap_or(&[])
 }
