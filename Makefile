@@ -14,7 +14,7 @@ ENVOY := $(VENV)/bin/envoy
 ECHO_SERVER := target/debug/echo-server
 
 .PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
-        test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
+        test unit unit-wasm lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -61,6 +61,11 @@ echo-server-bin:
 unit:
 	cargo test --workspace
 
+# The same unit tests built for wasm32-wasip1, the target that ships, and run under Node's
+# WASI (V8): the RSA arithmetic and Wycheproof vectors proven where they run.
+unit-wasm: wasm-target node
+	bash scripts/unit_wasm.sh
+
 lint: wasm-target
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -88,7 +93,7 @@ authserver-test: authserver-deps
 validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
 
-test: lint unit integration authserver-test e2e validate
+test: lint unit unit-wasm integration authserver-test e2e validate
 
 # --- running -----------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 //
 // The filter's crate links the proxy-wasm host imports (`env.proxy_*`); a test never calls
 // them, so each is bound to a function that throws, and the module instantiates. The exit
-// code is the test binary's.
+// code is the test binary's. Wasm has no unwinding: the first failing test aborts the run
+// (non-zero exit, its message printed).
 import { readFile } from 'node:fs/promises';
 import { WASI } from 'node:wasi';
 
@@ -12,6 +13,9 @@ const wasi = new WASI({
   version: 'preview1',
   args: [file, ...args],
   env: { RUST_BACKTRACE: '0' },
+  // The working directory (the repository), at its own absolute path: tests that read a
+  // fixture by `CARGO_MANIFEST_DIR` find it.
+  preopens: { [process.cwd()]: process.cwd() },
   returnOnExit: true,
 });
 const mod = await WebAssembly.compile(await readFile(file));

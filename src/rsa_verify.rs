@@ -661,6 +661,7 @@ impl RsaPublic {
             sum.lo += carry;
             if c < l {
                 let mc = self.reduce(sum);
+                debug_assert!(c < m.len());
                 if let Some(slot) = m.get_mut(c) {
                     *slot = mc;
                 }
@@ -670,6 +671,7 @@ impl RsaPublic {
                 carry = sums.get(g).map_or(0, Sum::carry);
             } else {
                 if c - l < l {
+                    debug_assert!(c - l < out.len());
                     if let Some(limb) = out.get_mut(c - l) {
                         *limb = (sum.lo & LIMB_MASK) as u32;
                     }
@@ -695,15 +697,19 @@ fn round4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// `len` limbs from `start` (empty if out of range, which the callers' bounds rule out).
+/// `len` limbs from `start` (empty if out of range, which the callers' bounds rule out: an
+/// empty slice would silently sum as zero, so debug builds, the tests', assert it).
 #[inline(always)]
 fn range(x: &Limbs, start: usize, len: usize) -> &[u32] {
+    debug_assert!(start + len <= x.len(), "limbs {start}..{} of {}", start + len, x.len());
     x.get(start..start + len).unwrap_or(&[])
 }
 
-/// Limb `i` of `x` (zero if out of range, which the callers' bounds rule out).
+/// Limb `i` of `x` (zero if out of range, which the callers' bounds rule out; asserted in
+/// debug builds).
 #[inline(always)]
 fn limb(x: &Limbs, i: usize) -> u64 {
+    debug_assert!(i < x.len(), "limb {i} of {}", x.len());
     u64::from(x.get(i).copied().unwrap_or(0))
 }
 
@@ -750,6 +756,7 @@ fn group_sums<const WIDE: bool>(
     }
     let mut sums = start.map(|lo| Sum { lo, hi: 0 });
     for (x, y) in [p1, p2] {
+        debug_assert!(x.len() % 4 == 0 && y.len() == x.len() + G - 1, "{} {}", x.len(), y.len());
         for (k, cx) in (0..).step_by(CHUNK).zip(x.chunks(CHUNK)) {
             let cy = y.get(k..k + cx.len() + G - 1).unwrap_or(&[]);
             let los = column_group(sums.map(|s| s.lo), (cx, cy), (&[], &[]));
@@ -781,6 +788,7 @@ fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[
         |a: v128, b: v128| u64x2_add(u64x2_extmul_low_u32x4(a, b), u64x2_extmul_high_u32x4(a, b));
     let [mut c0, mut c1, mut c2, mut c3] = acc.map(|v| u64x2(v, 0));
     for (x, y) in [(x1, y1), (x2, y2)] {
+        debug_assert!(x.is_empty() || y.len() == x.len() + 3, "{} {}", x.len(), y.len());
         let ys = |g: usize| y.get(3 - g..).unwrap_or(&[]).as_chunks::<4>().0;
         let rows = x.as_chunks::<4>().0.iter().zip(ys(0)).zip(ys(1)).zip(ys(2)).zip(ys(3));
         for ((((a, b0), b1), b2), b3) in rows {
@@ -800,6 +808,9 @@ fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[
 fn column_group(acc: [u64; G], (x1, y1): (&[u32], &[u32]), (x2, y2): (&[u32], &[u32])) -> [u64; G] {
     let [mut s0, mut s1, mut s2, mut s3] = acc;
     for (x, y) in [(x1, y1), (x2, y2)] {
+        // A shorter `y` would drop terms silently (the zip stops early).
+        debug_assert!(x.is_empty() || y.len() == x.len() + 3, "{} {}", x.len(), y.len());
+        debug_assert!(x.len() % 4 == 0);
         let Some((&[w0, w1, w2], rest)) = y.split_first_chunk::<3>() else { continue };
         // (y0, y1, y2) = y[k..k+3]; y3 = y[k+3].
         let (mut y0, mut y1, mut y2) = (u64::from(w0), u64::from(w1), u64::from(w2));
@@ -1031,6 +1042,68 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every limb count a key of 2048 to 4096 bits can have, at both ends of its range of
+    /// sizes (the fewest and the most bits for that count), with a random modulus and one whose
+    /// bits are all set (every limb full), checked against `BigUint::modpow` with e = 65537 for
+    /// the special bases 0, 1, 2, n - 1, n - 2, the largest value below n whose 28-bit limbs
+    /// are all full, and a random one. Debug builds (the tests') assert every slice bound in the
+    /// Montgomery code on the way. The wasm32 run takes every third limb count (V8 is slower).
+    #[test]
+    fn montgomery_matches_modpow_for_every_limb_count_from_2048_to_4096_bits() {
+        let mut rng = Rng(0x2545_f491);
+        let limbs_of = |bits: usize| (bits + 2).div_ceil(LIMB_BITS as usize);
+        let (first, last) = (limbs_of(2048), limbs_of(4096));
+        let stride = if cfg!(target_arch = "wasm32") { 3 } else { 1 };
+        let mut sizes = Vec::new();
+        for l in (first..=last).step_by(stride).chain([last]) {
+            // L limbs hold sizes 28 (L - 1) - 1 ..= 28 L - 2 (R = 2^(28 L) > 4n).
+            let (low, high) = (28 * (l - 1) - 1, 28 * l - 2);
+            for bits in [low.max(2048), high.min(4096)] {
+                assert_eq!(limbs_of(bits), l);
+                if !sizes.contains(&bits) {
+                    sizes.push(bits);
+                }
+            }
+        }
+        let mut checked = 0;
+        for &bits in &sizes {
+            let mut all_ones = vec![0xffu8; bits.div_ceil(8)];
+            all_ones[0] >>= all_ones.len() * 8 - bits;
+            for n in [random_modulus(&mut rng, bits), all_ones] {
+                let key = RsaPublic::new(&n, &[1, 0, 1]).unwrap();
+                assert_eq!((key.bits(), key.limbs), (bits, limbs_of(bits)));
+                let k = n.len();
+                let big_n = BigUint::from_bytes_be(&n);
+                let bytes = |x: BigUint| {
+                    let b = x.to_bytes_be();
+                    let mut out = vec![0u8; k - b.len()];
+                    out.extend_from_slice(&b);
+                    out
+                };
+                let small = |v: u32| bytes(BigUint::from(v));
+                let minus = |v: u32| bytes(&big_n - BigUint::from(v));
+                // 2^(28 j) - 1 for the most limbs j that stay below n.
+                let full_limbs = (bits - 1) / LIMB_BITS as usize;
+                let full_bytes =
+                    bytes((BigUint::from(1u8) << (LIMB_BITS as usize * full_limbs)) - 1u8);
+                let bases = [
+                    small(0),
+                    small(1),
+                    small(2),
+                    minus(1),
+                    minus(2),
+                    full_bytes,
+                    random_below(&mut rng, &n),
+                ];
+                for s in bases {
+                    assert_eq!(raw(&key, &s).unwrap(), reference(&n, 65537, &s), "{bits} bits");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= sizes.len() * 14, "{checked}");
     }
 
     #[test]
