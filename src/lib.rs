@@ -27,5 +27,5 @@ pub mod url;
 
 #[cfg(test)]
 mod attacks;
-#[cfg(test)]
-mod testkeys;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod testkeys;
