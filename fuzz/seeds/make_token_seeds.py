@@ -56,16 +56,13 @@ def sign(alg: str, msg: bytes) -> bytes:
     raise ValueError(alg)
 
 
+# The claims fixture shared with the Rust tests (src/testkeys.rs), at the targets' NOW.
+FIXTURE = json.loads((ROOT / "tests/fixtures/keycloak_claims.json").read_text())
+
+
 def claims(**patch):
-    c = {
-        "exp": NOW + 300, "iat": NOW - 10, "auth_time": NOW - 20, "jti": "onrtac:6f1c",
-        "iss": ISSUER, "aud": ["echo-mcp-server", "account"], "sub": "5c0b0a42-user",
-        "typ": "Bearer", "azp": "mcp-client", "sid": "s-1", "acr": "1",
-        "allowed-origins": ["http://localhost:6274"],
-        "realm_access": {"roles": ["default-roles-my-realm"]},
-        "scope": "openid mcp:tools email profile", "email_verified": True,
-        "name": "Eitan Test", "preferred_username": "eitan", "email": "eitan@example.com",
-    }
+    c = {name: NOW + offset for name, offset in FIXTURE["relative_times"].items()}
+    c.update(FIXTURE["claims"])
     for k, v in patch.items():
         if v is None:
             c.pop(k, None)
