@@ -22,6 +22,7 @@ pub use mcp_auth_filter::testkeys::{
 use serde_json::{json, Map, Value};
 
 pub mod model;
+pub mod oracles;
 pub mod structured;
 
 pub const REQUIRED_SCOPE: &str = "mcp:tools";
