@@ -14,7 +14,7 @@ ENVOY := $(VENV)/bin/envoy
 ECHO_SERVER := target/debug/echo-server
 
 .PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
-        test unit unit-wasm lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
+        test unit unit-wasm lint integration authserver-test e2e run authserver validate bench bench-noop fuzz fuzz-long soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -122,6 +122,12 @@ bench: wasm bench-noop venv
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Hours: each target for FUZZ_LONG_SECONDS in turn at nice 19, one at a time, its findings
+# folded into the committed corpus and minimised; resumable by re-running (scripts/fuzz_long.sh).
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long:
+	bash scripts/fuzz_long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_TARGETS)
 
 # Load and soak through a real Envoy (--concurrency 2): mixed valid, expired, forged,
 # unknown-kid, missing tokens and metadata; every response checked; memory must stay flat.
