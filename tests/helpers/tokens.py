@@ -32,13 +32,29 @@ def issuer_for(auth_port: int) -> str:
 CLAIMS_FIXTURE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "keycloak_claims.json").read_text())
 
 
+def fixture_claims(now: int) -> dict:
+    """The shared claims fixture at ``now`` (its relative times added to ``now``)."""
+    claims = {name: now + offset for name, offset in CLAIMS_FIXTURE["relative_times"].items()}
+    claims.update(copy.deepcopy(CLAIMS_FIXTURE["claims"]))
+    return claims
+
+
+def with_overrides(claims: dict, overrides: dict) -> dict:
+    """``claims`` with each override set, or removed where its value is ``DELETE``."""
+    for name, value in overrides.items():
+        if value is DELETE:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
+
+
 def keycloak_claims(issuer: str, now: int | None = None, lifetime: int = 300, **overrides) -> dict:
     """Claims shaped like a Keycloak access token for the ``mcp-client`` client: the shared
     fixture, issued by ``issuer`` at ``now`` for ``lifetime`` seconds, with a fresh ``jti``,
     ``sub`` and ``sid`` per token (tests tell tokens and users apart by them)."""
     now = int(time.time()) if now is None else now
-    claims = copy.deepcopy(CLAIMS_FIXTURE["claims"])
-    claims.update({name: now + offset for name, offset in CLAIMS_FIXTURE["relative_times"].items()})
+    claims = fixture_claims(now)
     claims.update({
         "exp": now + lifetime,
         "iss": issuer,
@@ -46,12 +62,7 @@ def keycloak_claims(issuer: str, now: int | None = None, lifetime: int = 300, **
         "sub": str(uuid.uuid4()),
         "sid": str(uuid.uuid4()),
     })
-    for name, value in overrides.items():
-        if value is DELETE:
-            claims.pop(name, None)
-        else:
-            claims[name] = value
-    return claims
+    return with_overrides(claims, overrides)
 
 
 class _Delete:
