@@ -1,5 +1,5 @@
-// Runs a Rust test binary built for wasm32-wasip1 under Node's WASI (V8, the engine family of
-// Envoy's wasm VM): `node scripts/wasi_test.mjs file.wasm [libtest args...]`.
+// Runs a wasm32-wasip1 program (a Rust test binary, a perf/ benchmark) under Node's WASI (V8,
+// the engine family of Envoy's wasm VM): `node scripts/wasi_test.mjs file.wasm [args...]`.
 //
 // The filter's crate links the proxy-wasm host imports (`env.proxy_*`); a test never calls
 // them, so each is bound to a function that throws, and the module instantiates. The exit

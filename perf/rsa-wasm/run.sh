@@ -17,10 +17,10 @@ RUSTFLAGS="-C target-feature=+simd128" \
 cargo build --quiet --release
 
 echo "== wasm32-wasip1 in Node $(node --version) (V8), scalar =="
-node --no-warnings run.mjs target/scalar/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
+node --no-warnings ../../scripts/wasi_test.mjs target/scalar/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
 echo
 echo "== wasm32-wasip1 in Node (V8), +simd128 =="
-node --no-warnings run.mjs target/simd/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
+node --no-warnings ../../scripts/wasi_test.mjs target/simd/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
 echo
 echo "== native ($(uname -m)) =="
 target/release/rsa-wasm-bench "$iters" "$rounds"
