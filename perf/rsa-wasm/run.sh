@@ -11,7 +11,8 @@ cd "$(dirname "$0")"
 iters="${1:-100}"
 rounds="${2:-7}"
 
-cargo build --quiet --release --target wasm32-wasip1 --target-dir target/scalar
+RUSTFLAGS="-C target-feature=-simd128" \
+    cargo build --quiet --release --target wasm32-wasip1 --target-dir target/scalar
 RUSTFLAGS="-C target-feature=+simd128" \
     cargo build --quiet --release --target wasm32-wasip1 --target-dir target/simd
 cargo build --quiet --release
