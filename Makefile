@@ -15,7 +15,7 @@ ENVOY := $(VENV)/bin/envoy
 ECHO_SERVER := target/debug/echo-server
 
 .PHONY: wasm wasm-target oci oci-tools oci-push echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps conformance-deps setup \
-        test unit lint integration authserver-test e2e conformance run authserver validate bench bench-noop fuzz soak clean
+        test unit unit-wasm lint integration authserver-test e2e conformance run authserver validate bench bench-noop fuzz fuzz-long soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -97,6 +97,11 @@ echo-server-release:
 unit:
 	cargo test --workspace
 
+# The same unit tests built for wasm32-wasip1, the target that ships, and run under Node's
+# WASI (V8): the RSA arithmetic and Wycheproof vectors proven where they run.
+unit-wasm: wasm-target node
+	bash scripts/unit_wasm.sh
+
 lint: wasm-target
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -133,7 +138,7 @@ validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
 	$(ENVOY) --mode validate -c deploy/envoy/envoy.yaml
 
-test: lint unit integration authserver-test e2e validate
+test: lint unit unit-wasm integration authserver-test e2e validate
 
 # --- running -----------------------------------------------------------------------------
 
@@ -163,6 +168,12 @@ bench: wasm bench-noop venv bench-venv echo-server-release
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Hours: each target for FUZZ_LONG_SECONDS in turn at nice 19, one at a time, its findings
+# folded into the committed corpus and minimised; resumable by re-running (scripts/fuzz_long.sh).
+FUZZ_LONG_SECONDS ?= 3600
+fuzz-long:
+	bash scripts/fuzz_long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_TARGETS)
 
 # Load and soak through a real Envoy (--concurrency 2): mixed valid, expired, forged,
 # unknown-kid, missing tokens and metadata; every response checked; memory must stay flat.

@@ -24,13 +24,45 @@ fn config() -> FilterConfig {
 }
 
 fn keys() -> KeySet {
-    // Keycloak's set plus EC and Ed25519 keys, so that key-type confusion has targets.
-    let mut doc = testkeys::keycloak_jwks();
-    let extra = testkeys::all_types_jwks();
-    for k in extra["keys"].as_array().unwrap().iter().skip(1) {
-        doc["keys"].as_array_mut().unwrap().push(k.clone());
-    }
-    KeySet::parse(doc.to_string().as_bytes()).unwrap()
+    KeySet::parse(keys_doc().to_string().as_bytes()).unwrap()
+}
+
+/// Weak RSA key shapes an attacker who controls (or imitates) the key set may publish, with
+/// their private keys: outside the default key policy, so skipped when the set loads, and a
+/// token naming them finds no key. (kid, PKCS#8 PEM.)
+const WEAK_KEYS: [(&str, &str); 3] = [
+    ("weak-rsa-1024", include_str!("testdata/rsa-1024-weak.pem")),
+    ("weak-rsa-2048-e3", include_str!("testdata/rsa-2048-e3.pem")),
+    ("weak-rsa-4096-e2^32-1", include_str!("testdata/rsa-4096-emax.pem")),
+];
+
+fn weak_private(pem: &str) -> rsa::RsaPrivateKey {
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::RsaPrivateKey::from_pkcs8_pem(pem).unwrap()
+}
+
+fn weak_jwks() -> Vec<Value> {
+    use rsa::traits::PublicKeyParts;
+    WEAK_KEYS
+        .iter()
+        .map(|(kid, pem)| {
+            let key = weak_private(pem);
+            json!({"kid": kid, "kty": "RSA", "alg": "RS256", "use": "sig",
+                   "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())})
+        })
+        .collect()
+}
+
+/// A Keycloak-shaped token, RS256-signed by the weak key `kid` names.
+fn weak_signed(kid: &str) -> String {
+    use sha2::Digest as _;
+    let pem = WEAK_KEYS.iter().find(|(k, _)| *k == kid).unwrap().1;
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    let input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims().to_string().as_bytes()));
+    let digest = sha2::Sha256::digest(input.as_bytes());
+    let sig = weak_private(pem).sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest).unwrap();
+    format!("{input}.{}", b64(&sig))
 }
 
 fn raw(header: &str, payload: &str, sig: &[u8]) -> String {
@@ -360,6 +392,25 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
         ("Bearer without a token", vec!["Bearer ".to_string()], 400, "invalid_request"),
         ("Basic credentials", vec!["Basic ZWl0YW46dGVzdA==".to_string()], 401, "missing_token"),
     ];
+    // Weak key shapes published in the key set: refused when the set loads, so no key is found.
+    cases.push((
+        "token signed by a 1024-bit RSA key in the set",
+        bearer(&weak_signed("weak-rsa-1024")),
+        401,
+        "unknown_key",
+    ));
+    cases.push((
+        "token signed by an e = 3 RSA key in the set",
+        bearer(&weak_signed("weak-rsa-2048-e3")),
+        401,
+        "unknown_key",
+    ));
+    cases.push((
+        "token signed by an e = 2^32 - 1 RSA key in the set",
+        bearer(&weak_signed("weak-rsa-4096-e2^32-1")),
+        401,
+        "unknown_key",
+    ));
     // The token only in the query string: no Authorization header at all.
     cases.push(("token in the query string only", vec![], 401, "missing_token"));
     cases
@@ -447,13 +498,49 @@ fn catalogue_is_exported_for_the_envoy_tests() {
     assert_eq!(names_disk, names_now, "tests/attack_catalogue.json is stale: regenerate it");
 }
 
+/// Keycloak's set plus EC and Ed25519 keys, so that key-type confusion has targets, and the
+/// weak RSA keys, so that the key policy has something to refuse.
 fn keys_doc() -> Value {
     let mut doc = testkeys::keycloak_jwks();
     let extra = testkeys::all_types_jwks();
-    for k in extra["keys"].as_array().unwrap().iter().skip(1) {
-        doc["keys"].as_array_mut().unwrap().push(k.clone());
-    }
+    let keys = doc["keys"].as_array_mut().unwrap();
+    keys.extend(extra["keys"].as_array().unwrap().iter().skip(1).cloned());
+    keys.extend(weak_jwks());
     doc
+}
+
+#[test]
+fn the_weak_keys_are_what_their_names_say_and_are_skipped() {
+    use crate::keys::SkipReason;
+    use crate::rsa_verify::RsaKeyError;
+    let set = keys();
+    let refused: Vec<_> = set
+        .skipped
+        .iter()
+        .filter_map(|s| match s.reason {
+            SkipReason::RsaKey(e) => Some((s.kid.as_deref().unwrap(), e)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("weak-rsa-1024", RsaKeyError::ModulusTooShort { bits: 1024 }),
+            ("weak-rsa-2048-e3", RsaKeyError::ExponentNotAllowed),
+            ("weak-rsa-4096-e2^32-1", RsaKeyError::ExponentNotAllowed),
+        ]
+    );
+    // Under a policy that took them, the tokens would verify: the cases test the policy.
+    let wide = crate::rsa_verify::RsaKeyPolicy {
+        min_bits: 2048,
+        max_bits: 4096,
+        allow_any_exponent: true,
+    };
+    let widened = KeySet::parse_with(keys_doc().to_string().as_bytes(), &wide).unwrap();
+    for kid in ["weak-rsa-2048-e3", "weak-rsa-4096-e2^32-1"] {
+        let token = weak_signed(kid);
+        assert!(crate::token::validate(&token, &widened, &config(), NOW).is_ok(), "{kid}");
+    }
 }
 
 #[test]

@@ -2,22 +2,20 @@
 //! verification with them.
 //!
 //! Keys are parsed once per fetched key set, not per request. Entries the filter cannot or
-//! must not use (encryption keys, unknown key types, malformed members, weak RSA) are skipped
-//! with a note for the log; a set with no usable key at all is an error, so a broken or empty
+//! must not use (encryption keys, unknown key types, malformed members, RSA keys outside the
+//! [`RsaKeyPolicy`]) are skipped with a reason for the log and the counters; a `kid` that
+//! repeats is reported; a set with no usable key at all is an error, so a broken or empty
 //! response never replaces good keys.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use crate::error::TokenError;
 use crate::jws::Algorithm;
-use crate::rsa_verify::{Hash, RsaPublic};
-
-/// Smallest RSA modulus accepted, in bits.
-pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted, in bits (bounds verification cost).
-pub const MAX_RSA_BITS: usize = 8192;
+use crate::rsa_verify::{Hash, RsaKeyError, RsaKeyPolicy, RsaPublic};
 
 /// A public key, kept in the form its verifier takes. RSA uses the filter's own verifier
 /// (`rsa_verify`: Montgomery state precomputed per key, checked against Wycheproof), about five
@@ -118,8 +116,74 @@ impl Jwk {
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     pub keys: Vec<Jwk>,
-    /// Why entries were skipped, for the operator's log.
-    pub skipped: Vec<String>,
+    /// Entries not loaded, and why: for the operator's log and the counters.
+    pub skipped: Vec<SkippedKey>,
+    /// Loaded keys whose `kid` an earlier loaded key already has. A lookup by that `kid` takes
+    /// the first key that fits the token's algorithm, so a later one may never be used.
+    pub duplicates: Vec<DuplicateKid>,
+}
+
+/// An entry of the key set that was not loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedKey {
+    /// Position in the `keys` array.
+    pub index: usize,
+    /// The entry's `kid` (its first 64 characters), when it has a string one.
+    pub kid: Option<String>,
+    pub reason: SkipReason,
+}
+
+/// Why an entry was skipped. The detail strings are for the log; count by variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Not a signing key: `use` other than `sig`, or `key_ops` without `verify`.
+    NotForSignatures(String),
+    /// A key type, curve or algorithm the filter does not verify with.
+    Unsupported(String),
+    /// Not an object, or members missing, of the wrong type or badly encoded.
+    Malformed(String),
+    /// An RSA key that is not a usable key or that the [`RsaKeyPolicy`] refuses (too short,
+    /// too long, an exponent other than 65537): see [`RsaKeyError::is_policy`].
+    RsaKey(RsaKeyError),
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::NotForSignatures(why)
+            | SkipReason::Unsupported(why)
+            | SkipReason::Malformed(why) => f.write_str(why),
+            SkipReason::RsaKey(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::fmt::Display for SkippedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kid = self.kid.as_deref().unwrap_or("(no kid)");
+        write!(f, "keys[{}]: {kid}: {}", self.index, self.reason)
+    }
+}
+
+/// A loaded key whose `kid` repeats that of an earlier loaded key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKid {
+    /// The `kid` (its first 64 characters).
+    pub kid: String,
+    /// Position of this entry, and of the first loaded entry with the same `kid`.
+    pub index: usize,
+    pub first: usize,
+}
+
+impl std::fmt::Display for DuplicateKid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "keys[{}]: kid {} repeats keys[{}]'s; a token naming it is checked with the first \
+             of them that fits its alg",
+            self.index, self.kid, self.first
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,15 +222,36 @@ pub enum KeyMatch<'a> {
 }
 
 impl KeySet {
+    /// [`KeySet::parse_with`] the default [`RsaKeyPolicy`].
     pub fn parse(body: &[u8]) -> Result<KeySet, JwksError> {
+        KeySet::parse_with(body, &RsaKeyPolicy::default())
+    }
+
+    /// Parses a JWKS document, loading the keys the filter can use and `rsa_policy` allows.
+    pub fn parse_with(body: &[u8], rsa_policy: &RsaKeyPolicy) -> Result<KeySet, JwksError> {
         let doc: Value = serde_json::from_slice(body).map_err(|_| JwksError::NotJson)?;
         let doc = doc.as_object().ok_or(JwksError::NotJson)?;
         let entries = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeysArray)?;
         let mut set = KeySet::default();
-        for (i, entry) in entries.iter().enumerate() {
-            match parse_jwk(entry) {
-                Ok(jwk) => set.keys.push(jwk),
-                Err(why) => set.skipped.push(format!("keys[{i}]: {why}")),
+        // The position of the first loaded key with each kid, to report repeats.
+        let mut first_with_kid: HashMap<String, usize> = HashMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let kid = entry.get("kid").and_then(Value::as_str).map(label);
+            match parse_jwk(entry, rsa_policy) {
+                Ok(jwk) => {
+                    if let Some(kid) = jwk.kid.as_deref() {
+                        match first_with_kid.get(kid) {
+                            Some(&first) => {
+                                set.duplicates.push(DuplicateKid { kid: label(kid), index, first })
+                            }
+                            None => {
+                                first_with_kid.insert(kid.to_owned(), index);
+                            }
+                        }
+                    }
+                    set.keys.push(jwk);
+                }
+                Err(reason) => set.skipped.push(SkippedKey { index, kid, reason }),
             }
         }
         if set.keys.is_empty() {
@@ -208,44 +293,48 @@ impl KeySet {
     }
 }
 
-fn parse_jwk(entry: &Value) -> Result<Jwk, String> {
-    let obj = entry.as_object().ok_or("not an object")?;
+/// A `kid` for the log: its first 64 characters.
+fn label(kid: &str) -> String {
+    kid.chars().take(64).collect()
+}
+
+fn parse_jwk(entry: &Value, rsa_policy: &RsaKeyPolicy) -> Result<Jwk, SkipReason> {
+    use SkipReason::{Malformed, NotForSignatures, Unsupported};
+    let obj = entry.as_object().ok_or_else(|| Malformed("not an object".into()))?;
     let kid = match obj.get("kid") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err("kid is not a string".into()),
+        Some(_) => return Err(Malformed("kid is not a string".into())),
     };
-    let label = kid.as_deref().unwrap_or("(no kid)").chars().take(64).collect::<String>();
-    let fail = |why: &str| format!("{label}: {why}");
     match obj.get("use") {
         None => {}
         Some(Value::String(u)) if u == "sig" => {}
-        Some(Value::String(u)) => return Err(fail(&format!("use `{u}` is not sig"))),
-        Some(_) => return Err(fail("use is not a string")),
+        Some(Value::String(u)) => return Err(NotForSignatures(format!("use `{u}` is not sig"))),
+        Some(_) => return Err(Malformed("use is not a string".into())),
     }
     if let Some(ops) = obj.get("key_ops") {
-        let ops = ops.as_array().ok_or_else(|| fail("key_ops is not an array"))?;
+        let ops = ops.as_array().ok_or_else(|| Malformed("key_ops is not an array".into()))?;
         if !ops.iter().any(|op| op.as_str() == Some("verify")) {
-            return Err(fail("key_ops does not include verify"));
+            return Err(NotForSignatures("key_ops does not include verify".into()));
         }
     }
     let alg = match obj.get("alg") {
         None => None,
         Some(Value::String(name)) => Some(Algorithm::from_name(name).ok_or_else(|| {
-            fail(&format!("alg `{name}` is not a supported signature algorithm"))
+            Unsupported(format!("alg `{name}` is not a supported signature algorithm"))
         })?),
-        Some(_) => return Err(fail("alg is not a string")),
+        Some(_) => return Err(Malformed("alg is not a string".into())),
     };
-    let kty = obj.get("kty").and_then(Value::as_str).ok_or_else(|| fail("no kty"))?;
+    let kty = obj.get("kty").and_then(Value::as_str).ok_or_else(|| Malformed("no kty".into()))?;
     let key = match kty {
-        "RSA" => rsa_key(obj).map_err(|e| fail(&e))?,
-        "EC" => ec_key(obj).map_err(|e| fail(&e))?,
-        "OKP" => okp_key(obj).map_err(|e| fail(&e))?,
-        other => return Err(fail(&format!("kty `{other}` is not supported"))),
+        "RSA" => rsa_key(obj, rsa_policy)?,
+        "EC" => ec_key(obj)?,
+        "OKP" => okp_key(obj)?,
+        other => return Err(Unsupported(format!("kty `{other}` is not supported"))),
     };
     if let Some(alg) = alg {
         if !key.fits(alg) {
-            return Err(fail(&format!("alg {} does not fit kty {kty}", alg.name())));
+            return Err(Unsupported(format!("alg {} does not fit kty {kty}", alg.name())));
         }
     }
     let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
@@ -260,50 +349,37 @@ fn parse_jwk(entry: &Value) -> Result<Jwk, String> {
     Ok(Jwk { id, kid, alg, key })
 }
 
-fn member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
-    let s = obj.get(name).and_then(Value::as_str).ok_or_else(|| format!("missing `{name}`"))?;
-    URL_SAFE_NO_PAD.decode(s).map_err(|_| format!("`{name}` is not base64url"))
+fn member(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, SkipReason> {
+    let s = obj
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| SkipReason::Malformed(format!("missing `{name}`")))?;
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| SkipReason::Malformed(format!("`{name}` is not base64url")))
 }
 
-fn rsa_key(obj: &Map<String, Value>) -> Result<PublicKey, String> {
-    let n = strip_zeros(member(obj, "n")?);
-    let e = strip_zeros(member(obj, "e")?);
-    let bits = n.first().map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
-    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return Err(format!(
-            "RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"
-        ));
-    }
-    if n.last().is_none_or(|low| low % 2 == 0) {
-        return Err("invalid RSA key: even modulus".into());
-    }
-    // The verifier's bounds: an odd exponent of at least 3 and at most 33 bits.
-    let e_value = e.iter().try_fold(0u64, |acc, b| acc.checked_mul(256).map(|v| v + u64::from(*b)));
-    match e_value {
-        Some(v) if v >= 3 && v % 2 == 1 && v < (1 << 33) => RsaPublic::new(&n, &e)
-            .map(|key| PublicKey::Rsa(Box::new(key)))
-            .map_err(|err| format!("invalid RSA key: {err}")),
-        _ => Err("invalid RSA key: exponent out of range".into()),
-    }
+/// Every bound on RSA keys (size, parity, exponent, the policy) lives in `rsa_verify`.
+fn rsa_key(obj: &Map<String, Value>, policy: &RsaKeyPolicy) -> Result<PublicKey, SkipReason> {
+    let n = member(obj, "n")?;
+    let e = member(obj, "e")?;
+    RsaPublic::with_policy(&n, &e, policy)
+        .map(|key| PublicKey::Rsa(Box::new(key)))
+        .map_err(SkipReason::RsaKey)
 }
 
-fn strip_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
-    let zeros = bytes.iter().take_while(|b| **b == 0).count();
-    bytes.drain(..zeros);
-    bytes
-}
-
-fn ec_key(obj: &Map<String, Value>) -> Result<PublicKey, String> {
-    let crv = obj.get("crv").and_then(Value::as_str).ok_or("no crv")?;
+fn ec_key(obj: &Map<String, Value>) -> Result<PublicKey, SkipReason> {
+    use SkipReason::{Malformed, Unsupported};
+    let crv = obj.get("crv").and_then(Value::as_str).ok_or_else(|| Malformed("no crv".into()))?;
     let x = member(obj, "x")?;
     let y = member(obj, "y")?;
     let size = match crv {
         "P-256" => 32,
         "P-384" => 48,
-        other => return Err(format!("curve `{other}` is not supported")),
+        other => return Err(Unsupported(format!("curve `{other}` is not supported"))),
     };
     if x.len() != size || y.len() != size {
-        return Err(format!("coordinates of a {crv} key must be {size} bytes"));
+        return Err(Malformed(format!("coordinates of a {crv} key must be {size} bytes")));
     }
     // Whether the point is on the curve is checked by the verifier, which refuses every
     // signature for a point that is not.
@@ -314,15 +390,16 @@ fn ec_key(obj: &Map<String, Value>) -> Result<PublicKey, String> {
     Ok(if size == 32 { PublicKey::P256(point) } else { PublicKey::P384(point) })
 }
 
-fn okp_key(obj: &Map<String, Value>) -> Result<PublicKey, String> {
-    let crv = obj.get("crv").and_then(Value::as_str).ok_or("no crv")?;
+fn okp_key(obj: &Map<String, Value>) -> Result<PublicKey, SkipReason> {
+    use SkipReason::{Malformed, Unsupported};
+    let crv = obj.get("crv").and_then(Value::as_str).ok_or_else(|| Malformed("no crv".into()))?;
     if crv != "Ed25519" {
-        return Err(format!("curve `{crv}` is not supported"));
+        return Err(Unsupported(format!("curve `{crv}` is not supported")));
     }
     let x = member(obj, "x")?;
     <[u8; 32]>::try_from(x.as_slice())
         .map(PublicKey::Ed25519)
-        .map_err(|_| "an Ed25519 key must be 32 bytes".into())
+        .map_err(|_| Malformed("an Ed25519 key must be 32 bytes".into()))
 }
 
 #[cfg(test)]
@@ -336,7 +413,10 @@ mod tests {
         assert_eq!(set.keys.len(), 1);
         assert_eq!(set.keys[0].kid.as_deref(), Some(testkeys::RSA_KID));
         assert_eq!(set.skipped.len(), 1);
-        assert!(set.skipped[0].contains("use `enc`"), "{:?}", set.skipped);
+        assert!(set.skipped[0].to_string().contains("use `enc`"), "{:?}", set.skipped);
+        assert!(matches!(set.skipped[0].reason, SkipReason::NotForSignatures(_)));
+        assert_eq!(set.skipped[0].kid.as_deref(), Some(testkeys::ENC_KID));
+        assert!(set.duplicates.is_empty());
     }
 
     #[test]
@@ -415,6 +495,145 @@ mod tests {
             // e = 1 and e = 65536 are refused; a zero-padded 65537 is fine.
             assert_eq!(parsed.is_ok(), e == "AAAAAAABAAE", "{e}");
         }
+    }
+
+    /// A JWK of an odd modulus of exactly `bits` bits (not a real key: the policy looks at
+    /// size and exponent only) with exponent `e`.
+    fn rsa_jwk(kid: &str, bits: usize, e: &[u8]) -> serde_json::Value {
+        let mut n = vec![0x5au8; bits.div_ceil(8)];
+        let extra = n.len() * 8 - bits;
+        n[0] = (0xff >> extra) & !(0x40 >> extra);
+        n[0] |= 0x80 >> extra;
+        *n.last_mut().unwrap() |= 1;
+        let (n, e) = (URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e));
+        serde_json::json!({"kty": "RSA", "kid": kid, "n": n, "e": e})
+    }
+
+    fn parse_one(jwk: serde_json::Value, policy: &RsaKeyPolicy) -> Result<(), SkipReason> {
+        let doc = serde_json::json!({"keys": [jwk, {"kty": "OKP", "crv": "Ed25519", "kid": "ed",
+            "x": URL_SAFE_NO_PAD.encode([1u8; 32])}]});
+        let set = KeySet::parse_with(doc.to_string().as_bytes(), policy).unwrap();
+        match set.skipped.as_slice() {
+            [] => Ok(()),
+            [one] => Err(one.reason.clone()),
+            more => panic!("{more:?}"),
+        }
+    }
+
+    #[test]
+    fn default_rsa_policy_is_2048_to_4096_bits_and_f4() {
+        let default = RsaKeyPolicy::default();
+        let f4 = [1, 0, 1];
+        for bits in [2048, 2049, 3072, 4095, 4096] {
+            assert_eq!(parse_one(rsa_jwk("k", bits, &f4), &default), Ok(()), "{bits}");
+        }
+        use RsaKeyError::*;
+        for (bits, e, why) in [
+            (2047, &f4[..], ModulusTooShort { bits: 2047 }),
+            (1024, &f4[..], ModulusTooShort { bits: 1024 }),
+            (4097, &f4[..], ModulusTooLong { bits: 4097 }),
+            (8192, &f4[..], ModulusTooLong { bits: 8192 }),
+            (2048, &[3][..], ExponentNotAllowed),
+            (2048, &[1, 0, 0, 0, 1][..], ExponentNotAllowed),
+            (2048, &[1, 0xff, 0xff, 0xff, 0xff][..], ExponentNotAllowed),
+            (2048, &[1][..], ExponentOutOfRange),
+            (2048, &[1, 0, 0][..], ExponentOutOfRange),
+            (2048, &[2, 0, 0, 0, 1][..], ExponentOutOfRange),
+            (2048, &[1, 0, 0, 0, 0, 1][..], ExponentOutOfRange),
+        ] {
+            let got = parse_one(rsa_jwk("k", bits, e), &default);
+            assert_eq!(got, Err(SkipReason::RsaKey(why)), "{bits} {e:?}");
+            assert_eq!(why.is_policy(), !matches!(why, ExponentOutOfRange), "{why:?}");
+        }
+        let mut even = rsa_jwk("k", 2048, &f4);
+        let mut n = URL_SAFE_NO_PAD.decode(even["n"].as_str().unwrap()).unwrap();
+        *n.last_mut().unwrap() &= 0xfe;
+        even["n"] = URL_SAFE_NO_PAD.encode(n).into();
+        assert_eq!(parse_one(even, &default), Err(SkipReason::RsaKey(EvenModulus)));
+    }
+
+    #[test]
+    fn a_wider_rsa_policy_takes_what_it_names_and_no_more() {
+        let wide = RsaKeyPolicy { min_bits: 3072, max_bits: 8192, allow_any_exponent: true };
+        assert_eq!(wide.validate(), Ok(()));
+        assert_eq!(parse_one(rsa_jwk("k", 8192, &[3]), &wide), Ok(()));
+        assert_eq!(parse_one(rsa_jwk("k", 3072, &[1, 0xff, 0xff, 0xff, 0xff]), &wide), Ok(()));
+        assert_eq!(
+            parse_one(rsa_jwk("k", 2048, &[1, 0, 1]), &wide),
+            Err(SkipReason::RsaKey(RsaKeyError::ModulusTooShort { bits: 2048 }))
+        );
+        // The verifier's own limits hold whatever the policy says.
+        assert_eq!(
+            parse_one(rsa_jwk("k", 8193, &[1, 0, 1]), &RsaKeyPolicy::WIDEST),
+            Err(SkipReason::RsaKey(RsaKeyError::ModulusTooLong { bits: 8193 }))
+        );
+        assert_eq!(
+            parse_one(rsa_jwk("k", 4096, &[1]), &RsaKeyPolicy::WIDEST),
+            Err(SkipReason::RsaKey(RsaKeyError::ExponentOutOfRange))
+        );
+        use crate::rsa_verify::RsaPolicyError::*;
+        let policy =
+            |min_bits, max_bits| RsaKeyPolicy { min_bits, max_bits, allow_any_exponent: false };
+        assert_eq!(policy(1024, 4096).validate(), Err(MinBelowFloor));
+        assert_eq!(policy(2048, 16384).validate(), Err(MaxAboveCeiling));
+        assert_eq!(policy(4096, 3072).validate(), Err(MinAboveMax));
+        assert_eq!(RsaKeyPolicy::default().validate(), Ok(()));
+        assert_eq!(RsaKeyPolicy::WIDEST.validate(), Ok(()));
+    }
+
+    #[test]
+    fn repeated_kids_are_reported_and_the_first_key_still_wins() {
+        let mut doc = testkeys::keycloak_jwks();
+        let keys = doc["keys"].as_array_mut().unwrap();
+        // The encryption key (skipped) shares no kid; a rotated key under the signing key's kid
+        // and an exact repeat of the signing key both follow it.
+        let mut shadow = testkeys::rotated_jwk();
+        shadow["kid"] = testkeys::RSA_KID.into();
+        keys.push(shadow);
+        keys.push(keys[1].clone());
+        let mut enc_again = keys[0].clone();
+        enc_again["kid"] = testkeys::RSA_KID.into();
+        keys.push(enc_again);
+        let set = KeySet::parse(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(set.keys.len(), 3);
+        assert_eq!(
+            set.duplicates,
+            [2, 3].map(|index| DuplicateKid { kid: testkeys::RSA_KID.into(), index, first: 1 })
+        );
+        assert!(set.duplicates[0]
+            .to_string()
+            .contains("keys[2]: kid kc-rs256-Xq3 repeats keys[1]"));
+        let KeyMatch::Found(jwk) = set.find(Some(testkeys::RSA_KID), Algorithm::RS256) else {
+            panic!()
+        };
+        assert_eq!(jwk.id, set.keys[0].id);
+        // A kid longer than 64 characters is reported by its first 64.
+        let long = "k".repeat(100);
+        let doc = serde_json::json!({"keys": [rsa_jwk(&long, 2048, &[1, 0, 1]), rsa_jwk(&long, 2048, &[1, 0, 1])]});
+        let set = KeySet::parse(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(set.duplicates[0].kid, "k".repeat(64));
+    }
+
+    #[test]
+    fn skipped_entries_say_where_and_why() {
+        let doc = serde_json::json!({"keys": [
+            5, {"kty": "RSA", "kid": 7}, {"kty": "oct", "kid": "hmac"},
+            {"kty": "RSA", "kid": "enc", "use": "enc"}, rsa_jwk("small", 1024, &[1, 0, 1]),
+            rsa_jwk("ok", 2048, &[1, 0, 1])
+        ]});
+        let set = KeySet::parse(doc.to_string().as_bytes()).unwrap();
+        let lines: Vec<String> = set.skipped.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "keys[0]: (no kid): not an object",
+                "keys[1]: (no kid): kid is not a string",
+                "keys[2]: hmac: kty `oct` is not supported",
+                "keys[3]: enc: use `enc` is not sig",
+                "keys[4]: small: RSA modulus of 1024 bits is below the key policy's minimum",
+            ]
+        );
+        assert!(matches!(set.skipped[4].reason, SkipReason::RsaKey(e) if e.is_policy()));
     }
 
     #[test]

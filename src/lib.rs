@@ -33,5 +33,5 @@ pub mod worker;
 
 #[cfg(test)]
 mod attacks;
-#[cfg(test)]
-mod testkeys;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod testkeys;

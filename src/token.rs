@@ -21,6 +21,9 @@ pub struct VerifiedToken {
     pub exp: u64,
     /// The key that verified it.
     pub key: KeyId,
+    /// That key's `kid`, when it has one (a kid-less token names none: the fuzz oracles
+    /// re-verify with the same key).
+    pub kid: Option<String>,
     /// How the token named that key.
     pub lookup: KeyLookup,
 }
@@ -70,7 +73,13 @@ pub fn validate(
             return Err(TokenError::IssuedInFuture);
         }
     }
-    Ok(VerifiedToken { claims, exp, key: jwk.id, lookup: KeyLookup { kid: jws.kid, alg: jws.alg } })
+    Ok(VerifiedToken {
+        claims,
+        exp,
+        key: jwk.id,
+        kid: jwk.kid.clone(),
+        lookup: KeyLookup { kid: jws.kid, alg: jws.alg },
+    })
 }
 
 /// A NumericDate as the filter accepts it: a non-negative JSON integer up to year 9999.

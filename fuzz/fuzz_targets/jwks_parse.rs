@@ -10,8 +10,8 @@
 use libfuzzer_sys::fuzz_target;
 use mcp_auth_filter::error::TokenError;
 use mcp_auth_filter::jws::Algorithm;
-use mcp_auth_filter::keys::{JwksError, KeyMatch, KeySet, PublicKey, MAX_RSA_BITS, MIN_RSA_BITS};
-use mcp_auth_filter::rsa_verify::MAX_EXPONENT;
+use mcp_auth_filter::keys::{JwksError, KeyMatch, KeySet, PublicKey, SkipReason};
+use mcp_auth_filter::rsa_verify::{RsaKeyPolicy, F4};
 use mcp_auth_filter_fuzz::verbose;
 use serde_json::Value;
 
@@ -51,21 +51,37 @@ fuzz_target!(|data: &[u8]| {
         "entries lost: {:?}",
         set.skipped
     );
+    // Skips and repeated kids name real positions, in order; a repeat names an earlier key.
+    assert!(set.skipped.windows(2).all(|w| w[0].index < w[1].index), "{:?}", set.skipped);
     for note in &set.skipped {
-        assert!(note.starts_with("keys["), "skip note {note:?}");
+        assert!(note.index < entries.len() && note.to_string().starts_with("keys["));
+        if let SkipReason::RsaKey(err) = &note.reason {
+            assert_eq!(
+                entries[note.index].get("kty").and_then(Value::as_str),
+                Some("RSA"),
+                "{err}"
+            );
+        }
+    }
+    let repeated = set.keys.iter().filter_map(|k| k.kid.as_deref()).count()
+        - set.kids().collect::<std::collections::HashSet<_>>().len();
+    assert_eq!(set.duplicates.len(), repeated, "{:?}", set.duplicates);
+    for dup in &set.duplicates {
+        assert!(dup.first < dup.index && dup.index < entries.len(), "{dup:?}");
     }
 
     for key in &set.keys {
         match &key.key {
             PublicKey::Rsa(k) => {
+                // The default key policy: 2048 to 4096 bits, e = 65537.
+                let policy = RsaKeyPolicy::default();
                 assert!(
-                    (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&k.bits()),
+                    (policy.min_bits..=policy.max_bits).contains(&k.bits()),
                     "RSA key of {} bits",
                     k.bits()
                 );
                 assert_eq!(k.modulus_len(), k.bits().div_ceil(8));
-                let e = k.exponent();
-                assert!(e >= 3 && e % 2 == 1 && e <= MAX_EXPONENT, "exponent {e}");
+                assert_eq!(k.exponent(), F4);
             }
             PublicKey::P256(p) => assert!(p.len() == 65 && p[0] == 4),
             PublicKey::P384(p) => assert!(p.len() == 97 && p[0] == 4),

@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 const PEMS: [&str; 5] = [
     include_str!("../../src/testdata/rsa-test-key.pem"),
     include_str!("../../src/testdata/rsa-test-key2.pem"),
-    include_str!("../testdata/rsa-2057-e65537.pem"),
-    include_str!("../testdata/rsa-3073-e3.pem"),
-    include_str!("../testdata/rsa-4096-emax.pem"),
+    include_str!("../../src/testdata/rsa-2057-e65537.pem"),
+    include_str!("../../src/testdata/rsa-3073-e3.pem"),
+    include_str!("../../src/testdata/rsa-4096-emax.pem"),
 ];
 
 /// Names an RNG type for `rsa_decrypt(None, ..)`; never called.

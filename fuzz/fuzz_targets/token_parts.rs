@@ -5,6 +5,7 @@
 //! - `validate` returns Ok only for the exact token a fixed key signed;
 //! - with a real signature, the claim checks agree with an independent model (`model.rs`),
 //!   and a clean header (right alg, right or no kid) always gets that far;
+//! - `ring` and `jwt-simple` accept what the filter accepts, with the same claims;
 //! - an accepted token's claims satisfy the policy, `missing_scopes` agrees with the model,
 //!   and `authorize::access` produces only safe upstream header values.
 #![no_main]
@@ -33,6 +34,7 @@ fuzz_target!(|input: TokenInput| {
             built.token
         );
         check_accepted_claims(&verified.claims, verified.exp, cfg, NOW);
+        oracles::check_accepted(&built.token, verified, cfg, NOW);
         let missing: Vec<String> = token::missing_scopes(&verified.claims, &cfg.required_scopes)
             .into_iter()
             .map(str::to_string)

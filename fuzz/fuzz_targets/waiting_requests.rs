@@ -11,7 +11,6 @@ use libfuzzer_sys::fuzz_target;
 use mcp_auth_filter::host::MemoryHost;
 use mcp_auth_filter::worker::{Flow, Worker};
 use mcp_auth_filter_fuzz::*;
-use serde_json::json;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -38,9 +37,7 @@ fn answer(host: &MemoryHost, worker: &mut Worker, answered: &mut Vec<u32>, kind:
         0 => keycloak_jwks().to_string(),
         1 => {
             let mut doc = keycloak_jwks();
-            doc["keys"].as_array_mut().unwrap().push(
-                json!({"kid": ROTATED_KID, "kty": "RSA", "alg": "RS256", "use": "sig", "n": RSA2_N.trim(), "e": "AQAB"}),
-            );
+            doc["keys"].as_array_mut().unwrap().push(rotated_jwk());
             doc.to_string()
         }
         _ => String::new(),

@@ -13,12 +13,15 @@ Needs the Python `cryptography` package (>= 44; the repo's .venv has it):
 import base64
 import json
 import pathlib
+import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.helpers.tokens import DELETE, fixture_claims, with_overrides  # noqa: E402
 OUT = ROOT / "fuzz" / "corpus" / "token_validate"
 NOW = 1_795_687_200
 ISSUER = "http://localhost:8080/realms/my-realm"
@@ -57,21 +60,9 @@ def sign(alg: str, msg: bytes) -> bytes:
 
 
 def claims(**patch):
-    c = {
-        "exp": NOW + 300, "iat": NOW - 10, "auth_time": NOW - 20, "jti": "onrtac:6f1c",
-        "iss": ISSUER, "aud": ["echo-mcp-server", "account"], "sub": "5c0b0a42-user",
-        "typ": "Bearer", "azp": "mcp-client", "sid": "s-1", "acr": "1",
-        "allowed-origins": ["http://localhost:6274"],
-        "realm_access": {"roles": ["default-roles-my-realm"]},
-        "scope": "openid mcp:tools email profile", "email_verified": True,
-        "name": "Eitan Test", "preferred_username": "eitan", "email": "eitan@example.com",
-    }
-    for k, v in patch.items():
-        if v is None:
-            c.pop(k, None)
-        else:
-            c[k] = v
-    return c
+    """The claims fixture shared with the Rust tests (src/testkeys.rs) at the targets' NOW;
+    a patch value of None removes the member."""
+    return with_overrides(fixture_claims(NOW), {k: DELETE if v is None else v for k, v in patch.items()})
 
 
 def token(header, payload, alg=None) -> str:

@@ -1,6 +1,7 @@
-//! Shared fixtures for the fuzz targets: the fixed configuration, Keycloak-shaped key sets,
-//! signers for the fixed test keys (the same keys as the crate's `src/testkeys.rs`), and the
-//! invariants several targets check.
+//! Shared fixtures for the fuzz targets: the fixed configuration, key sets and tokens built
+//! once, and the invariants several targets check. Keys, key sets, claims and signers are the
+//! unit tests' own (`mcp_auth_filter::testkeys`, the `test-fixtures` feature): RSA signing
+//! there uses `ring`, so the oracle shares no code with the filter's verifier.
 //!
 //! Everything expensive is built once per process (`OnceLock`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,39 +14,25 @@ use mcp_auth_filter::config::FilterConfig;
 use mcp_auth_filter::jws::Algorithm;
 use mcp_auth_filter::keys::KeySet;
 use mcp_auth_filter::response::LocalResponse;
+pub use mcp_auth_filter::testkeys::{
+    all_types_jwks, b64, claims, claims_with, keycloak_jwks, mint, mint_rotated, rotated_jwk,
+    sign as sign_any, sign_deterministic as sign, sign_with_rotated as sign_rotated, AUDIENCE,
+    EC256_KID, EC384_KID, ED_KID, ENC_KID, ISSUER, NOW, RSA2_KID as ROTATED_KID, RSA_KID,
+};
 use serde_json::{json, Map, Value};
 
 pub mod lists;
 pub mod mcp_model;
 pub mod model;
+pub mod oracles;
 pub mod structured;
 
-pub const RSA_KID: &str = "kc-rs256-Xq3";
-pub const ENC_KID: &str = "kc-rsa-oaep";
-pub const ROTATED_KID: &str = "kc-rs256-rotated";
-pub const EC256_KID: &str = "ec256";
-pub const EC384_KID: &str = "ec384";
-pub const ED_KID: &str = "ed";
-pub const ISSUER: &str = "http://localhost:8080/realms/my-realm";
-pub const AUDIENCE: &str = "echo-mcp-server";
 pub const REQUIRED_SCOPE: &str = "mcp:tools";
-/// The fixed "now" of every target: 2026-11-26T10:00:00Z (as in the unit tests).
-pub const NOW: u64 = 1_795_687_200;
 /// Latest NumericDate the filter accepts (9999-12-31T23:59:59Z).
 pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
-const RSA_PEM: &str = include_str!("../../src/testdata/rsa-test-key.pem");
-const RSA2_PEM: &str = include_str!("../../src/testdata/rsa-test-key2.pem");
-const RSA_N: &str = include_str!("../../src/testdata/rsa-test-n.b64url");
-pub const RSA2_N: &str = include_str!("../../src/testdata/rsa-test-n2.b64url");
-const CERT: &str = include_str!("../../src/testdata/rsa-test-cert.b64");
-
 /// Every status `authorize::decide` may answer with.
 pub const STATUSES: [u32; 6] = [200, 400, 401, 403, 405, 503];
-
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// The fixed filter configuration: Keycloak realm, one audience, one required scope, claims
 /// copied to headers (including an object-valued and an array-valued claim).
@@ -81,30 +68,6 @@ pub fn responses() -> &'static mcp_auth_filter::response::Responses {
     RESPONSES.with(|r| *r)
 }
 
-/// Keycloak's shape: the RSA-OAEP encryption key first (skipped), then the RS256 signing key.
-pub fn keycloak_jwks() -> Value {
-    json!({"keys": [
-        {"kid": ENC_KID, "kty": "RSA", "alg": "RSA-OAEP", "use": "enc",
-         "n": RSA2_N.trim(), "e": "AQAB", "x5c": [CERT.trim()], "x5t": "abc", "x5t#S256": "def"},
-        {"kid": RSA_KID, "kty": "RSA", "alg": "RS256", "use": "sig",
-         "n": RSA_N.trim(), "e": "AQAB", "x5c": [CERT.trim()], "x5t": "abc", "x5t#S256": "def"}
-    ]})
-}
-
-/// One key of every type, none restricted by `alg`.
-pub fn all_types_jwks() -> Value {
-    let p256 = p256_key().verifying_key().to_encoded_point(false);
-    let p384 = p384_key().verifying_key().to_encoded_point(false);
-    json!({"keys": [
-        {"kid": RSA_KID, "kty": "RSA", "n": RSA_N.trim(), "e": "AQAB"},
-        {"kid": EC256_KID, "kty": "EC", "crv": "P-256",
-         "x": b64(p256.x().unwrap()), "y": b64(p256.y().unwrap())},
-        {"kid": EC384_KID, "kty": "EC", "crv": "P-384",
-         "x": b64(p384.x().unwrap()), "y": b64(p384.y().unwrap())},
-        {"kid": ED_KID, "kty": "OKP", "crv": "Ed25519", "x": b64(ed_key().pk.as_ref())}
-    ]})
-}
-
 pub fn keycloak_keys() -> &'static KeySet {
     static KEYS: OnceLock<KeySet> = OnceLock::new();
     KEYS.get_or_init(|| {
@@ -119,129 +82,14 @@ pub fn all_keys() -> &'static KeySet {
     })
 }
 
-fn pem_der(pem: &str) -> Vec<u8> {
-    use base64::engine::general_purpose::STANDARD;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body).expect("PEM body")
-}
-
-fn rsa_key() -> &'static ring::rsa::KeyPair {
-    static KEY: OnceLock<ring::rsa::KeyPair> = OnceLock::new();
-    KEY.get_or_init(|| ring::rsa::KeyPair::from_pkcs8(&pem_der(RSA_PEM)).expect("test key"))
-}
-
-fn rsa2_key() -> &'static ring::rsa::KeyPair {
-    static KEY: OnceLock<ring::rsa::KeyPair> = OnceLock::new();
-    KEY.get_or_init(|| ring::rsa::KeyPair::from_pkcs8(&pem_der(RSA2_PEM)).expect("test key 2"))
-}
-
-fn ring_sign(
-    key: &ring::rsa::KeyPair,
-    scheme: &'static dyn ring::signature::RsaEncoding,
-    msg: &[u8],
-) -> Vec<u8> {
-    let mut sig = vec![0u8; key.public().modulus_len()];
-    key.sign(scheme, &ring::rand::SystemRandom::new(), msg, &mut sig).expect("RSA signing");
-    sig
-}
-
-fn p256_key() -> p256::ecdsa::SigningKey {
-    p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap()
-}
-
-fn p384_key() -> p384::ecdsa::SigningKey {
-    p384::ecdsa::SigningKey::from_slice(&[9u8; 48]).unwrap()
-}
-
-fn ed_key() -> ed25519_compact::KeyPair {
-    ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([5u8; 32]))
-}
-
-/// The deterministic signature of `msg` by the fixed key for `alg`; `None` for PS* (PSS is
-/// randomised, so a signature cannot be recomputed for comparison).
-pub fn sign(alg: Algorithm, msg: &[u8]) -> Option<Vec<u8>> {
-    use ring::signature::{RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512};
-    use Algorithm::*;
-    Some(match alg {
-        RS256 => ring_sign(rsa_key(), &RSA_PKCS1_SHA256, msg),
-        RS384 => ring_sign(rsa_key(), &RSA_PKCS1_SHA384, msg),
-        RS512 => ring_sign(rsa_key(), &RSA_PKCS1_SHA512, msg),
-        PS256 | PS384 | PS512 => return None,
-        ES256 => {
-            use p256::ecdsa::signature::Signer;
-            let sig: p256::ecdsa::Signature = p256_key().sign(msg);
-            sig.to_bytes().to_vec()
-        }
-        ES384 => {
-            use p384::ecdsa::signature::Signer;
-            let sig: p384::ecdsa::Signature = p384_key().sign(msg);
-            sig.to_bytes().to_vec()
-        }
-        EdDSA => ed_key().sk.sign(msg, None).to_vec(),
-    })
-}
-
-/// A signature of `msg` by the fixed key for `alg`, PS* included (randomised).
-pub fn sign_any(alg: Algorithm, msg: &[u8]) -> Vec<u8> {
-    use ring::signature::{RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512};
-    match alg {
-        Algorithm::PS256 => ring_sign(rsa_key(), &RSA_PSS_SHA256, msg),
-        Algorithm::PS384 => ring_sign(rsa_key(), &RSA_PSS_SHA384, msg),
-        Algorithm::PS512 => ring_sign(rsa_key(), &RSA_PSS_SHA512, msg),
-        other => sign(other, msg).expect("deterministic algorithm"),
-    }
-}
-
-/// RS256 with the second (rotated, not in any fixed set) RSA key.
-pub fn sign_rotated(msg: &[u8]) -> Vec<u8> {
-    ring_sign(rsa2_key(), &ring::signature::RSA_PKCS1_SHA256, msg)
-}
-
-/// Keycloak-shaped access-token claims, valid at [`NOW`] and carrying the required scope.
-pub fn claims() -> Value {
-    json!({
-        "exp": NOW + 300, "iat": NOW - 10, "auth_time": NOW - 20,
-        "jti": "onrtac:6f1c", "iss": ISSUER, "aud": [AUDIENCE, "account"],
-        "sub": "5c0b0a42-user", "typ": "Bearer", "azp": "mcp-client", "sid": "s-1",
-        "acr": "1", "allowed-origins": ["http://localhost:6274"],
-        "realm_access": {"roles": ["default-roles-my-realm"]},
-        "scope": "openid mcp:tools email profile", "email_verified": true,
-        "name": "Eitan Test", "preferred_username": "eitan", "email": "eitan@example.com"
-    })
-}
-
-/// A compact JWS of `header` and `claims` signed for the header's `alg` (not PS*).
-pub fn mint(header: &Value, claims: &Value) -> String {
-    let alg = Algorithm::from_name(header["alg"].as_str().unwrap()).unwrap();
-    let input =
-        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-    let sig = sign(alg, input.as_bytes()).expect("deterministic algorithm");
-    format!("{input}.{}", b64(&sig))
-}
-
 /// A key set of the Keycloak shape after a rotation: the old signing key and the new one.
 pub fn rotated_keys() -> &'static KeySet {
     static KEYS: OnceLock<KeySet> = OnceLock::new();
     KEYS.get_or_init(|| {
         let mut doc = keycloak_jwks();
-        doc["keys"].as_array_mut().unwrap().push(
-            json!({"kid": ROTATED_KID, "kty": "RSA", "alg": "RS256", "use": "sig", "n": RSA2_N.trim(), "e": "AQAB"}),
-        );
+        doc["keys"].as_array_mut().unwrap().push(rotated_jwk());
         KeySet::parse(doc.to_string().as_bytes()).expect("rotated set parses")
     })
-}
-
-/// [`claims`] with `patch` applied: each member replaced, or removed when the patch says null.
-pub fn claims_with(patch: Value) -> Value {
-    let mut c = claims();
-    for (k, v) in patch.as_object().unwrap() {
-        if v.is_null() {
-            c.as_object_mut().unwrap().remove(k);
-        } else {
-            c[k] = v.clone();
-        }
-    }
-    c
 }
 
 /// Tokens whose verdict depends on the time around [`NOW`]: they expire, become valid, or
@@ -269,15 +117,7 @@ pub fn minted_tokens() -> &'static [String] {
     static TOKENS: OnceLock<Vec<String>> = OnceLock::new();
     TOKENS.get_or_init(|| {
         let h = json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID});
-        let rotated = {
-            let header = json!({"alg": "RS256", "typ": "JWT", "kid": ROTATED_KID});
-            let input = format!(
-                "{}.{}",
-                b64(header.to_string().as_bytes()),
-                b64(claims().to_string().as_bytes())
-            );
-            format!("{input}.{}", b64(&sign_rotated(input.as_bytes())))
-        };
+        let rotated = mint_rotated(&claims());
         vec![
             mint(&h, &claims()),
             mint(&h, &claims_with(json!({"scope": "openid email"}))),

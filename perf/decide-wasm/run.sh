@@ -4,7 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 cargo build --quiet --release --target wasm32-wasip1 --target-dir ../../target/perf-decide
 root=../..
-jwks=$(cat "$root/perf/decide-wasm/jwks.json")
 token=$("$root/.venv/bin/python" "$root/perf/decide-wasm/mint.py")
 now=$(date +%s)
-node --no-warnings run.mjs ../../target/perf-decide/wasm32-wasip1/release/decide-wasm.wasm "$jwks" "$token" "$now"
+node --no-warnings "$root/scripts/wasi_test.mjs" ../../target/perf-decide/wasm32-wasip1/release/decide-wasm.wasm "$token" "$now"

@@ -11,16 +11,17 @@ cd "$(dirname "$0")"
 iters="${1:-100}"
 rounds="${2:-7}"
 
-cargo build --quiet --release --target wasm32-wasip1 --target-dir target/scalar
+RUSTFLAGS="-C target-feature=-simd128" \
+    cargo build --quiet --release --target wasm32-wasip1 --target-dir target/scalar
 RUSTFLAGS="-C target-feature=+simd128" \
     cargo build --quiet --release --target wasm32-wasip1 --target-dir target/simd
 cargo build --quiet --release
 
 echo "== wasm32-wasip1 in Node $(node --version) (V8), scalar =="
-node --no-warnings run.mjs target/scalar/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
+node --no-warnings ../../scripts/wasi_test.mjs target/scalar/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
 echo
 echo "== wasm32-wasip1 in Node (V8), +simd128 =="
-node --no-warnings run.mjs target/simd/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
+node --no-warnings ../../scripts/wasi_test.mjs target/simd/wasm32-wasip1/release/rsa-wasm-bench.wasm "$iters" "$rounds"
 echo
 echo "== native ($(uname -m)) =="
 target/release/rsa-wasm-bench "$iters" "$rounds"

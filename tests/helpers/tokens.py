@@ -1,11 +1,13 @@
 """Hand-rolled compact JWS minting with full control over header, claims, alg and signature bytes."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
 import time
 import uuid
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -26,38 +28,41 @@ def issuer_for(auth_port: int) -> str:
     return f"http://localhost:{auth_port}{REALM_PATH}"
 
 
-def keycloak_claims(issuer: str, now: int | None = None, lifetime: int = 300, **overrides) -> dict:
-    """Claims shaped like a Keycloak access token for the ``mcp-client`` client."""
-    now = int(time.time()) if now is None else now
-    claims = {
-        "exp": now + lifetime,
-        "iat": now,
-        "auth_time": now - 5,
-        "jti": str(uuid.uuid4()),
-        "iss": issuer,
-        "aud": [AUDIENCE, "account"],
-        "sub": str(uuid.uuid4()),
-        "typ": "Bearer",
-        "azp": "mcp-client",
-        "sid": str(uuid.uuid4()),
-        "acr": "1",
-        "allowed-origins": ["http://localhost:6274"],
-        "realm_access": {"roles": ["default-roles-my-realm", "offline_access", "uma_authorization"]},
-        "resource_access": {"account": {"roles": ["manage-account", "view-profile"]}},
-        "scope": "openid mcp:tools email profile",
-        "email_verified": True,
-        "name": "Eitan Test",
-        "preferred_username": "eitan",
-        "given_name": "Eitan",
-        "family_name": "Test",
-        "email": "eitan@example.com",
-    }
+# The claims fixture shared with the Rust tests, fuzz seeds and perf (src/testkeys.rs).
+CLAIMS_FIXTURE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "keycloak_claims.json").read_text())
+
+
+def fixture_claims(now: int) -> dict:
+    """The shared claims fixture at ``now`` (its relative times added to ``now``)."""
+    claims = {name: now + offset for name, offset in CLAIMS_FIXTURE["relative_times"].items()}
+    claims.update(copy.deepcopy(CLAIMS_FIXTURE["claims"]))
+    return claims
+
+
+def with_overrides(claims: dict, overrides: dict) -> dict:
+    """``claims`` with each override set, or removed where its value is ``DELETE``."""
     for name, value in overrides.items():
         if value is DELETE:
             claims.pop(name, None)
         else:
             claims[name] = value
     return claims
+
+
+def keycloak_claims(issuer: str, now: int | None = None, lifetime: int = 300, **overrides) -> dict:
+    """Claims shaped like a Keycloak access token for the ``mcp-client`` client: the shared
+    fixture, issued by ``issuer`` at ``now`` for ``lifetime`` seconds, with a fresh ``jti``,
+    ``sub`` and ``sid`` per token (tests tell tokens and users apart by them)."""
+    now = int(time.time()) if now is None else now
+    claims = fixture_claims(now)
+    claims.update({
+        "exp": now + lifetime,
+        "iss": issuer,
+        "jti": str(uuid.uuid4()),
+        "sub": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+    })
+    return with_overrides(claims, overrides)
 
 
 class _Delete:

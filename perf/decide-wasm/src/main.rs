@@ -8,8 +8,8 @@ use mcp_auth_filter::response::Responses;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (jwks, token) = (&args[1], &args[2]);
-    let now: u64 = args[3].parse().unwrap();
+    let token = &args[1];
+    let now: u64 = args[2].parse().unwrap();
     let cfg = FilterConfig::parse(
         serde_json::json!({
             "issuer": "http://localhost:8080/realms/my-realm",
@@ -22,6 +22,8 @@ fn main() {
         .as_bytes(),
     )
     .unwrap();
+    // The unit tests' Keycloak-shaped key set (`test-fixtures`): the key mint.py signs with.
+    let jwks = mcp_auth_filter::testkeys::keycloak_jwks().to_string();
     let keys = KeySet::parse(jwks.as_bytes()).unwrap();
     let responses = Responses::new(&cfg);
     let mut cache = VerdictCache::new(4096, 8 << 20);

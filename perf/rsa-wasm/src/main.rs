@@ -5,7 +5,7 @@
 //! with ratios.
 //!
 //! Usage: `rsa-wasm-bench [iterations-per-round] [rounds]` (native), or in wasm through
-//! `node run.mjs rsa-wasm-bench.wasm [iterations] [rounds]`.
+//! `node ../../scripts/wasi_test.mjs rsa-wasm-bench.wasm [iterations] [rounds]`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing)] // a benchmark harness
 
