@@ -119,6 +119,8 @@ def test_shipped_mcp_policy_is_the_reference_story():
     cors = envoy_config.http_connection_manager(cfg)["route_config"]["virtual_hosts"][0]["typed_per_filter_config"]
     allowed = {h.strip() for h in cors["envoy.filters.http.cors"]["allow_headers"].split(",")}
     assert {"mcp-method", "mcp-name", "mcp-protocol-version", "mcp-session-id"} <= allowed  # both eras from a browser
+    # The policy reads a POST's body after pausing its headers: Envoy must keep calling the filter.
+    assert envoy_config.wasm_filter(cfg)["allow_on_headers_stop_iteration"] is True
 
 
 def test_render_keeps_the_mcp_policy_and_can_drop_it():
