@@ -373,6 +373,19 @@ describe('MCP authorization: step-up and rules (SDK 2.x client, Inspector CLI)',
     });
   }
 
+  test('Inspector CLI: eitan calls whoami; alice cannot, her list does not have it', T, async () => {
+    const eitan = await inspectorAs('eitan', ['--method', 'tools/call', '--tool-name', 'whoami']);
+    assert.equal(eitan.value.code, 0, explain(eitan.value.describe(), JSON.stringify(eitan.delta)));
+    const who = eitan.value.json?.result?.structuredContent;
+    assert.ok(who?.roles?.includes('admin') && who?.scopes?.includes('mcp:admin'), explain(eitan.value.describe()));
+    const alice = await inspectorAs('alice', ['--method', 'tools/call', '--tool-name', 'whoami']);
+    assert.notEqual(alice.value.code, 0, explain(alice.value.describe()));
+    // The Inspector looks the tool up in its list first: alice's list does not have it.
+    assert.match(alice.value.stderr, /Tool 'whoami' not found/, explain(alice.value.describe()));
+    assert.equal(alice.delta['mcp_auth.mcp.list_filtered'], 1, JSON.stringify(alice.delta));
+    assert.equal(alice.delta['mcp_auth.mcp.denied.rule'] ?? 0, 0, JSON.stringify(alice.delta));
+  });
+
   // Last: it replaces the gateway. The tutorial's agentgateway rule, verbatim, through Envoy.
   test('the agentgateway rule verbatim: mcp.tool.name == "echo" && "admin" in jwt.roles', T, async () => {
     const rule = 'mcp.tool.name == "echo" && "admin" in jwt.roles';
