@@ -1,6 +1,7 @@
 # Every target installs what it needs, idempotently: a fresh clone needs only `make test` or
 # `make run`. Tools land inside the repository (.venv, .tools, node_modules), except the
-# Rust wasm target (rustup) and Debian packages (clang, wrk), installed when missing.
+# Rust wasm target (rustup) and Debian packages (clang, wrk, skopeo, docker-registry), installed
+# when missing.
 SHELL := /bin/bash
 .DEFAULT_GOAL := wasm
 
@@ -13,8 +14,8 @@ ENVOY := $(VENV)/bin/envoy
 # release profile's LTO is tuned for the wasm filter and would only add minutes).
 ECHO_SERVER := target/debug/echo-server
 
-.PHONY: wasm wasm-target echo-server-bin venv node authserver-deps e2e-deps setup \
-        test unit lint integration authserver-test e2e run authserver validate bench bench-noop fuzz soak clean
+.PHONY: wasm wasm-target oci oci-tools oci-push echo-server-bin echo-server-release venv bench-venv node authserver-deps e2e-deps conformance-deps setup \
+        test unit lint integration authserver-test e2e conformance run authserver validate bench bench-noop fuzz soak clean
 
 # --- toolchain and tools -----------------------------------------------------------------
 
@@ -31,6 +32,12 @@ $(VENV)/.installed: tests/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+# The benchmark's extra Python packages (FastMCP, for the tutorial's server in the full-stack rows).
+bench-venv: $(VENV)/.bench-installed
+$(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
 # Node.js 22 from npm into .tools/node, and the packages of the dev authorization server and
 # of the end-to-end tests (npm ci from their lock files).
 node:
@@ -39,8 +46,11 @@ authserver-deps: node
 	bash scripts/node.sh ci authserver
 e2e-deps: node
 	bash scripts/node.sh ci tests/e2e
+# The MCP conformance suite and the reference MCP server (server-everything) of the transparency test.
+conformance-deps: node
+	bash scripts/node.sh ci tests/conformance
 
-setup: wasm-target venv authserver-deps e2e-deps
+setup: wasm-target venv authserver-deps e2e-deps conformance-deps
 
 # --- builds ------------------------------------------------------------------------------
 
@@ -51,9 +61,35 @@ wasm: wasm-target
 	python3 scripts/wasm_exports.py trim $(WASM)
 	@ls -l $(WASM) | awk '{printf "%s: %d bytes\n", $$9, $$5}'
 
+# The module as an OCI image (Wasm image spec, compat variant: one tar+gzip layer holding
+# plugin.wasm) in an OCI image layout, written by scripts/oci_image.py, no Docker; the same .wasm
+# gives the same digest. skopeo reads it back as a check. README, *Deploying*.
+OCI_TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+OCI_LAYOUT := target/oci/mcp-auth-filter
+oci: wasm oci-tools
+	python3 scripts/oci_image.py build $(WASM) $(OCI_LAYOUT) --tag $(OCI_TAG) --digest-file $(OCI_LAYOUT).digest >/dev/null
+	skopeo inspect --raw oci:$(OCI_LAYOUT):$(OCI_TAG) >/dev/null
+	@echo "$(OCI_LAYOUT):$(OCI_TAG) $$(cat $(OCI_LAYOUT).digest)"
+
+# skopeo copies images between a layout and a registry; docker-registry (the CNCF distribution
+# registry) is the local registry the round-trip test starts. Debian's packages, when missing.
+oci-tools:
+	@command -v skopeo >/dev/null && command -v docker-registry >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo docker-registry >/dev/null; } \
+	  || { echo "skopeo and docker-registry are needed: apt-get install skopeo docker-registry" >&2; exit 1; }
+
+# `make oci-push OCI_DEST=docker://registry.example.com/mcp-auth-filter:0.1.0`: the digest is kept.
+oci-push: oci
+	@test -n "$(OCI_DEST)" || { echo "set OCI_DEST=docker://REGISTRY/REPO:TAG" >&2; exit 1; }
+	skopeo copy --preserve-digests oci:$(OCI_LAYOUT):$(OCI_TAG) $(OCI_DEST)
+
 # (Not named `echo-server`: make would take the directory of that name for the target.)
 echo-server-bin:
 	cargo build -p echo-server
+
+# The benchmark's full-stack rows run echo-server as it would be deployed: a release build.
+echo-server-release:
+	cargo build --release -p echo-server
 
 # --- tests -------------------------------------------------------------------------------
 
@@ -67,13 +103,14 @@ lint: wasm-target
 	cargo clippy --release --target $(WASM_TARGET) -p mcp-auth-filter -- -D warnings
 	@# The standalone crates (own [workspace]) build against the filter's API too: a rename
 	@# there must fail here, in seconds, not in `make fuzz` at the end of CI.
-	for crate in fuzz bench/noop-filter perf/decide-wasm perf/rsa-wasm; do \
+	for crate in fuzz bench/noop-filter perf/decide-wasm perf/rsa-wasm perf/lists-wasm; do \
 	  cargo fmt --manifest-path $$crate/Cargo.toml --check || exit 1; \
 	  cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
 	done
 
-# A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream.
-integration: wasm venv
+# A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream; the OCI image's
+# round trip through a local registry; the MCP conformance comparison (its npm packages).
+integration: wasm oci venv conformance-deps
 	$(PY) -m pytest -q tests
 
 # Real MCP clients (MCP Inspector CLI, MCP TypeScript SDK) through Envoy, with the dev
@@ -85,8 +122,16 @@ e2e: wasm echo-server-bin venv authserver-deps e2e-deps
 authserver-test: authserver-deps
 	bash scripts/node.sh run node --test authserver/test/*.test.js
 
+# Transparency: the MCP conformance suite's server scenarios against the reference MCP server,
+# directly and through Envoy + the filter with a valid token, every result compared (about 5 s;
+# also in `make integration` as tests/test_conformance.py). A JSON object in
+# MCP_AUTH_CONFORMANCE_CONFIG is merged into the filter configuration.
+conformance: wasm venv conformance-deps
+	$(PY) tests/transparency.py
+
 validate: wasm venv
 	$(ENVOY) --mode validate -c envoy.yaml
+	$(ENVOY) --mode validate -c deploy/envoy/envoy.yaml
 
 test: lint unit integration authserver-test e2e validate
 
@@ -110,9 +155,10 @@ bench-noop: wasm-target
 	python3 scripts/wasm_exports.py trim $(NOOP_WASM:.wasm=_lean.wasm)
 
 # Side by side: no auth, jwt_authn (+ its cache), no-op wasm (+ lean), mcp_auth; Envoy and wrk pinned
-# to different cores; installs wrk if missing. `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1`
-# for a quick run.
-bench: wasm bench-noop venv
+# to different cores; installs wrk if missing. Then the full-stack rows: one MCP call through the
+# tutorial's FastMCP, Envoy + mcp_auth + echo-server, Envoy alone + echo-server, echo-server alone.
+# `make bench BENCH_SECONDS=2 BENCH_ROUNDS=1` for a quick run; `BENCH_CELLS=mcp` for the full stack only.
+bench: wasm bench-noop venv bench-venv echo-server-release
 	$(PY) bench/run.py
 
 fuzz:
@@ -127,4 +173,4 @@ soak: wasm venv
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .tools authserver/node_modules tests/e2e/node_modules
+	rm -rf $(VENV) .tools authserver/node_modules tests/e2e/node_modules tests/conformance/node_modules

@@ -25,6 +25,9 @@ The plugin's URLs are not rebased (``rebase=False``): the issuer stays
 kept between runs); ``jwks.uri`` only provides the ``:authority``/``:path`` of the fetch, which goes
 to the ``authorization_server`` cluster, rendered onto the bench's JWKS port.
 
+The full-stack rows (bench/fullstack.py) use ``render_full_stack``: the shipped file unchanged but for
+ports, proxying to a real echo-server, with our filter or without any auth filter.
+
 CLI (inspect what the bench runs):
 
     python bench/configs.py --variant jwt_authn > /tmp/envoy.yaml
@@ -136,15 +139,32 @@ def render(variant: str, listen_port: int, admin_port: int, auth_port: int, upst
     return cfg
 
 
+def render_full_stack(with_filter: bool, listen_port: int, admin_port: int, auth_port: int,
+                      upstream_port: int, ours_wasm: Path = OURS_WASM) -> dict:
+    """The full-stack rows' Envoy: the shipped envoy.yaml as users run it, proxying to the
+    ``echo_server`` cluster (here an echo-server on ``upstream_port``), with or without our filter."""
+    cfg = envoy_config.render(listen_port, admin_port, upstream_port, auth_port, wasm=ours_wasm,
+                              rebase=False)
+    if not with_filter:
+        hcm = envoy_config.http_connection_manager(cfg)
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] != envoy_config.WASM_FILTER]
+    return cfg
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--variant", choices=VARIANTS + ("full_stack", "full_stack_no_auth"), required=True,
+                        help="full_stack[_no_auth]: the full-stack rows' proxying Envoy")
     parser.add_argument("--listen-port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=10001)
     parser.add_argument("--auth-port", type=int, default=10003)
     parser.add_argument("--upstream-port", type=int, default=10002)
     args = parser.parse_args(argv)
-    cfg = render(args.variant, args.listen_port, args.admin_port, args.auth_port, args.upstream_port)
+    if args.variant.startswith("full_stack"):
+        cfg = render_full_stack(args.variant == "full_stack", args.listen_port, args.admin_port,
+                                args.auth_port, args.upstream_port)
+    else:
+        cfg = render(args.variant, args.listen_port, args.admin_port, args.auth_port, args.upstream_port)
     sys.stdout.write(envoy_config.dump(cfg))
     return 0
 

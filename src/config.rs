@@ -8,10 +8,11 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::jws::Algorithm;
 use crate::mcp::policy::McpPolicy;
+use crate::sessions::SessionConfig;
 use crate::url::HttpUrl;
 
 /// A configuration error, worded for an operator.
@@ -50,17 +51,57 @@ pub struct FilterConfig {
     pub claims_to_headers: Vec<(String, String)>,
     pub token_cache_capacity: usize,
     pub token_cache_max_bytes: usize,
+    /// Which JWTs count as access tokens.
+    pub token_types: TokenTypes,
+    /// Sessions bound to their user; `None` when `session_binding.enabled` is false.
+    pub session_binding: Option<SessionConfig>,
+    /// The MCP endpoint's path: the `mcp` section's endpoint, else the resource's path.
+    pub mcp_path: String,
     /// MCP-aware authorization (the `mcp` section), compiled; `None` without the section.
     pub mcp: Option<McpSection>,
 }
 
+/// The JWT types accepted as access tokens (`token_types`). By default: a header `typ` that
+/// is absent, `JWT` or `at+jwt`, and a payload `typ`, when present, of `Bearer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenTypes {
+    /// Accepted header `typ` values, normalised (see [`TokenTypes::normalise_header`]).
+    pub header: Vec<String>,
+    /// Whether a token without a header `typ` is refused.
+    pub header_required: bool,
+    /// Accepted payload `typ` values, compared exactly.
+    pub payload: Vec<String>,
+    /// Whether a token without a payload `typ` is refused.
+    pub payload_required: bool,
+}
+
+impl TokenTypes {
+    /// A header `typ` is a media type: compared without case and without its optional
+    /// `application/` prefix (RFC 7515 4.1.9).
+    pub fn normalise_header(typ: &str) -> String {
+        let lower = typ.to_ascii_lowercase();
+        lower.strip_prefix("application/").map_or(lower.clone(), str::to_string)
+    }
+}
+
+impl Default for TokenTypes {
+    fn default() -> TokenTypes {
+        TokenTypes {
+            header: vec!["jwt".into(), "at+jwt".into()],
+            header_required: false,
+            payload: vec!["Bearer".into()],
+            payload_required: false,
+        }
+    }
+}
+
 /// The compiled `mcp` policy. Compared by identity: compiled CEL programs have no equality.
 #[derive(Debug, Clone)]
-pub struct McpSection(pub Rc<McpPolicy>);
+pub struct McpSection(pub Arc<McpPolicy>);
 
 impl PartialEq for McpSection {
     fn eq(&self, other: &McpSection) -> bool {
-        Rc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -117,7 +158,48 @@ struct RawConfig {
     #[serde(default)]
     token_cache: Option<RawTokenCache>,
     #[serde(default)]
+    token_types: Option<RawTokenTypes>,
+    #[serde(default)]
+    session_binding: Option<RawSessionBinding>,
+    #[serde(default)]
     mcp: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSessionBinding {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_max_sessions")]
+    max_sessions: u64,
+    #[serde(default = "default_session_idle_timeout")]
+    idle_timeout_s: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_sessions() -> u64 {
+    DEFAULT_MAX_SESSIONS
+}
+fn default_session_idle_timeout() -> u64 {
+    DEFAULT_SESSION_IDLE_TIMEOUT_S
+}
+
+pub const DEFAULT_MAX_SESSIONS: u64 = 16_384;
+pub const DEFAULT_SESSION_IDLE_TIMEOUT_S: u64 = 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenTypes {
+    #[serde(default)]
+    header: Option<Vec<String>>,
+    #[serde(default)]
+    header_required: bool,
+    #[serde(default)]
+    payload: Option<Vec<String>>,
+    #[serde(default)]
+    payload_required: bool,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +342,8 @@ impl FilterConfig {
         let (mut resource_metadata, metadata_url, metadata_paths) =
             validate_metadata(raw.resource_metadata)?;
         let mcp = validate_mcp(raw.mcp, &resource_path, &mut resource_metadata)?;
+        let token_types = validate_token_types(raw.token_types)?;
+        let session_binding = validate_session_binding(raw.session_binding)?;
         let claims_to_headers = validate_claims_to_headers(raw.claims_to_headers)?;
         let (token_cache_capacity, token_cache_max_bytes) = validate_token_cache(raw.token_cache)?;
         Ok(FilterConfig {
@@ -277,8 +361,19 @@ impl FilterConfig {
             claims_to_headers,
             token_cache_capacity,
             token_cache_max_bytes,
+            token_types,
+            session_binding,
+            mcp_path: mcp.as_ref().map_or_else(
+                || if resource_path.is_empty() { "/".to_string() } else { resource_path.clone() },
+                |m| m.0.endpoint().to_string(),
+            ),
             mcp,
         })
+    }
+
+    /// Whether `path` (query ignored) is the MCP endpoint.
+    pub fn is_mcp_path(&self, path: &str) -> bool {
+        path.split(['?', '#']).next() == Some(self.mcp_path.as_str())
     }
 
     /// Whether `path` (query ignored) is the MCP endpoint the `mcp` policy applies to.
@@ -287,6 +382,57 @@ impl FilterConfig {
         let path = path.split(['?', '#']).next().unwrap_or_default();
         (path == policy.endpoint()).then_some(&**policy)
     }
+}
+
+/// `session_binding`: on unless disabled; bounded table, idle expiry.
+fn validate_session_binding(
+    raw: Option<RawSessionBinding>,
+) -> Result<Option<SessionConfig>, ConfigError> {
+    let raw = raw.unwrap_or(RawSessionBinding {
+        enabled: true,
+        max_sessions: DEFAULT_MAX_SESSIONS,
+        idle_timeout_s: DEFAULT_SESSION_IDLE_TIMEOUT_S,
+    });
+    if !raw.enabled {
+        return Ok(None);
+    }
+    if !(1..=1_000_000).contains(&raw.max_sessions) {
+        return Err(invalid("session_binding.max_sessions", "must be between 1 and 1000000"));
+    }
+    if !(1..=MAX_SECONDS).contains(&raw.idle_timeout_s) {
+        return Err(invalid(
+            "session_binding.idle_timeout_s",
+            format!("must be between 1 and {MAX_SECONDS}"),
+        ));
+    }
+    Ok(Some(SessionConfig {
+        max_sessions: raw.max_sessions,
+        idle_timeout_ms: raw.idle_timeout_s * 1000,
+    }))
+}
+
+/// `token_types`: the accepted header and payload `typ` values; a list given replaces the
+/// default one, and must not be empty.
+fn validate_token_types(raw: Option<RawTokenTypes>) -> Result<TokenTypes, ConfigError> {
+    let defaults = TokenTypes::default();
+    let Some(raw) = raw else { return Ok(defaults) };
+    let list = |field: &str, values: Option<Vec<String>>, default: Vec<String>| match values {
+        None => Ok(default),
+        Some(values) if values.is_empty() => Err(invalid(field, "must not be empty")),
+        Some(values) => {
+            for (i, v) in values.iter().enumerate() {
+                non_empty(&format!("{field}[{i}]"), v)?;
+            }
+            Ok(values)
+        }
+    };
+    let header = list("token_types.header", raw.header, defaults.header)?;
+    Ok(TokenTypes {
+        header: header.iter().map(|t| TokenTypes::normalise_header(t)).collect(),
+        header_required: raw.header_required,
+        payload: list("token_types.payload", raw.payload, defaults.payload)?,
+        payload_required: raw.payload_required,
+    })
 }
 
 /// The `mcp` section: compiled, its endpoint defaulting to the resource's path; every scope it
@@ -305,7 +451,7 @@ fn validate_mcp(
             supported.push(scope.to_string());
         }
     }
-    Ok(Some(McpSection(Rc::new(policy))))
+    Ok(Some(McpSection(Arc::new(policy))))
 }
 
 /// The issuer, audiences, required scopes, skew and token size.

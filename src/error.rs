@@ -16,6 +16,8 @@ pub enum TokenError {
     Expired,
     NotYetValid,
     IssuedInFuture,
+    /// Not an access token: an ID token, or a JWT of another type (RFC 8725 3.11).
+    WrongType,
 }
 
 impl TokenError {
@@ -34,6 +36,7 @@ impl TokenError {
             TokenError::Expired => "expired",
             TokenError::NotYetValid => "not_yet_valid",
             TokenError::IssuedInFuture => "issued_in_future",
+            TokenError::WrongType => "wrong_token_type",
         }
     }
 
@@ -51,6 +54,7 @@ impl TokenError {
             TokenError::Expired => "token expired",
             TokenError::NotYetValid => "token not yet valid",
             TokenError::IssuedInFuture => "token issued in the future",
+            TokenError::WrongType => "not an access token",
         }
     }
 
@@ -78,11 +82,12 @@ impl TokenError {
             TokenError::Expired => 9,
             TokenError::NotYetValid => 10,
             TokenError::IssuedInFuture => 11,
+            TokenError::WrongType => 12,
         }
     }
 
     /// One of each kind (for precomputing responses).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
     pub const ALL: [TokenError; TokenError::COUNT] = [
         TokenError::TooLarge,
         TokenError::Malformed(""),
@@ -96,6 +101,7 @@ impl TokenError {
         TokenError::Expired,
         TokenError::NotYetValid,
         TokenError::IssuedInFuture,
+        TokenError::WrongType,
     ];
 }
 
@@ -109,10 +115,12 @@ pub enum DenyReason {
     MethodNotAllowed,
     /// The host's clock could not be read: nothing can be checked for expiry.
     ClockUnavailable,
+    /// An `Mcp-Session-Id` bound to another subject than the token's.
+    SessionMismatch,
 }
 
 impl DenyReason {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     pub const ALL: [DenyReason; DenyReason::COUNT] = [
         DenyReason::MissingToken,
         DenyReason::InvalidRequest,
@@ -120,6 +128,7 @@ impl DenyReason {
         DenyReason::JwksUnavailable,
         DenyReason::MethodNotAllowed,
         DenyReason::ClockUnavailable,
+        DenyReason::SessionMismatch,
     ];
 
     /// Stable name, used in stats (`mcp_auth.denied.<reason>`) and log lines.
@@ -131,6 +140,7 @@ impl DenyReason {
             DenyReason::JwksUnavailable => "jwks_unavailable",
             DenyReason::MethodNotAllowed => "method_not_allowed",
             DenyReason::ClockUnavailable => "clock_unavailable",
+            DenyReason::SessionMismatch => "session_mismatch",
         }
     }
 

@@ -64,6 +64,8 @@ impl Algorithm {
 pub struct CompactJws<'a> {
     pub alg: Algorithm,
     pub kid: Option<String>,
+    /// The header's `typ` (RFC 7515 4.1.9), when present.
+    pub typ: Option<String>,
     /// `base64url(header) . base64url(payload)`: the bytes the signature covers.
     pub signing_input: &'a str,
     pub payload_b64: &'a str,
@@ -109,10 +111,15 @@ pub fn decode(token: &str) -> Result<CompactJws<'_>, TokenError> {
         Some(Value::String(kid)) => Some(kid.clone()),
         Some(_) => return Err(TokenError::Malformed("kid is not a string")),
     };
+    let typ = match header.get("typ") {
+        None => None,
+        Some(Value::String(typ)) => Some(typ.clone()),
+        Some(_) => return Err(TokenError::Malformed("typ is not a string")),
+    };
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     let signing_input =
         token.get(..signing_input_len).ok_or(TokenError::Malformed("not a compact JWS"))?;
-    Ok(CompactJws { alg, kid, signing_input, payload_b64, signature })
+    Ok(CompactJws { alg, kid, typ, signing_input, payload_b64, signature })
 }
 
 /// Decodes the (already authenticated) payload into a JSON object of claims.

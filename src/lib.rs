@@ -23,6 +23,7 @@ pub mod keys;
 pub mod mcp;
 pub mod response;
 pub mod rsa_verify;
+pub mod sessions;
 pub mod stats;
 pub mod token;
 pub mod token_cache;

@@ -108,6 +108,14 @@ pub fn insufficient_scope(config: &FilterConfig) -> LocalResponse {
     )
 }
 
+/// 404 for a session id bound to another user: as a server answers an unknown session, so the
+/// client starts a new one. A JSON-RPC error body (the request's id is not read here).
+pub fn session_not_found() -> LocalResponse {
+    let body = json!({"jsonrpc": "2.0", "id": null,
+                      "error": {"code": -32001, "message": "Session not found"}});
+    json_response(404, vec![], body.to_string().into_bytes())
+}
+
 /// 503 while no key set could be loaded.
 pub fn keys_unavailable(retry_after_s: u64) -> LocalResponse {
     json_response(

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, TokenTypes};
 use crate::error::TokenError;
 use crate::jws;
 use crate::keys::{KeyId, KeyLookup, KeyMatch, KeySet};
@@ -47,6 +47,7 @@ pub fn validate(
     jwk.key.verify(jws.alg, jws.signing_input.as_bytes(), &jws.signature)?;
 
     let claims = jws::decode_payload(jws.payload_b64)?;
+    check_type(jws.typ.as_deref(), &claims, &config.token_types)?;
     check_issuer(&claims, &config.issuer)?;
     check_audience(&claims, &config.audiences)?;
     let skew = config.clock_skew_s;
@@ -76,6 +77,30 @@ pub fn validate(
 /// Strings, fractions and absurd values are refused rather than guessed at.
 fn numeric_date(value: &Value) -> Option<u64> {
     value.as_u64().filter(|v| *v <= MAX_NUMERIC_DATE)
+}
+
+/// Explicit typing (RFC 8725 3.11, RFC 9068): the header's `typ` and the payload's `typ`
+/// (Keycloak's "Bearer" / "ID") must name an access token, so an ID token or another JWT the
+/// same issuer signs for the same audience is not taken for one.
+fn check_type(
+    header_typ: Option<&str>,
+    claims: &Map<String, Value>,
+    types: &TokenTypes,
+) -> Result<(), TokenError> {
+    let header_ok = match header_typ {
+        None => !types.header_required,
+        Some(typ) => types.header.iter().any(|t| t == &TokenTypes::normalise_header(typ)),
+    };
+    let payload_ok = match claims.get("typ") {
+        None => !types.payload_required,
+        Some(Value::String(typ)) => types.payload.iter().any(|t| t == typ),
+        Some(_) => false,
+    };
+    if header_ok && payload_ok {
+        Ok(())
+    } else {
+        Err(TokenError::WrongType)
+    }
 }
 
 fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), TokenError> {
@@ -306,5 +331,67 @@ mod tests {
         // A scope that is a prefix of a granted one is not granted.
         let prefix = json!({"scope": "mcp:toolsX"});
         assert_eq!(missing_scopes(prefix.as_object().unwrap(), &required[..1]), vec!["mcp:tools"]);
+    }
+
+    #[test]
+    fn only_access_tokens_pass_the_type_check() {
+        let claims = testkeys::claims;
+        let header = |typ: Option<&str>| match typ {
+            Some(t) => json!({"alg": "RS256", "typ": t, "kid": RSA_KID}),
+            None => json!({"alg": "RS256", "kid": RSA_KID}),
+        };
+        for typ in [None, Some("JWT"), Some("jwt"), Some("at+jwt"), Some("application/at+JWT")] {
+            assert!(check(&mint(&header(typ), &claims())).is_ok(), "{typ:?}");
+        }
+        for typ in ["JOSE", "id+jwt", "application/jose", ""] {
+            assert_eq!(
+                check(&mint(&header(Some(typ)), &claims())).unwrap_err(),
+                TokenError::WrongType
+            );
+        }
+        // Keycloak's ID token: payload typ "ID"; a refresh token "Refresh"; a non-string typ.
+        for typ in [json!("ID"), json!("Refresh"), json!("bearer"), json!(1), json!(null)] {
+            let token =
+                mint(&header(Some("JWT")), &testkeys::claims_with(json!({"typ": typ.clone()})));
+            let result = check(&token);
+            if typ.is_null() {
+                assert!(result.is_ok(), "an absent payload typ passes by default");
+            } else {
+                assert_eq!(result.unwrap_err(), TokenError::WrongType, "{typ}");
+            }
+        }
+        // A non-string header typ is a malformed header.
+        let bad = mint(&json!({"alg": "RS256", "typ": 7, "kid": RSA_KID}), &claims());
+        assert!(matches!(check(&bad), Err(TokenError::Malformed(_))));
+    }
+
+    #[test]
+    fn token_types_can_require_and_replace() {
+        let mut v: serde_json::Value = json!({
+            "issuer": testkeys::ISSUER,
+            "audiences": [testkeys::AUDIENCE],
+            "jwks": {"cluster": "c", "uri": "http://localhost:8080/certs"},
+            "resource_metadata": {
+                "resource": "http://localhost:9000/mcp",
+                "authorization_servers": [testkeys::ISSUER]
+            },
+            "token_types": {"header": ["at+jwt"], "header_required": true, "payload_required": true}
+        });
+        let cfg = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
+        let run = |t: &str| validate(t, &keycloak_keys(), &cfg, NOW);
+        let rfc9068 =
+            mint(&json!({"alg": "RS256", "typ": "at+jwt", "kid": RSA_KID}), &testkeys::claims());
+        assert!(run(&rfc9068).is_ok());
+        let plain =
+            mint(&json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID}), &testkeys::claims());
+        assert_eq!(run(&plain).unwrap_err(), TokenError::WrongType);
+        let untyped = mint(
+            &json!({"alg": "RS256", "typ": "at+jwt", "kid": RSA_KID}),
+            &testkeys::claims_with(json!({"typ": null})),
+        );
+        assert_eq!(run(&untyped).unwrap_err(), TokenError::WrongType);
+        v["token_types"] = json!({"header": []});
+        let err = FilterConfig::parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(err.0.contains("token_types.header"), "{err}");
     }
 }

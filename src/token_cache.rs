@@ -20,6 +20,11 @@ use std::rc::Rc;
 use crate::error::TokenError;
 use crate::keys::{KeyId, KeyLookup, KeySet};
 
+/// How long a cached refusal is kept. Refusals are cached so a flood of the same junk token
+/// costs one check, but they do not stay forever: a refused token holds cache room only while
+/// it is being repeated.
+pub const REFUSAL_TTL_S: u64 = 300;
+
 /// How many trailing bytes of a token index the table.
 const TAIL: usize = 24;
 type Tail = [u8; TAIL];
@@ -74,7 +79,8 @@ pub enum Verdict<T> {
 struct Entry<T> {
     token: Box<str>,
     verdict: Verdict<T>,
-    /// Seconds; the entry is good while `now < valid_until + skew` (refusals: `u64::MAX`).
+    /// Seconds; the entry is good while `now < valid_until + skew` (refusals: a while after
+    /// they were made, see [`REFUSAL_TTL_S`]).
     valid_until: u64,
 }
 
@@ -141,8 +147,10 @@ impl<T> TokenCache<T> {
         self.entries.get(&key).map(|e| &e.verdict)
     }
 
-    /// Remembers a verdict. Refusals that could change without a key-set change are not kept.
-    pub fn put(&mut self, token: &str, verdict: Verdict<T>) {
+    /// Remembers a verdict made at `now` (seconds). Refusals that could change without a
+    /// key-set change are not kept; a refusal never displaces an accepted token that shares
+    /// its tail (a forger copying a genuine token's last bytes must not evict it).
+    pub fn put(&mut self, token: &str, verdict: Verdict<T>, now: u64) {
         let Some(key) = tail(token) else { return };
         if self.capacity == 0 || token.len() > self.max_bytes {
             return;
@@ -154,10 +162,16 @@ impl<T> TokenCache<T> {
                 | TokenError::BadIssuer
                 | TokenError::BadAudience
                 | TokenError::MissingExp
-                | TokenError::Expired,
-            ) => u64::MAX,
+                | TokenError::Expired
+                | TokenError::WrongType,
+            ) => now.saturating_add(REFUSAL_TTL_S),
             Verdict::Refused(_) => return,
         };
+        if let (Verdict::Refused(_), Some(held)) = (&verdict, self.entries.get(&key)) {
+            if matches!(held.verdict, Verdict::Valid { .. }) && *held.token != *token {
+                return;
+            }
+        }
         self.remove(&key);
         self.bytes += token.len();
         self.entries.insert(key, Entry { token: token.into(), verdict, valid_until });
@@ -221,7 +235,7 @@ mod tests {
     #[test]
     fn hit_until_exp_plus_skew() {
         let mut c = TokenCache::new(10, 1 << 20);
-        c.put(&tok(1), valid(100, [1; 32]));
+        c.put(&tok(1), valid(100, [1; 32]), 0);
         assert!(c.get(&tok(1), 50, 0).is_some());
         assert!(c.get(&tok(1), 104, 5).is_some());
         assert!(c.get(&tok(1), 105, 5).is_none());
@@ -234,12 +248,19 @@ mod tests {
         let mut c = TokenCache::new(10, 1 << 20);
         let genuine = tok(7);
         let forged = format!("X{}", &genuine[1..]);
-        c.put(&genuine, valid(100, [1; 32]));
+        c.put(&genuine, valid(100, [1; 32]), 0);
         assert!(c.get(&forged, 0, 0).is_none());
-        // A forged token's refusal replaces the entry, it never answers for the genuine one.
-        c.put(&forged, Verdict::Refused(TokenError::BadSignature));
+        // A refused token sharing the tail of another: it never answers for the other, in
+        // either order (a refusal held first is replaced by the genuine token's verdict).
+        c.put(&forged, Verdict::Refused(TokenError::BadSignature), 0);
+        assert!(c.get(&genuine, 0, 0).is_some());
+        assert!(c.get(&forged, 0, 0).is_none());
+        let mut c = TokenCache::new(10, 1 << 20);
+        c.put(&forged, Verdict::Refused(TokenError::BadSignature), 0);
         assert!(c.get(&genuine, 0, 0).is_none());
-        assert_eq!(c.get(&forged, 0, 0), Some(&Verdict::Refused(TokenError::BadSignature)));
+        c.put(&genuine, valid(100, [1; 32]), 0);
+        assert!(c.get(&genuine, 0, 0).is_some());
+        assert!(c.get(&forged, 0, 0).is_none());
         assert!(c.get("short", 0, 0).is_none());
     }
 
@@ -247,7 +268,7 @@ mod tests {
     fn bounded_in_entries_and_bytes() {
         let mut c = TokenCache::new(3, 1 << 20);
         for i in 0..10 {
-            c.put(&tok(i), valid(1000, [1; 32]));
+            c.put(&tok(i), valid(1000, [1; 32]), 0);
             assert!(c.len() <= 3);
         }
         assert!(c.get(&tok(9), 0, 0).is_some());
@@ -256,12 +277,12 @@ mod tests {
         let size = tok(0).len();
         let mut c = TokenCache::new(100, size * 2);
         for i in 0..10 {
-            c.put(&tok(i), valid(1000, [1; 32]));
+            c.put(&tok(i), valid(1000, [1; 32]), 0);
             assert!(c.bytes <= size * 2);
         }
         assert_eq!(c.len(), 2);
         let mut c = TokenCache::new(100, 10);
-        c.put(&tok(0), valid(1000, [1; 32]));
+        c.put(&tok(0), valid(1000, [1; 32]), 0);
         assert!(c.is_empty(), "a token larger than the byte budget is not kept");
     }
 
@@ -282,18 +303,18 @@ mod tests {
     #[test]
     fn zero_capacity_caches_nothing() {
         let mut c = TokenCache::new(0, 1 << 20);
-        c.put(&tok(1), valid(1000, [1; 32]));
+        c.put(&tok(1), valid(1000, [1; 32]), 0);
         assert!(c.get(&tok(1), 0, 0).is_none());
     }
 
     #[test]
     fn only_stable_refusals_are_kept() {
         let mut c: TokenCache<()> = TokenCache::new(10, 1 << 20);
-        c.put(&tok(1), Verdict::Refused(TokenError::BadSignature));
-        c.put(&tok(2), Verdict::Refused(TokenError::UnknownKey));
-        c.put(&tok(3), Verdict::Refused(TokenError::NotYetValid));
-        c.put(&tok(4), Verdict::Refused(TokenError::Malformed("x")));
-        assert!(c.get(&tok(1), u64::MAX - 1, 60).is_some());
+        c.put(&tok(1), Verdict::Refused(TokenError::BadSignature), 0);
+        c.put(&tok(2), Verdict::Refused(TokenError::UnknownKey), 0);
+        c.put(&tok(3), Verdict::Refused(TokenError::NotYetValid), 0);
+        c.put(&tok(4), Verdict::Refused(TokenError::Malformed("x")), 0);
+        assert!(c.get(&tok(1), 0, 60).is_some());
         assert!(c.get(&tok(2), 0, 0).is_none());
         assert!(c.get(&tok(3), 0, 0).is_none());
         assert!(c.get(&tok(4), 0, 0).is_none());
@@ -305,9 +326,9 @@ mod tests {
         let live = keys.keys[0].id;
         let mut c = TokenCache::new(10, 1 << 20);
         let by_kid = KeyLookup { kid: keys.keys[0].kid.clone(), alg: Algorithm::RS256 };
-        c.put(&tok(1), valid_by(1000, live, by_kid));
-        c.put(&tok(2), valid(1000, [9; 32]));
-        c.put(&tok(3), Verdict::Refused(TokenError::BadSignature));
+        c.put(&tok(1), valid_by(1000, live, by_kid), 0);
+        c.put(&tok(2), valid(1000, [9; 32]), 0);
+        c.put(&tok(3), Verdict::Refused(TokenError::BadSignature), 0);
         c.retain_keys(&keys);
         assert!(c.get(&tok(1), 0, 0).is_some());
         assert!(c.get(&tok(2), 0, 0).is_none());
@@ -325,8 +346,8 @@ mod tests {
         let kid_less = KeyLookup { kid: None, alg: Algorithm::RS256 };
         let by_kid = KeyLookup { kid: signing.kid.clone(), alg: Algorithm::RS256 };
         let mut c = TokenCache::new(10, 1 << 20);
-        c.put(&tok(1), valid_by(1000, signing.id, kid_less.clone()));
-        c.put(&tok(2), valid_by(1000, signing.id, by_kid.clone()));
+        c.put(&tok(1), valid_by(1000, signing.id, kid_less.clone()), 0);
+        c.put(&tok(2), valid_by(1000, signing.id, by_kid.clone()), 0);
         c.retain_keys(&keycloak);
         assert!(c.get(&tok(1), 0, 0).is_some(), "the only RS256 key: still the kid-less token's");
         assert!(c.get(&tok(2), 0, 0).is_some());
@@ -350,5 +371,27 @@ mod tests {
         let shadowed = KeySet::parse(jwks.to_string().as_bytes()).unwrap();
         c.retain_keys(&shadowed);
         assert!(c.get(&tok(2), 0, 0).is_none());
+    }
+
+    #[test]
+    fn a_refusal_expires() {
+        let mut c: TokenCache<()> = TokenCache::new(10, 1 << 20);
+        c.put(&tok(1), Verdict::Refused(TokenError::BadSignature), 1000);
+        assert!(c.get(&tok(1), 1000 + REFUSAL_TTL_S - 1, 0).is_some());
+        assert!(c.get(&tok(1), 1000 + REFUSAL_TTL_S, 0).is_none());
+        assert!(c.is_empty(), "an expired refusal leaves the cache");
+    }
+
+    #[test]
+    fn a_forgery_sharing_the_tail_does_not_evict_the_genuine_token() {
+        let mut c: TokenCache<()> = TokenCache::new(10, 1 << 20);
+        let genuine = tok(1);
+        let forged = format!("X{}", &genuine[1..]);
+        assert_eq!(tail(&genuine), tail(&forged));
+        c.put(&genuine, valid(2000, [0; 32]), 1000);
+        c.put(&forged, Verdict::Refused(TokenError::BadSignature), 1000);
+        assert!(matches!(c.get(&genuine, 1000, 0), Some(Verdict::Valid { .. })));
+        // The forgery is simply not cached: it is checked (and refused) each time.
+        assert!(c.get(&forged, 1000, 0).is_none());
     }
 }

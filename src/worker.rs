@@ -24,6 +24,7 @@ use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpVerdict};
 use crate::mcp::sse::SseRewriter;
 use crate::mcp::PendingList;
 use crate::response::{self, LocalResponse, Responses};
+use crate::sessions::{Digest16, SessionCheck, SessionTable};
 use crate::stats::{Counter, Stats};
 use crate::waiting::{self, FetchState, Resolution, WaitPlan, Waiter, WaitingRoom};
 
@@ -75,6 +76,9 @@ pub struct Worker {
     mcp: BTreeMap<u32, McpStage>,
     /// Waiting requests whose body already ended (or that have none).
     bodies_ended: BTreeSet<u32>,
+    /// Requests to the MCP endpoint without a session id: their subject, to bind a session id
+    /// the response hands out.
+    session_starts: BTreeMap<u32, Digest16>,
 }
 
 impl Worker {
@@ -98,6 +102,7 @@ impl Worker {
             clock_s: host.now_ms().map(|ms| ms / 1000),
             mcp: BTreeMap::new(),
             bodies_ended: BTreeSet::new(),
+            session_starts: BTreeMap::new(),
         })
     }
 
@@ -161,6 +166,9 @@ impl Worker {
 
     /// The upstream's response headers arrived.
     pub fn on_response_headers(&mut self, host: &impl Host, context_id: u32) -> Flow {
+        if let Some(subject) = self.session_starts.remove(&context_id) {
+            self.bind_session(host, &subject);
+        }
         let Some(McpStage::Lists { lists, body, .. }) = self.mcp.get_mut(&context_id) else {
             return Flow::Continue;
         };
@@ -248,6 +256,54 @@ impl Worker {
         self.waiting.leave(context_id);
         self.mcp.remove(&context_id);
         self.bodies_ended.remove(&context_id);
+        self.session_starts.remove(&context_id);
+    }
+
+    /// A request to the MCP endpoint with a valid token: its session id, if any, must be bound
+    /// to the token's subject or unknown; without one, the response may start a session.
+    /// Returns the flow when the request was answered here.
+    fn check_session(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        path: &str,
+        grant: &UpstreamChanges,
+    ) -> Option<Flow> {
+        let config = self.config.session_binding?;
+        let subject = grant.subject.as_ref()?;
+        if !self.config.is_mcp_path(path) {
+            return None;
+        }
+        let Some(session_id) = host.request_header("mcp-session-id") else {
+            self.session_starts.insert(context_id, *subject);
+            return None;
+        };
+        let now_ms = self.clock_s?.saturating_mul(1000);
+        match SessionTable::new(host, config).check(&session_id, subject, now_ms) {
+            Ok(SessionCheck::OtherSubject) => {
+                debug!("refused a session id bound to another subject");
+                Some(self.refuse(host, DenyReason::SessionMismatch, &response::session_not_found()))
+            }
+            Ok(SessionCheck::Same | SessionCheck::Unknown) => None,
+            Err(e) => {
+                // The binding cannot be judged: fail closed.
+                warn!("{e}");
+                Some(self.unavailable(host, 1))
+            }
+        }
+    }
+
+    /// Records the session id a response hands out, bound to the request's subject.
+    fn bind_session(&mut self, host: &impl Host, subject: &Digest16) {
+        let (Some(config), Some(session_id)) =
+            (self.config.session_binding, host.response_header("mcp-session-id"))
+        else {
+            return;
+        };
+        let now_ms = self.clock_s.unwrap_or(0).saturating_mul(1000);
+        if let Err(e) = SessionTable::new(host, config).record(&session_id, subject, now_ms) {
+            warn!("{e}");
+        }
     }
 
     /// An HTTP callout answered; ours if it is the key-set fetch in flight.
@@ -315,6 +371,9 @@ impl Worker {
             };
             match authorize::decide(&facts, &policy, &mut self.cache) {
                 Decision::Allow(changes) => {
+                    if let Some(flow) = self.check_session(host, context_id, &path, &changes) {
+                        return flow;
+                    }
                     for name in &changes.remove {
                         host.set_request_header(name, None);
                     }
@@ -357,6 +416,7 @@ impl Worker {
             return Flow::Continue;
         }
         let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
+        pin_routing_headers(host, mcp_method.as_deref(), mcp_name.as_deref());
         let headers = McpHeaders {
             content_encoding: content_encoding.as_deref(),
             mcp_method: mcp_method.as_deref(),
@@ -650,6 +710,20 @@ fn mcp_headers(host: &impl Host) -> (Option<String>, Option<String>, Option<Stri
         host.request_header("mcp-method"),
         host.request_header("mcp-name"),
     )
+}
+
+/// Leaves exactly one `Mcp-Method` and one `Mcp-Name` (when present): the values judged.
+/// The host reads only the first of repeated headers, and a server may read another one: with
+/// `Mcp-Name: echo` and `Mcp-Name: secret`, a trusted header would be judged `echo` while a
+/// server checking the last one against a `secret` body would run it.
+fn pin_routing_headers(host: &impl Host, mcp_method: Option<&str>, mcp_name: Option<&str>) {
+    for (name, value) in [("mcp-method", mcp_method), ("mcp-name", mcp_name)] {
+        if let Some(value) = value {
+            // Removing drops every copy; setting then adds the one judged.
+            host.set_request_header(name, None);
+            host.set_request_header(name, Some(value));
+        }
+    }
 }
 
 /// The path is logged without its query: a client may have put a token there.
@@ -1021,6 +1095,40 @@ mod tests {
     }
 
     #[test]
+    fn mcp_repeated_routing_headers_go_upstream_as_the_one_judged() {
+        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
+        config["mcp"] = json!({
+            "rules": ["mcp.tool.name == \"echo\""],
+            "trust_routing_headers": true
+        });
+        let host = MemoryHost::new(NOW_MS);
+        let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        arrive(&host, &mut worker, 100, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let auth = bearer(&keycloak_token());
+        host.arrive(
+            1,
+            &[
+                (":path", "/mcp"),
+                (":method", "POST"),
+                ("authorization", &auth),
+                ("mcp-method", "tools/call"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "secret"),
+            ],
+        );
+        // Judged on the first values (as Envoy hands them over), the body not read.
+        assert_eq!(worker.on_request_headers(&host, 1, false), Flow::Continue);
+        let sent: Vec<(String, String)> =
+            host.request(1).headers.into_iter().filter(|(n, _)| n.starts_with("mcp-")).collect();
+        assert_eq!(
+            sent,
+            [("mcp-method".into(), "tools/call".into()), ("mcp-name".into(), "echo".into())]
+        );
+    }
+
+    #[test]
     fn mcp_get_and_other_paths_pass_on_the_token() {
         let (host, mut worker) = mcp_setup();
         let auth = bearer(&keycloak_token());
@@ -1028,5 +1136,51 @@ mod tests {
         assert_eq!(worker.on_request_headers(&host, 1, true), Flow::Continue);
         host.arrive(2, &[(":path", "/other"), (":method", "POST"), ("authorization", &auth)]);
         assert_eq!(worker.on_request_headers(&host, 2, false), Flow::Continue);
+    }
+
+    #[test]
+    fn a_session_id_is_bound_to_the_subject_that_started_it() {
+        let (host, mut worker) = setup();
+        let alice = keycloak_token();
+        let bob = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &testkeys::claims_with(json!({"sub": "bob"})),
+        );
+        arrive(&host, &mut worker, 1, &alice);
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        // The server hands out a session on the response to alice's first request.
+        host.set_response_headers(1, &[("mcp-session-id", "s-1")]);
+        worker.on_response_headers(&host, 1);
+        let with_session = |id: u32, token: &str| {
+            let auth = bearer(token);
+            host.arrive(
+                id,
+                &[
+                    (":path", "/mcp"),
+                    (":method", "POST"),
+                    ("authorization", &auth),
+                    ("mcp-session-id", "s-1"),
+                ],
+            );
+        };
+        with_session(2, &alice);
+        assert_eq!(worker.on_request_headers(&host, 2, false), Flow::Continue);
+        with_session(3, &bob);
+        assert_eq!(worker.on_request_headers(&host, 3, false), Flow::Pause);
+        assert_eq!(status_sent(&host, 3), Some(404));
+        // An unknown session id passes: the server judges it.
+        let auth = bearer(&bob);
+        host.arrive(
+            4,
+            &[
+                (":path", "/mcp"),
+                (":method", "POST"),
+                ("authorization", &auth),
+                ("mcp-session-id", "s-9"),
+            ],
+        );
+        assert_eq!(worker.on_request_headers(&host, 4, false), Flow::Continue);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.denied.session_mismatch"), 1);
     }
 }

@@ -15,8 +15,9 @@ from helpers.envoy_proc import envoy_binary, live_envoys  # noqa: E402
 from helpers.keys import keyring  # noqa: E402
 from helpers.stack import Stack  # noqa: E402
 
-# tests/e2e/ holds the node end-to-end suite (another tool); pytest must not wander into it.
-collect_ignore = ["e2e"]
+# tests/e2e/ holds the node end-to-end suite (another tool) and tests/conformance/ the npm packages
+# of the transparency test: pytest must not wander into them.
+collect_ignore = ["e2e", "conformance"]
 
 
 @pytest.fixture(scope="session")

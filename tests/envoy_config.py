@@ -7,7 +7,8 @@ edits the mcp_auth plugin's JSON configuration, so every test exercises the file
 What ``render`` changes, and nothing else:
   * admin and ``mcp`` listener ports (address stays 127.0.0.1),
   * the ``echo_server`` cluster port (upstream) and the ``authorization_server`` cluster port (JWKS),
-  * the wasm ``vm_config.code.local.filename`` -> absolute path of the built filter,
+  * the wasm ``vm_config.code.local.filename`` -> absolute path of the built filter (a ``remote``
+    code source is left as it is: see ``use_remote_module``),
   * in the plugin configuration, ``localhost:8080`` -> ``localhost:<auth port>`` and
     ``localhost:9000`` -> ``localhost:<listen port>`` in every string (issuer, jwks.uri, resource,
     authorization_servers) unless ``rebase=False``; then the overrides and removals, in that order.
@@ -156,7 +157,9 @@ def render(listen_port: int, admin_port: int, upstream_port: int, auth_port: int
     wasm_path = Path(wasm) if wasm else WASM_PATH
     if not wasm_path.is_absolute():
         wasm_path = (Path.cwd() / wasm_path).resolve()
-    wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(wasm_path)
+    code = wasm_filter(cfg)["vm_config"]["code"]
+    if "local" in code:  # a bootstrap fetching the module (deploy/envoy/envoy.yaml) keeps `remote`
+        code["local"]["filename"] = str(wasm_path)
 
     if isinstance(plugin, str):
         set_plugin_config(cfg, plugin)
@@ -171,6 +174,29 @@ def render(listen_port: int, admin_port: int, upstream_port: int, auth_port: int
     for key in unset:
         apply_override(current, key, UNSET)
     set_plugin_config(cfg, current)
+    return cfg
+
+
+MODULE_CLUSTER = "wasm_modules"
+
+
+def static_cluster(name: str, port: int, address: str = "127.0.0.1") -> dict:
+    """A STATIC cluster of one endpoint, shaped like envoy.yaml's."""
+    return {"name": name, "connect_timeout": "2s", "type": "STATIC",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": address, "port_value": int(port)}}}}]}]}}
+
+
+def use_remote_module(cfg: dict, uri: str, sha256: str, port: int, cluster_name: str = MODULE_CLUSTER,
+                      timeout: str = "10s") -> dict:
+    """Make Envoy fetch the filter itself (``vm_config.code.remote``) from ``uri`` through a new
+    STATIC cluster on 127.0.0.1:``port``, accepting it only if its SHA-256 is ``sha256`` (hex).
+    Envoy's default retry policy applies (one retry after about a second)."""
+    wasm_filter(cfg)["vm_config"]["code"] = {"remote": {
+        "http_uri": {"uri": uri, "cluster": cluster_name, "timeout": timeout},
+        "sha256": sha256,
+    }}
+    cfg["static_resources"]["clusters"].append(static_cluster(cluster_name, port))
     return cfg
 
 

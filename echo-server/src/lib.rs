@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use rmcp::handler::server::common::{schema_for_input, schema_for_type};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -234,6 +235,14 @@ pub async fn serve_listener(
         "MCP echo server listening on http://{addr}{MCP_PATH} (allowed hosts: {})",
         config.allowed_hosts().join(", ")
     );
+    // Without TCP_NODELAY, Nagle's algorithm holds the last small write of each streamed (SSE)
+    // response until the client ACKs the one before, and clients delay that ACK by ~40 ms: on a
+    // kept-alive connection (Envoy's upstream, every real client) each call waited ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY on an accepted connection: {e}");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     tracing::info!("MCP echo server stopped");
     Ok(())

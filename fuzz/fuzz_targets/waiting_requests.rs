@@ -82,7 +82,7 @@ fuzz_target!(|ops: Vec<Op>| {
                     headers.push(("authorization", auth.as_str()));
                 }
                 hosts[v].arrive(id, &headers);
-                let flow = workers[v].on_request_headers(&hosts[v], id);
+                let flow = workers[v].on_request_headers(&hosts[v], id, true);
                 tracked.push(Tracked { vm, id, passed: flow == Flow::Continue, gone: false });
             }
             Op::Tick { vm, advance_ms } => {

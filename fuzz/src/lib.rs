@@ -16,6 +16,7 @@ use mcp_auth_filter::response::LocalResponse;
 use serde_json::{json, Map, Value};
 
 pub mod lists;
+pub mod mcp_model;
 pub mod model;
 pub mod structured;
 

@@ -10,6 +10,7 @@
 //! The reader never builds a tree: serde_json drives visitors that keep only the envelope's
 //! members and `params.name` / `params.uri`, and skip everything else while counting depth.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 
@@ -165,20 +166,51 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     // a type error, which `read` classifies as NotMessage.
 }
 
-/// Member names seen in one object, to refuse a second one.
-struct Seen(Vec<String>);
+/// Member names seen in one object, to refuse a second one. Names without escapes are
+/// borrowed from the body: no allocation for the usual few members.
+struct Seen<'de>(Vec<Cow<'de, str>>);
 
-impl Seen {
+impl<'de> Seen<'de> {
     fn insert<E: de::Error>(
         &mut self,
-        key: String,
+        key: Cow<'de, str>,
         failure: &Cell<Option<ReadError>>,
-    ) -> Result<String, E> {
+    ) -> Result<usize, E> {
         if self.0.contains(&key) {
             return Err(fail(failure, ReadError::DuplicateMember));
         }
-        self.0.push(key.clone());
-        Ok(key)
+        self.0.push(key);
+        Ok(self.0.len() - 1)
+    }
+
+    fn name(&self, at: usize) -> &str {
+        self.0.get(at).map_or("", |k| k.as_ref())
+    }
+}
+
+/// A member name, borrowed when serde_json can (no escapes in it).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -227,10 +259,10 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
         let mut id = IdMember::Absent;
         let mut params: Option<Params> = None;
         let mut has_result_or_error = false;
-        while let Some(key) = map.next_key::<String>()? {
-            let key = seen.insert(key, self.failure)?;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let at = seen.insert(key, self.failure)?;
             let inner = self.depth + 1;
-            match key.as_str() {
+            match seen.name(at) {
                 "jsonrpc" => {
                     jsonrpc =
                         map.next_value_seed(StrSeed { failure: self.failure, depth: inner })?
@@ -434,9 +466,9 @@ impl<'de> Visitor<'de> for ParamsSeed<'_> {
         let mut seen = Seen(Vec::with_capacity(4));
         let mut params = Params::default();
         let inner = self.depth + 1;
-        while let Some(key) = map.next_key::<String>()? {
-            let key = seen.insert(key, self.failure)?;
-            match key.as_str() {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let at = seen.insert(key, self.failure)?;
+            match seen.name(at) {
                 "name" => {
                     params.name =
                         map.next_value_seed(StrSeed { failure: self.failure, depth: inner })?

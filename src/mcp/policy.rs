@@ -21,12 +21,13 @@
 //! each item were used (`mcp.methodName` is the method that would use it).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::{Context, Env, Program};
+use cel::{Context, Env};
 use serde_json::{json, Map, Value};
 
 use super::jsonrpc::{self, Body, Message, MessageKind, ReadError};
@@ -204,17 +205,25 @@ impl ScopeTable {
 }
 
 /// One compiled CEL rule.
+///
+/// Parsed with cel-rust's hand-written Pratt parser (feature `parser_pratt`) rather than its
+/// default ANTLR one: the same grammar, macros (`has`, `all`, `exists`, ...) and AST, without
+/// the ANTLR runtime and tables, which would add about 150 KB to the filter.
 #[derive(Debug)]
 pub struct Rule {
     source: String,
-    program: Program,
+    expression: cel::IdedExpr,
 }
 
 impl Rule {
     /// Parses a rule; the error is the CEL parser's message.
     pub fn compile(source: &str) -> Result<Rule, String> {
-        let program = Program::compile(source).map_err(|e| e.to_string())?;
-        Ok(Rule { source: source.to_string(), program })
+        let expression = cel::parser::PrattParser::new()
+            // Rules are short; a deep one is a mistake, and deep recursion costs stack.
+            .max_recursion_depth(64)
+            .parse(source)
+            .map_err(|e| e.to_string())?;
+        Ok(Rule { source: source.to_string(), expression })
     }
 
     pub fn source(&self) -> &str {
@@ -223,12 +232,24 @@ impl Rule {
 }
 
 /// The verified caller as the policy sees it, built once per token (cache it with the
-/// token's verdict): the claims as a CEL value, and the granted scopes.
+/// token's verdict): the claims as a CEL value, the granted scopes, and the rules' answers
+/// so far. A caller belongs to the policy that built it: build new ones after reconfiguring.
 #[derive(Debug)]
 pub struct Caller {
     jwt: Box<dyn Val>,
     scopes: Vec<String>,
+    /// (method, item, permitted): the rules depend only on the claims, the method and the
+    /// item, so a repeated call costs a lookup instead of CEL evaluations. Bounded.
+    answers: RefCell<Vec<(String, String, bool)>>,
+    /// The policy that built it: another policy's rules ignore the answers.
+    policy: u64,
 }
+
+/// How many rule answers a caller remembers (a client calls few distinct tools; a list
+/// response of many items fills it once and then stops adding).
+const ANSWERS_PER_CALLER: usize = 64;
+
+static NEXT_POLICY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Caller {
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -382,6 +403,8 @@ pub struct McpPolicy {
     hide_unscoped: bool,
     trust_routing_headers: bool,
     env: Arc<Env>,
+    /// Tells this policy's callers from another's.
+    id: u64,
 }
 
 impl std::fmt::Debug for McpPolicy {
@@ -421,6 +444,7 @@ impl McpPolicy {
             hide_unscoped,
             trust_routing_headers,
             env: Arc::new(Env::stdlib()),
+            id: NEXT_POLICY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -490,7 +514,7 @@ impl McpPolicy {
             // Never happens for JSON-made values; an empty map keeps every claim missing.
             Err(_) => Box::new(cel::common::types::CelMap::from(HashMap::new())),
         };
-        Caller { jwt, scopes }
+        Caller { jwt, scopes, answers: RefCell::new(Vec::new()), policy: self.id }
     }
 
     /// Whether the decision needs the body: always, unless `trust_routing_headers` is set,
@@ -653,12 +677,32 @@ impl McpPolicy {
         if self.rules.is_empty() {
             return true;
         }
+        if caller.policy != self.id {
+            return self.evaluate_rules(method, kind, item, caller);
+        }
+        if let Ok(answers) = caller.answers.try_borrow() {
+            if let Some((_, _, permitted)) =
+                answers.iter().find(|(m, i, _)| m == method && i == item)
+            {
+                return *permitted;
+            }
+        }
+        let permitted = self.evaluate_rules(method, kind, item, caller);
+        if let Ok(mut answers) = caller.answers.try_borrow_mut() {
+            if answers.len() < ANSWERS_PER_CALLER {
+                answers.push((method.to_string(), item.to_string(), permitted));
+            }
+        }
+        permitted
+    }
+
+    fn evaluate_rules(&self, method: &str, kind: ItemKind, item: &str, caller: &Caller) -> bool {
         let mcp = mcp_value(method, kind, item);
         let vars = Vars { jwt: caller.jwt.as_ref(), mcp: mcp.as_ref() };
         self.rules.iter().any(|rule| {
             let mut context = Context::with_env(Arc::clone(&self.env));
             context.set_variable_resolver(&vars);
-            matches!(rule.program.execute(&context), Ok(cel::Value::Bool(true)))
+            matches!(context.resolve(&rule.expression), Ok(cel::Value::Bool(true)))
         })
     }
 
@@ -1473,6 +1517,28 @@ mod tests {
             assert_eq!(b["id"], Value::Null);
             assert_eq!(r.header("content-type"), Some("application/json"));
         }
+    }
+
+    #[test]
+    fn remembered_answers_equal_fresh_ones() {
+        let p = issue_policy();
+        let a = admin(&p);
+        let u = caller(&p, json!({"scope": "mcp:tools", "roles": ["user"]}));
+        for _ in 0..3 {
+            assert!(forwards(&judge(&p, &a, &call("echo"))));
+            assert_eq!(judge(&p, &u, &call("echo")).outcome(), McpOutcome::DeniedRule);
+        }
+        // The method is part of the key: a prompt named like a permitted tool is not.
+        let c = caller(&p, json!({"scope": "mcp:tools mcp:prompts", "roles": ["admin"]}));
+        assert!(forwards(&judge(&p, &c, &call("echo"))));
+        let get = br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"echo"}}"#;
+        assert_eq!(judge(&p, &c, get).outcome(), McpOutcome::DeniedRule);
+        // Past the bound, answers are computed, still right.
+        for i in 0..(ANSWERS_PER_CALLER + 10) {
+            assert_eq!(judge(&p, &a, &call(&format!("t{i}"))).outcome(), McpOutcome::DeniedRule);
+        }
+        assert!(forwards(&judge(&p, &a, &call("echo"))));
+        assert_eq!(a.answers.borrow().len(), ANSWERS_PER_CALLER);
     }
 
     #[test]

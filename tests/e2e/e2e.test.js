@@ -155,6 +155,10 @@ describe('MCP TypeScript SDK client with an OAuthClientProvider', () => {
     assert.equal(claims.aud, 'echo-mcp-server');
     assert.ok(claims.scope.split(' ').includes('mcp:tools'));
     assert.equal(claims.exp - claims.iat, 300);
+    // whoami needs mcp:admin, which this first login (the 401's scope) did not ask for: identity
+    // propagation through whoami is checked after the step-up, in 'MCP authorization' below (this
+    // 1.x SDK cannot step up while it holds a refresh token).
+    assert.ok(claims.roles.includes('admin'));
     return { provider, claims };
   }
 
@@ -239,6 +243,38 @@ describe('refused tokens: 401 through the real clients, nothing reaches the echo
     assert.deepEqual(obs.value.content, [{ type: 'text', text: 'okokok' }]);
     assert.ok(obs.echo >= 1);
     assert.ok(obs.delta['mcp_auth.allowed'] >= 1);
+  });
+});
+
+describe('latency: sequential calls through Envoy and the filter do not stall', () => {
+  // Every hop here keeps its connection alive (the client's to Envoy, Envoy's to echo-server).
+  // A peer that leaves Nagle on while streaming small SSE writes waits for the other side's
+  // delayed ACK (~40 ms) on each call: echo-server did, until it set TCP_NODELAY. A request the
+  // filter parks until its next 100 ms tick would show here too. A regression guard, not a
+  // benchmark: healthy calls take about a millisecond, the bound is tens of times that.
+  const CALLS = 25;
+  const BOUND_MS = 20;
+
+  test(`${CALLS} sequential tools/call on one session average under ${BOUND_MS} ms`, T, async () => {
+    const token = await mint(stack.signingKey(), goodClaims(stack.issuer));
+    const { client, transport } = await connectWithToken(stack.mcpUrl, token);
+    try {
+      const call = () => client.callTool({ name: 'echo', arguments: { message: 'hi', repeat_count: 2 } });
+      // The first calls ride the kernel's quick ACKs at the start of each connection.
+      for (let i = 0; i < 5; i += 1) await call();
+      const started = performance.now();
+      for (let i = 0; i < CALLS; i += 1) {
+        const result = await call();
+        assert.deepEqual(result.content, [{ type: 'text', text: 'hihi' }]);
+      }
+      const perCall = (performance.now() - started) / CALLS;
+      console.log(`# ${CALLS} sequential calls through Envoy: ${perCall.toFixed(2)} ms per call`);
+      assert.ok(perCall < BOUND_MS, `${perCall.toFixed(1)} ms per call (bound ${BOUND_MS} ms): a hop waits on `
+        + 'delayed ACKs (TCP_NODELAY?) or on a timer');
+    } finally {
+      await transport.terminateSession().catch(() => {});
+      await client.close();
+    }
   });
 });
 

@@ -47,7 +47,7 @@ class EnvoyStartError(RuntimeError):
 
 class Envoy:
     def __init__(self, config: dict, workdir: Path, concurrency: int = 1, name: str = "envoy",
-                 log_level: str = "info", extra_args=()):
+                 log_level: str = "info", extra_args=(), command_prefix=()):
         self.config = config
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +55,8 @@ class Envoy:
         self.concurrency = concurrency
         self.log_level = log_level
         self.extra_args = list(extra_args)
+        # Run Envoy through a wrapper that execs it (same PID), e.g. ["taskset", "-c", "0"].
+        self.command_prefix = list(command_prefix)
         self.config_path = self.workdir / f"{name}.yaml"
         self.log_path = self.workdir / f"{name}.log"
         self.out_path = self.workdir / f"{name}.out"
@@ -67,7 +69,7 @@ class Envoy:
     # -- lifecycle -------------------------------------------------------
     def spawn(self):
         self.config_path.write_text(envoy_config.dump(self.config), encoding="utf-8")
-        cmd = [envoy_binary(), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
+        cmd = [*self.command_prefix, envoy_binary(), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
                "--disable-hot-restart", "-l", self.log_level, "--log-path", str(self.log_path),
                "--drain-time-s", "0", *self.extra_args]
         self._out = open(self.out_path, "wb")

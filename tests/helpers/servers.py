@@ -259,3 +259,36 @@ class Upstream(_Background):
     def count(self) -> int:
         with self._lock:
             return len(self.requests)
+
+
+class _ModuleHandler(_Quiet):
+    def do_GET(self):
+        owner: ModuleServer = self.server.owner
+        with owner._lock:
+            owner.requests.append(self.path)
+        if self.path == owner.path:
+            self._send(200, owner.body, {"Content-Type": "application/wasm"})
+        else:
+            self._send(404, b"not found", {"Content-Type": "text/plain"})
+
+
+class ModuleServer(_Background):
+    """An artifact server: serves ``body`` at ``path`` (404 elsewhere) and records every GET."""
+
+    handler = _ModuleHandler
+
+    def __init__(self, port: int, body: bytes, path: str = "/mcp_auth_filter.wasm"):
+        super().__init__(port)
+        self._lock = threading.Lock()
+        self.body = body
+        self.path = path
+        self.requests: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    @property
+    def fetch_count(self) -> int:
+        with self._lock:
+            return len(self.requests)

@@ -24,14 +24,14 @@ def metadata_url_for(resource: str) -> str:
 class Stack:
     def __init__(self, workdir: Path, keys=(), overrides=None, unset=(), concurrency: int = 1,
                  jwks_mode: str = "ok", cache_control: str | None = None, name: str = "envoy",
-                 plugin=None, wasm=None):
+                 plugin=None, wasm=None, envoy_yaml=None):
         self.listen_port, self.admin_port, self.upstream_port, self.auth_port = free_ports(4)
         overrides = self._fill(overrides)
         self.jwks = JwksServer(self.auth_port, keys, cache_control=cache_control, mode=jwks_mode)
         self.upstream = Upstream(self.upstream_port)
         self.config = envoy_config.render(self.listen_port, self.admin_port, self.upstream_port,
                                           self.auth_port, wasm=wasm, overrides=overrides, unset=unset,
-                                          plugin=plugin)
+                                          plugin=plugin, envoy_yaml=envoy_yaml)
         self.envoy = Envoy(self.config, workdir, concurrency=concurrency, name=name)
         try:
             self.plugin = envoy_config.plugin_config(self.config)
