@@ -75,7 +75,7 @@ SCOPED_OVERRIDES = {
     "resource_metadata.resource_documentation": "https://docs.example.com/mcp",
 }
 SCOPED_UNSET = ["resource_metadata.scopes_supported", "resource_metadata.bearer_methods_supported",
-                "resource_metadata.resource_name", "forward_token", "claims_to_headers"]
+                "resource_metadata.resource_name", "forward_token", "claims_to_headers", "mcp"]
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,8 @@ CLI (for the node e2e tests and the benchmarks):
         --set jwks.timeout_ms=1000 --set 'required_scopes=["mcp:tools"]' --unset resource_metadata.resource_name \\
         > /tmp/envoy.yaml
 
+``--unset mcp`` renders the filter without its MCP policy (token checks only).
+
 ``--set KEY=VALUE`` parses VALUE as JSON, falling back to a plain string when it is not JSON
 (``--set issuer=http://x`` works; quote JSON strings that look like numbers: ``--set 'k="1"'``).
 """

@@ -144,7 +144,8 @@ def test_genuine_token_is_accepted_after_the_catalogue(stack):
     seen = assert_allowed(stack, resp)
     assert seen.header("authorization") is None
     assert seen.header("x-mcp-subject") == "catalogue-survivor"
-    assert d.value == {"mcp_auth.allowed": 1}
+    # The token, then the shipped MCP policy's verdict on its tools/list.
+    assert d.value == {"mcp_auth.allowed": 1, "mcp_auth.mcp.allowed": 1}
     assert_allowed(stack, stack.post_mcp(token))  # again, from the verdict cache
 
 

@@ -141,7 +141,7 @@ def test_plain_envoy_file_runs_with_the_module_pinned(stack_factory, keys, wasm_
         stack.start()
         assert server.fetch_count == 1
         assert_missing_token(stack, stack.request("POST", "/mcp"))
-        assert_allowed(stack, stack.request("POST", "/mcp", token=mint(keys.sig, stack.claims())))
+        assert_allowed(stack, stack.post_mcp(mint(keys.sig, stack.claims())))  # a JSON-RPC body: the policy reads it
     finally:
         stack.stop()
         server.stop()
@@ -162,6 +162,6 @@ def test_manifest_configuration_loads_in_the_filter(stack_factory, keys, name):
         assert metadata.status == 200, metadata
         assert metadata.json()["resource"] == stack.resource
         assert_missing_token(stack, stack.request("POST", "/mcp"))
-        assert_allowed(stack, stack.request("POST", "/mcp", token=mint(keys.sig, stack.claims())))
+        assert_allowed(stack, stack.post_mcp(mint(keys.sig, stack.claims())))  # a JSON-RPC body: the policy reads it
     finally:
         stack.stop()

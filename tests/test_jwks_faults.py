@@ -211,7 +211,8 @@ def test_unknown_kid_flood_while_the_endpoint_fails(never, keys, mode):
             assert_allowed(stack, resp)
             # Waiting for the refetch would take until its timeout, 0.9 s after these were sent.
             assert resp.elapsed < 0.6, f"a known kid waited for the refetch: {resp!r}"
-        assert d.value == {"mcp_auth.denied.unknown_key": 30, "mcp_auth.allowed": 3}, d.value
+        assert d.value == {"mcp_auth.denied.unknown_key": 30, "mcp_auth.allowed": 3,
+                           "mcp_auth.mcp.allowed": 3}, d.value
         fetches = stack.jwks.fetch_count - before
         assert 1 <= fetches <= 2 + elapsed / (RETRY_INITIAL_MS / 1000), f"{fetches} fetches in {elapsed:.2f}s"
         assert counters(stack)[0] == ok0

@@ -36,7 +36,8 @@ def test_refusals_are_logged_with_reason_and_without_tokens(debug_stack, keys):
     assert stack.request("POST", "/mcp", token="not-a-jwt").status == 401
     # A token in the query string is not a credential, and must not be logged either.
     assert stack.request("POST", f"/mcp?access_token={valid}").status == 401
-    assert stack.request("POST", "/mcp", token=valid).status == 200
+    # A valid token's POST carries a JSON-RPC body: the shipped MCP policy refuses an empty one.
+    assert stack.post_mcp(valid).status == 200
 
     text = _log_after(stack, 5, "denied /mcp")
     assert "denied /mcp: bad_audience (invalid audience)" in text
@@ -59,7 +60,7 @@ def test_no_per_request_lines_at_info(stack_factory, keys):
     try:
         for _ in range(3):
             assert stack.request("POST", "/mcp", token=mint(keys.sig, stack.claims(aud="nope"))).status == 401
-        assert stack.request("POST", "/mcp", token=mint(keys.sig, stack.claims())).status == 200
+        assert stack.post_mcp(mint(keys.sig, stack.claims())).status == 200
         text = _log_after(stack, 1, "key set version 1 loaded")
         assert "configured for issuer" in text
         assert "key set version 1 loaded" in text

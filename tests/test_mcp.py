@@ -194,7 +194,9 @@ class McpUpstreamHandler(_UpstreamHandler):
 
 
 def _mcp_stack(stack_factory, keys, name: str, policy: dict, debug: bool = False):
-    stack = stack_factory(name, start=False, keys=keys.keycloak(), overrides={"mcp": policy})
+    # The policy under test alone: the shipped required_scopes (mcp:tools) would refuse these
+    # tests' tokens before the policy sees them.
+    stack = stack_factory(name, start=False, keys=keys.keycloak(), overrides={"mcp": policy, "required_scopes": []})
     stack.upstream.handler = McpUpstreamHandler
     stack.upstream.arrivals = []
     stack.upstream.gates = {}

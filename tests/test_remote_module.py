@@ -58,7 +58,7 @@ def test_envoy_loads_the_module_from_the_artifact_server_by_digest(stack_factory
         # One download per Envoy process: both workers' VMs are built from the same fetched code.
         assert server.requests == [server.path]
         assert_missing_token(stack, stack.request("POST", "/mcp"))
-        assert_allowed(stack, stack.request("POST", "/mcp", token=mint(keys.sig, stack.claims())))
+        assert_allowed(stack, stack.post_mcp(mint(keys.sig, stack.claims())))  # a JSON-RPC body: the policy reads it
         forged = mint(keys.sig, stack.claims(), signing_key=keys.foreign)
         refused = stack.request("POST", "/mcp", token=forged)
         assert refused.status == 401, refused

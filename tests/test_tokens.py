@@ -70,7 +70,8 @@ def test_token_variants_accepted(stack, keys, case):
         "iat_within_skew": lambda: stack.claims(iat=t + 30),
         "typ_at_jwt": lambda: stack.claims(),
         "no_typ": lambda: stack.claims(),
-        "minimal_claims": lambda: {"iss": stack.issuer, "aud": "echo-mcp-server", "exp": t + 60},
+        # The shipped envoy.yaml requires the scope mcp:tools.
+        "minimal_claims": lambda: {"iss": stack.issuer, "aud": "echo-mcp-server", "exp": t + 60, "scope": "mcp:tools"},
     }[case]()
     header = {"typ_at_jwt": {"typ": "at+jwt"}, "no_typ": {"typ": DELETE}}.get(case)
     assert_allowed(stack, stack.request("GET", "/mcp", token=mint(keys.sig, claims, header=header)))

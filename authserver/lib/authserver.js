@@ -239,11 +239,13 @@ export function createAuthServer(options) {
     },
     extraClientMetadata: {
       // RFC 7591 metadata MCP clients send. Declaring them also gives a hook into registration:
-      // the MCP Inspector registers with `"scope": ""`, which the provider's schema rejects as an
-      // empty string; it is taken as "no scope restriction", as Keycloak does.
+      // a registered `scope` is not kept as a restriction (the provider would refuse any other
+      // scope to that client), as Keycloak gives a registered client the realm's default and
+      // optional client scopes. MCP clients register with the scope of their first challenge
+      // (or `"scope": ""`, the Inspector) and must still be able to step up to `mcp:admin`.
       properties: ['software_id', 'software_version'],
       validator(_ctx, key, value, metadata) {
-        if (metadata.scope === '') delete metadata.scope;
+        delete metadata.scope;
         if (value !== undefined && typeof value !== 'string') {
           throw new errors.InvalidClientMetadata(`${key} must be a string`);
         }

@@ -232,6 +232,27 @@ describe('dev authorization server', () => {
     assert.ok(tokens.id_token, 'openid scope gives an ID token');
   });
 
+  test('a client registered with "scope": "mcp:tools" may still step up to mcp:admin', async () => {
+    const res = await fetch(meta.registration_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        client_name: 'MCP SDK client',
+        redirect_uris: [CALLBACK],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'none',
+        scope: 'mcp:tools',
+      }),
+    });
+    const client = await res.json();
+    assert.equal(res.status, 201, JSON.stringify(client));
+    const first = assertAccessToken((await signInAndExchange({ clientId: client.client_id, scope: 'mcp:tools' })).access_token);
+    assert.equal(first.scope, 'mcp:tools');
+    const stepped = assertAccessToken((await signInAndExchange({ clientId: client.client_id, scope: 'mcp:tools mcp:admin' })).access_token);
+    assert.deepEqual(stepped.scope.split(' ').sort(), ['mcp:admin', 'mcp:tools']);
+  });
+
   test('any resource indicator still gives aud echo-mcp-server', async () => {
     const tokens = await signInAndExchange({
       clientId: 'mcp-client', scope: 'mcp:tools', resource: 'http://127.0.0.1:45678/mcp',

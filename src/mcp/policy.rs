@@ -20,6 +20,7 @@
 //! Lists (`tools/list`, ...) are judged item by item by [`McpPolicy::permits_listed`], as if
 //! each item were used (`mcp.methodName` is the method that would use it).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -531,6 +532,17 @@ impl McpPolicy {
     /// Judges a POST to the endpoint. `body` is `None` only when [`Self::needs_body`] said
     /// it is not needed; a missing body that was needed is refused.
     pub fn judge(&self, headers: &McpHeaders, body: Option<&[u8]>, caller: &Caller) -> McpVerdict {
+        // `Mcp-Name` as the server will read it: a `=?base64?…?=` value is judged decoded.
+        let decoded_name = match headers.mcp_name.map(decode_routing_value) {
+            Some(None) => return McpVerdict::HeaderMismatch { id: None },
+            Some(Some(name)) => Some(name),
+            None => None,
+        };
+        let headers = &McpHeaders {
+            content_encoding: headers.content_encoding,
+            mcp_method: headers.mcp_method,
+            mcp_name: decoded_name.as_deref(),
+        };
         if let Some(method) = headers.mcp_method {
             let names = jsonrpc::names_item(method);
             if names != headers.mcp_name.is_some() {
@@ -723,6 +735,20 @@ impl McpPolicy {
         }
         self.rules_permit(item_kind.use_method(), item_kind, name, caller)
     }
+}
+
+/// An SEP-2243 header value as a server decodes it: a value wrapped as `=?base64?…?=`
+/// (what clients send for a name that is not plain printable ASCII) is canonical padded
+/// Base64 of UTF-8; anything else is taken as it is. `None`: a wrapped value that does not
+/// decode, which the server refuses too.
+pub fn decode_routing_value(value: &str) -> Option<Cow<'_, str>> {
+    use base64::Engine as _;
+    let value = value.trim_matches([' ', '\t']);
+    let Some(encoded) = value.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?=")) else {
+        return Some(Cow::Borrowed(value));
+    };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
 fn target_of(message: &Message) -> Option<Target> {
@@ -1305,6 +1331,43 @@ mod tests {
         // With the body at hand anyway, it is still checked.
         let v = p.judge(&headers(Some("tools/call"), Some("echo")), Some(&call("other")), &c);
         assert!(matches!(v, McpVerdict::HeaderMismatch { .. }));
+    }
+
+    #[test]
+    fn routing_values_are_judged_as_the_server_decodes_them() {
+        // SEP-2243 clients (the TypeScript SDK 2.x) wrap names that are not plain printable
+        // ASCII as `=?base64?…?=`, and may wrap any name; the server decodes before comparing.
+        assert_eq!(decode_routing_value("echo").as_deref(), Some("echo"));
+        assert_eq!(decode_routing_value("=?base64?Y2Fmw6k=?=").as_deref(), Some("café"));
+        assert_eq!(decode_routing_value("=?base64?YWRtaW5feA==?=").as_deref(), Some("admin_x"));
+        assert_eq!(decode_routing_value("=?base64??=").as_deref(), Some(""));
+        assert_eq!(decode_routing_value("=?base64?YWRtaW5feA?="), None); // unpadded
+        assert_eq!(decode_routing_value("=?base64?/w==?="), None); // not UTF-8
+        assert_eq!(decode_routing_value("=?base64?@@@@?="), None);
+
+        let p = issue_policy();
+        let c = admin(&p);
+        let wrapped = headers(Some("tools/call"), Some("=?base64?ZWNobw==?="));
+        assert!(forwards(&p.judge(&wrapped, Some(&call("echo")), &c)));
+        let bad = headers(Some("tools/call"), Some("=?base64?ZWNobw?="));
+        assert_eq!(p.judge(&bad, Some(&call("echo")), &c), McpVerdict::HeaderMismatch { id: None });
+        let other = headers(Some("tools/call"), Some("=?base64?ZWNobw==?="));
+        assert!(matches!(
+            p.judge(&other, Some(&call("admin_x")), &c),
+            McpVerdict::HeaderMismatch { .. }
+        ));
+
+        // Trusting the headers, a wrapped name must meet its pattern's scopes, not dodge them.
+        let trusting = policy(json!({
+            "scopes": {"tools": {"admin_*": ["mcp:admin"]}},
+            "trust_routing_headers": true
+        }));
+        let plain = caller(&trusting, json!({"scope": "mcp:tools"}));
+        let h = headers(Some("tools/call"), Some("=?base64?YWRtaW5feA==?="));
+        assert!(!trusting.needs_body(&h));
+        assert_eq!(trusting.judge(&h, None, &plain).outcome(), McpOutcome::DeniedScope);
+        let h = headers(Some("tools/call"), Some("=?base64?YWRtaW5feA?="));
+        assert_eq!(trusting.judge(&h, None, &plain), McpVerdict::HeaderMismatch { id: None });
     }
 
     #[test]

@@ -15,6 +15,7 @@ import { authorizeAsUser } from '../../authserver/lib/login-agent.js';
 import { runInspector, runNodeClient } from './lib/inspector.js';
 import { freePorts } from './lib/procs.js';
 import { InMemoryOAuthClientProvider, connectWithOAuth, connectWithToken } from './lib/sdk-client.js';
+import * as sdk2 from './lib/sdk2-client.js';
 import { Stack } from './lib/stack.js';
 import {
   goodClaims, mint, now, untrustedRsaJwk,
@@ -136,18 +137,13 @@ describe('MCP TypeScript SDK client with an OAuthClientProvider', () => {
       try {
         const tools = await conn.client.listTools();
         const result = await conn.client.callTool({ name: 'echo', arguments: { message: 'hi', repeat_count: 2 } });
-        const whoami = await conn.client.callTool({ name: 'whoami', arguments: {} });
-        return {
-          conn, tools, result, whoami,
-        };
+        return { conn, tools, result };
       } finally {
         await conn.transport.terminateSession().catch(() => {});
         await conn.client.close();
       }
     });
-    const {
-      conn, tools, result, whoami,
-    } = obs.value;
+    const { conn, tools, result } = obs.value;
     assert.equal(conn.authorized, true);
     assert.equal(provider.authorizationUrls.length, 1);
     assertFullOAuthFlow(obs, { registered: !clientId, authUrl: provider.authorizationUrls[0].href });
@@ -159,11 +155,9 @@ describe('MCP TypeScript SDK client with an OAuthClientProvider', () => {
     assert.equal(claims.aud, 'echo-mcp-server');
     assert.ok(claims.scope.split(' ').includes('mcp:tools'));
     assert.equal(claims.exp - claims.iat, 300);
-    // Identity propagation: the filter copied the verified claims into headers
-    // (claims_to_headers) and echo-server's whoami read them back.
-    assert.deepEqual(whoami.structuredContent, {
-      subject: claims.sub, scopes: claims.scope.split(' '), roles: claims.roles,
-    });
+    // whoami needs mcp:admin, which this first login (the 401's scope) did not ask for: identity
+    // propagation through whoami is checked after the step-up, in 'MCP authorization' below (this
+    // 1.x SDK cannot step up while it holds a refresh token).
     assert.ok(claims.roles.includes('admin'));
     return { provider, claims };
   }
@@ -280,6 +274,181 @@ describe('latency: sequential calls through Envoy and the filter do not stall', 
     } finally {
       await transport.terminateSession().catch(() => {});
       await client.close();
+    }
+  });
+});
+
+// The shipped policy (envoy.yaml, `mcp`): echo needs mcp:tools, whoami needs mcp:admin and the rule
+// `mcp.tool.name == "echo" || (mcp.tool.name == "whoami" && "admin" in jwt.roles)`.
+describe('MCP authorization: step-up and rules (SDK 2.x client, Inspector CLI)', () => {
+  const scopesOf = (url) => (new URL(url).searchParams.get('scope') ?? '').split(' ').filter(Boolean).sort();
+  const claimsOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
+
+  async function signIn(username) {
+    const redirectUrl = `http://127.0.0.1:${(await freePorts(1))[0]}/callback`;
+    const provider = new InMemoryOAuthClientProvider({
+      redirectUrl,
+      openBrowser: async (url) => (await authorizeAsUser(url, { redirectUri: redirectUrl, username })).callbackUrl,
+    });
+    const fetchFn = sdk2.recordingFetch();
+    const conn = await sdk2.connect(stack.mcpUrl, provider, fetchFn);
+    assert.equal(provider.authorizationUrls.length, 1);
+    // The 401 names mcp:tools (required_scopes), so a first login asks for that (the SDK adds
+    // offline_access for a refresh token), not for every scope in scopes_supported.
+    const asked = scopesOf(provider.authorizationUrls[0]);
+    assert.ok(asked.includes('mcp:tools') && !asked.includes('mcp:admin'), asked.join(' '));
+    assert.ok(!claimsOf(provider.tokens().access_token).scope.split(' ').includes('mcp:admin'));
+    assert.ok(provider.tokens().refresh_token, 'a refresh token is held: the step-up must not use it');
+    return { provider, fetchFn, ...conn };
+  }
+
+  const close = async ({ client, transport }) => {
+    await transport.terminateSession?.().catch(() => {});
+    await client.close();
+  };
+
+  test('eitan sees both tools, steps up to mcp:admin on whoami and gets his identity back', T, async () => {
+    const eitan = await signIn('eitan');
+    try {
+      const listed = await observe(() => eitan.client.listTools());
+      assert.deepEqual(listed.value.tools.map((t) => t.name).sort(), ['echo', 'whoami'], explain(JSON.stringify(listed.value)));
+      assert.equal(listed.delta['mcp_auth.mcp.list_filtered'] ?? 0, 0);
+
+      const echoed = await eitan.client.callTool({ name: 'echo', arguments: { message: 'hi', repeat_count: 2 } });
+      assert.deepEqual(echoed.content, [{ type: 'text', text: 'hihi' }]);
+
+      const seen = eitan.fetchFn.exchanges.length;
+      const obs = await observe(() => sdk2.withAuthorization(
+        eitan.transport, eitan.provider, () => eitan.client.callTool({ name: 'whoami', arguments: {} }),
+      ));
+      const { value: result, reauthorized } = obs.value;
+      assert.equal(reauthorized, true, 'the SDK sent the user back to the authorization server');
+      // The challenge: 403, insufficient_scope naming only this operation's scope.
+      const refused = eitan.fetchFn.exchanges.slice(seen).find((e) => e.status === 403);
+      assert.ok(refused, explain(JSON.stringify(eitan.fetchFn.exchanges.slice(seen), null, 1)));
+      assert.match(refused.wwwAuthenticate, /^Bearer error="insufficient_scope", scope="mcp:admin", resource_metadata="http:\/\/localhost:\d+\/\.well-known\/oauth-protected-resource\/mcp"$/);
+      assert.equal(JSON.parse(refused.responseBody).error.code, -32001);
+      assert.equal(obs.delta['mcp_auth.mcp.denied.scope'], 1, explain(JSON.stringify(obs.delta)));
+      // The re-authorization asked for the union of what it had and what was challenged.
+      assert.equal(eitan.provider.authorizationUrls.length, 2);
+      const union = scopesOf(eitan.provider.authorizationUrls[1]);
+      assert.ok(['mcp:admin', 'mcp:tools'].every((x) => union.includes(x)), union.join(' '));
+      const claims = claimsOf(eitan.provider.tokens().access_token);
+      const granted = claims.scope.split(' ').sort();
+      assert.ok(['mcp:admin', 'mcp:tools'].every((x) => granted.includes(x)), claims.scope);
+      // The retry went through, and whoami shows what the filter passed on from the token.
+      assert.ok(obs.delta['mcp_auth.mcp.allowed'] >= 1, JSON.stringify(obs.delta));
+      assert.ok(!result.isError, JSON.stringify(result));
+      assert.equal(result.structuredContent.subject, claims.sub);
+      assert.deepEqual([...result.structuredContent.scopes].sort(), granted);
+      assert.ok(result.structuredContent.roles.includes('admin'));
+
+      // Stepped up, eitan still sees and calls both.
+      const again = await eitan.client.listTools();
+      assert.deepEqual(again.tools.map((t) => t.name).sort(), ['echo', 'whoami']);
+    } finally {
+      await close(eitan);
+    }
+  });
+
+  test('alice does not see whoami, and the rule refuses it even after she steps up', T, async () => {
+    const alice = await signIn('alice');
+    try {
+      const listed = await observe(() => alice.client.listTools());
+      assert.deepEqual(listed.value.tools.map((t) => t.name), ['echo'], explain(JSON.stringify(listed.value)));
+      assert.equal(listed.delta['mcp_auth.mcp.list_filtered'], 1, JSON.stringify(listed.delta));
+
+      const echoed = await alice.client.callTool({ name: 'echo', arguments: { message: 'ok', repeat_count: 1 } });
+      assert.deepEqual(echoed.content, [{ type: 'text', text: 'ok' }]);
+
+      // Scopes come first: she is challenged for mcp:admin, which the authorization server grants
+      // any user; with it, the rule (admin role) refuses her, with no challenge to loop on.
+      const seen = alice.fetchFn.exchanges.length;
+      const obs = await observe(() => sdk2.withAuthorization(
+        alice.transport, alice.provider, () => alice.client.callTool({ name: 'whoami', arguments: {} }),
+      ).then(() => assert.fail('whoami succeeded for alice'), (err) => err));
+      const exchanges = alice.fetchFn.exchanges.slice(seen).filter((e) => e.status === 403);
+      assert.equal(exchanges.length, 2, explain(JSON.stringify(exchanges, null, 1), obs.value?.stack));
+      assert.match(exchanges[0].wwwAuthenticate, /error="insufficient_scope", scope="mcp:admin"/);
+      assert.equal(exchanges[1].wwwAuthenticate, null, 'a rule refusal carries no challenge');
+      const body = JSON.parse(exchanges[1].responseBody);
+      const sent = JSON.parse(alice.fetchFn.exchanges.slice(seen).filter((e) => e.status === 403)[1].body);
+      assert.equal(body.id, sent.id, 'the JSON-RPC error answers the request');
+      assert.equal(body.error.code, -32003);
+      assert.equal(alice.provider.authorizationUrls.length, 2, 'one re-authorization, no loop');
+      assert.ok(claimsOf(alice.provider.tokens().access_token).scope.split(' ').includes('mcp:admin'));
+      assert.equal(obs.delta['mcp_auth.mcp.denied.scope'], 1, JSON.stringify(obs.delta));
+      assert.equal(obs.delta['mcp_auth.mcp.denied.rule'], 1, JSON.stringify(obs.delta));
+      assert.equal(obs.echo, 0, 'the echo-server saw no whoami');
+      assert.match(String(obs.value?.message), /forbidden by policy/);
+    } finally {
+      await close(alice);
+    }
+  });
+
+  // The Inspector asks for every scope in scopes_supported at its first sign-in (not only the
+  // 401's): its lists show what the rules permit each user.
+  async function inspectorAs(username, args) {
+    const cb = `http://127.0.0.1:${(await freePorts(1))[0]}/oauth/callback`;
+    const obs = await observe(() => runInspector([
+      stack.mcpUrl, '--transport', 'http', '--format', 'json', '--callback-url', cb, ...args,
+    ], {
+      workdir: stack.dir,
+      onNavigate: async (url) => authorizeAsUser(url, { redirectUri: cb, deliver: true, username }),
+    }));
+    assert.equal(obs.value.navigated.length, 1, explain(obs.value.describe()));
+    return obs;
+  }
+
+  for (const [username, expected] of [['eitan', ['echo', 'whoami']], ['alice', ['echo']]]) {
+    test(`Inspector CLI as ${username}: tools/list shows ${expected.join(' and ')}`, T, async () => {
+      const { value: r, delta } = await inspectorAs(username, ['--method', 'tools/list']);
+      assert.equal(r.code, 0, explain(r.describe()));
+      assert.deepEqual(r.json?.result?.tools?.map((t) => t.name).sort(), expected, explain(r.describe()));
+      assert.equal(delta['mcp_auth.mcp.list_filtered'] ?? 0, 2 - expected.length, JSON.stringify(delta));
+    });
+  }
+
+  test('Inspector CLI: eitan calls whoami; alice cannot, her list does not have it', T, async () => {
+    const eitan = await inspectorAs('eitan', ['--method', 'tools/call', '--tool-name', 'whoami']);
+    assert.equal(eitan.value.code, 0, explain(eitan.value.describe(), JSON.stringify(eitan.delta)));
+    const who = eitan.value.json?.result?.structuredContent;
+    assert.ok(who?.roles?.includes('admin') && who?.scopes?.includes('mcp:admin'), explain(eitan.value.describe()));
+    const alice = await inspectorAs('alice', ['--method', 'tools/call', '--tool-name', 'whoami']);
+    assert.notEqual(alice.value.code, 0, explain(alice.value.describe()));
+    // The Inspector looks the tool up in its list first: alice's list does not have it.
+    assert.match(alice.value.stderr, /Tool 'whoami' not found/, explain(alice.value.describe()));
+    assert.equal(alice.delta['mcp_auth.mcp.list_filtered'], 1, JSON.stringify(alice.delta));
+    assert.equal(alice.delta['mcp_auth.mcp.denied.rule'] ?? 0, 0, JSON.stringify(alice.delta));
+  });
+
+  // Last: it replaces the gateway. The tutorial's agentgateway rule, verbatim, through Envoy.
+  test('the agentgateway rule verbatim: mcp.tool.name == "echo" && "admin" in jwt.roles', T, async () => {
+    const rule = 'mcp.tool.name == "echo" && "admin" in jwt.roles';
+    await stack.restartGateway([`mcp.rules=${JSON.stringify([rule])}`]);
+    const as = async (roles) => {
+      const token = await mint(stack.signingKey(), goodClaims(stack.issuer, { roles, scope: 'mcp:tools mcp:admin' }));
+      return connectWithToken(stack.mcpUrl, token);
+    };
+    const eitan = await as(['admin', 'user']);
+    const alice = await as(['user']);
+    try {
+      assert.deepEqual((await eitan.client.listTools()).tools.map((t) => t.name), ['echo']);
+      const echoed = await eitan.client.callTool({ name: 'echo', arguments: { message: 'a', repeat_count: 2 } });
+      assert.deepEqual(echoed.content, [{ type: 'text', text: 'aa' }]);
+      assert.deepEqual((await alice.client.listTools()).tools, []);
+      const obs = await observe(() => alice.client.callTool({ name: 'echo', arguments: { message: 'a' } })
+        .then(() => assert.fail('alice called echo'), (err) => err));
+      assert.equal(obs.value.code, 403, explain(obs.value.stack));
+      assert.match(obs.value.message, /-32003|forbidden by policy/);
+      assert.equal(obs.delta['mcp_auth.mcp.denied.rule'], 1, JSON.stringify(obs.delta));
+      assert.equal(obs.echo, 0);
+      await assert.rejects(eitan.client.callTool({ name: 'whoami', arguments: {} }), (err) => err.code === 403);
+    } finally {
+      for (const c of [eitan, alice]) {
+        await c.transport.terminateSession().catch(() => {});
+        await c.client.close();
+      }
     }
   });
 });

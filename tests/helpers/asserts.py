@@ -33,8 +33,12 @@ def single_challenge(resp: Response) -> str:
 
 
 def assert_missing_token(stack, resp: Response, scope: str | None = None):
-    """401 `Bearer resource_metadata="M"` (+ `, scope="a b"` when required_scopes are configured)."""
+    """401 `Bearer resource_metadata="M"` (+ `, scope="a b"` when required_scopes are configured).
+
+    ``scope`` defaults to the stack's own required_scopes (the shipped envoy.yaml requires mcp:tools)."""
     assert_error_response(resp, 401, "unauthorized")
+    if scope is None:
+        scope = " ".join(getattr(stack, "plugin", {}).get("required_scopes", []))
     expected = f'Bearer resource_metadata="{stack.metadata_url}"'
     if scope:
         expected += f', scope="{scope}"'

@@ -62,6 +62,15 @@ export class InMemoryOAuthClientProvider {
     this.landedAt = new URL(await this._openBrowser(url.href));
   }
 
+  // SEP-2352 (SDK 2.x): the authorization server the flow started with, checked on the callback.
+  saveDiscoveryState(state) {
+    this._discovery = state;
+  }
+
+  discoveryState() {
+    return this._discovery;
+  }
+
   saveCodeVerifier(verifier) {
     this._verifier = verifier;
   }

@@ -86,7 +86,16 @@ export class Stack {
     return this;
   }
 
-  async startGateway() {
+  // Envoy again on the same ports, with plugin settings changed (`--set KEY=JSON` of
+  // tests/envoy_config.py): the echo-server and the authorization server keep running.
+  async restartGateway(sets) {
+    const old = this.envoy;
+    await old.stop();
+    this.procs = this.procs.filter((p) => p !== old);
+    await this.startGateway(sets);
+  }
+
+  async startGateway(sets = []) {
     const { tools, listenPort, adminPort, echoPort, authPort } = this;
     const baseEnv = { ...process.env };
     delete baseEnv.NODE_OPTIONS;
@@ -95,7 +104,7 @@ export class Stack {
       path.join(ROOT, 'tests/envoy_config.py'),
       '--listen-port', String(listenPort), '--admin-port', String(adminPort),
       '--upstream-port', String(echoPort), '--auth-port', String(authPort),
-      '--wasm', tools.wasm, '-o', envoyConfig,
+      '--wasm', tools.wasm, '-o', envoyConfig, ...sets.flatMap((kv) => ['--set', kv]),
     ], { cwd: ROOT });
     this.envoy = this.#spawn('envoy', tools.envoy, [
       '-c', envoyConfig, '--concurrency', '1', '--disable-hot-restart', '--drain-time-s', '0',
