@@ -794,6 +794,36 @@ mod tests {
     }
 
     #[test]
+    fn without_jwks_uri_the_key_set_is_discovered_from_the_issuer() {
+        let mut v = reference();
+        v["jwks"].as_object_mut().unwrap().remove("uri");
+        let c = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
+        let d = c.jwks.discovery.as_ref().unwrap();
+        assert_eq!(d.issuer, "http://localhost:8080/realms/my-realm");
+        assert_eq!(d.openid_path, "/realms/my-realm/.well-known/openid-configuration");
+        assert_eq!(d.oauth_path, "/.well-known/oauth-authorization-server/realms/my-realm");
+        assert_eq!(
+            (c.jwks.authority.as_str(), c.jwks.path.as_str()),
+            ("localhost:8080", d.openid_path.as_str())
+        );
+        assert_eq!(c.jwks.fetch_budget_ms(), 3 * c.jwks.timeout_ms);
+        // An issuer at the root: both forms without a path.
+        v["issuer"] = json!("https://idp.example/");
+        let c = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
+        let d = c.jwks.discovery.unwrap();
+        assert_eq!(d.openid_path, "/.well-known/openid-configuration");
+        assert_eq!(d.oauth_path, "/.well-known/oauth-authorization-server");
+        // An issuer that is no URL cannot be discovered.
+        v["issuer"] = json!("my-realm");
+        let e = FilterConfig::parse(v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("issuer") && e.contains("jwks.uri"), "{e}");
+        // With jwks.uri, no discovery.
+        let c = FilterConfig::parse(reference().to_string().as_bytes()).unwrap();
+        assert!(c.jwks.discovery.is_none());
+        assert_eq!(c.jwks.fetch_budget_ms(), c.jwks.timeout_ms);
+    }
+
+    #[test]
     fn resource_at_root_has_one_metadata_path() {
         let mut v = reference();
         v["resource_metadata"]["resource"] = json!("https://mcp.example.com");

@@ -488,6 +488,96 @@ mod tests {
     }
 
     #[test]
+    fn judge_discovery_checks_issuer_and_authority() {
+        let mut v = serde_json::json!({
+            "issuer": "http://idp:8080/realms/r", "audiences": ["a"], "jwks": {"cluster": "c"},
+            "resource_metadata": {"resource": "http://r/mcp", "authorization_servers": ["http://i"]}
+        });
+        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks;
+        let d = cfg.discovery.as_ref().unwrap();
+        let judge = |form, status: Option<&str>, doc: serde_json::Value| {
+            let body = doc.to_string().into_bytes();
+            judge_discovery(form, d, status, body.len(), 1 << 20, || Ok(Some(body)))
+        };
+        let doc = |issuer: &str, jwks_uri: &str| serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri});
+        let good = doc("http://idp:8080/realms/r", "http://IDP:8080/realms/r/certs?x=1");
+        assert_eq!(
+            judge(DiscoveryForm::OpenId, Some("200"), good.clone()),
+            DiscoveryStep::FetchKeys { path: "/realms/r/certs?x=1".into() }
+        );
+        assert_eq!(
+            judge(DiscoveryForm::OpenId, Some("404"), good.clone()),
+            DiscoveryStep::TryOAuthForm
+        );
+        let fails = |step: DiscoveryStep, needle: &str| match step {
+            DiscoveryStep::Fail(why) => assert!(why.contains(needle), "{why}"),
+            other => panic!("{other:?}"),
+        };
+        fails(judge(DiscoveryForm::OAuth, Some("404"), good.clone()), "HTTP status 404");
+        fails(judge(DiscoveryForm::OpenId, None, good.clone()), "no response");
+        fails(judge(DiscoveryForm::OpenId, Some("500"), good), "HTTP status 500");
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms/r/", "http://idp:8080/k"),
+            ),
+            "not the configured",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms", "http://idp:8080/k"),
+            ),
+            "not the configured",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms/r", "http://idp:8081/k"),
+            ),
+            "not on the issuer's",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms/r", "https://idp:8080/k"),
+            ),
+            "not on the issuer's",
+        );
+        fails(
+            judge(DiscoveryForm::OpenId, Some("200"), doc("http://idp:8080/realms/r", "/k")),
+            "jwks_uri",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                serde_json::json!({"issuer": "http://idp:8080/realms/r"}),
+            ),
+            "no jwks_uri",
+        );
+        fails(
+            judge(DiscoveryForm::OpenId, Some("200"), serde_json::json!(["x"])),
+            "not a JSON object",
+        );
+        let unread = || -> Result<Option<Vec<u8>>, String> { panic!("body read too early") };
+        fails(
+            judge_discovery(DiscoveryForm::OpenId, d, Some("200"), 2 << 20, 1 << 20, unread),
+            "exceeds",
+        );
+        v["issuer"] = serde_json::json!("http://idp:8080/");
+        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks;
+        assert_eq!(
+            DiscoveryForm::OAuth.path(cfg.discovery.as_ref().unwrap()),
+            "/.well-known/oauth-authorization-server"
+        );
+    }
+
+    #[test]
     fn judge_response_checks_status_size_and_body_in_that_order() {
         let jwks = crate::testkeys::keycloak_jwks().to_string().into_bytes();
         let unread = || -> Result<Option<Vec<u8>>, String> { panic!("body read too early") };

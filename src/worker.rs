@@ -96,8 +96,9 @@ impl Worker {
     pub fn configure(host: &impl Host, bytes: &[u8]) -> Result<Worker, String> {
         let config = FilterConfig::parse(bytes).map_err(|e| format!("{e}; refusing to start"))?;
         JwksSync::new(host, &config.jwks).init()?;
+        let source = if config.jwks.discovery.is_some() { "discovered from" } else { "at" };
         info!(
-            "configured for issuer {} (audiences {:?}), key set {} via cluster {}",
+            "configured for issuer {} (audiences {:?}), key set {source} {} via cluster {}",
             config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster
         );
         Ok(Worker {
