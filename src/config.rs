@@ -108,10 +108,14 @@ impl PartialEq for McpSection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwksConfig {
     pub cluster: String,
+    /// The configured key-set URL; with discovery, the discovery document's URL instead.
     pub uri: String,
-    /// `:authority` and `:path` for the callout, derived from `uri`.
+    /// `:authority` and `:path` for the callout, derived from `uri`. With discovery, the
+    /// issuer's authority and the openid-configuration path; the key-set path is discovered.
     pub authority: String,
     pub path: String,
+    /// Set when `jwks.uri` is absent: the key set's URL comes from the issuer's metadata.
+    pub discovery: Option<Discovery>,
     pub timeout_ms: u64,
     pub cache_duration_s: u64,
     pub min_cache_duration_s: u64,
@@ -120,6 +124,30 @@ pub struct JwksConfig {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     pub max_body_bytes: usize,
+}
+
+impl JwksConfig {
+    /// How long one whole fetch may take: with discovery, up to three callouts in a row
+    /// (openid-configuration, the RFC 8414 form after a 404, the key set).
+    pub fn fetch_budget_ms(&self) -> u64 {
+        let callouts = if self.discovery.is_some() { 3 } else { 1 };
+        self.timeout_ms.saturating_mul(callouts)
+    }
+}
+
+/// Where the issuer's metadata is looked up, in order: OpenID Connect Discovery's
+/// `<issuer>/.well-known/openid-configuration`, then (after a 404) RFC 8414's
+/// `/.well-known/oauth-authorization-server<issuer path>`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// The configured issuer, which the document's `issuer` must equal exactly.
+    pub issuer: String,
+    /// The issuer's scheme and authority: a discovered `jwks_uri` must share them, because
+    /// the callout goes through `jwks.cluster`, which points at the issuer's host.
+    pub scheme: String,
+    pub authority: String,
+    pub openid_path: String,
+    pub oauth_path: String,
 }
 
 /// RFC 9728 Protected Resource Metadata, as configured.
@@ -206,7 +234,9 @@ struct RawTokenTypes {
 #[serde(deny_unknown_fields)]
 struct RawJwks {
     cluster: String,
-    uri: String,
+    /// Absent: discovered from the issuer's metadata.
+    #[serde(default)]
+    uri: Option<String>,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
     #[serde(default = "default_cache_duration")]
@@ -335,7 +365,7 @@ impl FilterConfig {
     fn validate(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         validate_token_checks(&raw)?;
         let allowed_algorithms = validate_algorithms(raw.allowed_algorithms)?;
-        let jwks = validate_jwks(raw.jwks)?;
+        let jwks = validate_jwks(raw.jwks, &raw.issuer)?;
         let resource_path = HttpUrl::parse(&raw.resource_metadata.resource)
             .map(|url| url.path_and_query)
             .unwrap_or_default();
@@ -589,9 +619,21 @@ fn validate_token_cache(raw: Option<RawTokenCache>) -> Result<(usize, usize), Co
     }
 }
 
-fn validate_jwks(raw: RawJwks) -> Result<JwksConfig, ConfigError> {
+fn validate_jwks(raw: RawJwks, issuer: &str) -> Result<JwksConfig, ConfigError> {
     non_empty("jwks.cluster", &raw.cluster)?;
-    let url = HttpUrl::parse(&raw.uri).map_err(|why| invalid("jwks.uri", why))?;
+    let (uri, url, discovery) = match raw.uri {
+        Some(uri) => {
+            let url = HttpUrl::parse(&uri).map_err(|why| invalid("jwks.uri", why))?;
+            (uri, url, None)
+        }
+        None => {
+            let discovery = discovery_for(issuer)?;
+            let uri =
+                format!("{}://{}{}", discovery.scheme, discovery.authority, discovery.openid_path);
+            let url = HttpUrl::parse(&uri).map_err(|why| invalid("issuer", why))?;
+            (uri, url, Some(discovery))
+        }
+    };
     let in_range = |field: &str, value: u64, lo: u64, hi: u64| {
         if (lo..=hi).contains(&value) {
             Ok(())
@@ -622,7 +664,8 @@ fn validate_jwks(raw: RawJwks) -> Result<JwksConfig, ConfigError> {
         cluster: raw.cluster,
         authority: url.authority.clone(),
         path: url.path_and_query.clone(),
-        uri: raw.uri,
+        uri,
+        discovery,
         timeout_ms: raw.timeout_ms,
         cache_duration_s: raw.cache_duration_s,
         min_cache_duration_s: raw.min_cache_duration_s,
@@ -631,6 +674,26 @@ fn validate_jwks(raw: RawJwks) -> Result<JwksConfig, ConfigError> {
         retry_initial_ms: raw.retry_initial_ms,
         retry_max_ms: raw.retry_max_ms,
         max_body_bytes: raw.max_body_bytes,
+    })
+}
+
+/// The discovery URLs of an issuer given without `jwks.uri`.
+fn discovery_for(issuer: &str) -> Result<Discovery, ConfigError> {
+    let why = |why: String| {
+        invalid("issuer", format!("{why} (needed to discover the key set without jwks.uri)"))
+    };
+    let url = HttpUrl::parse(issuer).map_err(why)?;
+    if url.path_and_query.contains('?') {
+        return Err(why("must not contain a query".into()));
+    }
+    let issuer_path = url.path_and_query.trim_end_matches('/');
+    Ok(Discovery {
+        issuer: issuer.to_string(),
+        openid_path: format!("{issuer_path}/.well-known/openid-configuration"),
+        // RFC 8414 section 3.1: the well-known segment goes between the host and the path.
+        oauth_path: format!("/.well-known/oauth-authorization-server{issuer_path}"),
+        scheme: url.scheme,
+        authority: url.authority,
     })
 }
 
@@ -778,6 +841,36 @@ mod tests {
             ]
         );
         assert_eq!(c.resource_metadata.bearer_methods_supported, vec!["header"]);
+    }
+
+    #[test]
+    fn without_jwks_uri_the_key_set_is_discovered_from_the_issuer() {
+        let mut v = reference();
+        v["jwks"].as_object_mut().unwrap().remove("uri");
+        let c = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
+        let d = c.jwks.discovery.as_ref().unwrap();
+        assert_eq!(d.issuer, "http://localhost:8080/realms/my-realm");
+        assert_eq!(d.openid_path, "/realms/my-realm/.well-known/openid-configuration");
+        assert_eq!(d.oauth_path, "/.well-known/oauth-authorization-server/realms/my-realm");
+        assert_eq!(
+            (c.jwks.authority.as_str(), c.jwks.path.as_str()),
+            ("localhost:8080", d.openid_path.as_str())
+        );
+        assert_eq!(c.jwks.fetch_budget_ms(), 3 * c.jwks.timeout_ms);
+        // An issuer at the root: both forms without a path.
+        v["issuer"] = json!("https://idp.example/");
+        let c = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
+        let d = c.jwks.discovery.unwrap();
+        assert_eq!(d.openid_path, "/.well-known/openid-configuration");
+        assert_eq!(d.oauth_path, "/.well-known/oauth-authorization-server");
+        // An issuer that is no URL cannot be discovered.
+        v["issuer"] = json!("my-realm");
+        let e = FilterConfig::parse(v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("issuer") && e.contains("jwks.uri"), "{e}");
+        // With jwks.uri, no discovery.
+        let c = FilterConfig::parse(reference().to_string().as_bytes()).unwrap();
+        assert!(c.jwks.discovery.is_none());
+        assert_eq!(c.jwks.fetch_budget_ms(), c.jwks.timeout_ms);
     }
 
     #[test]

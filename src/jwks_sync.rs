@@ -10,8 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::JwksConfig;
+use crate::config::{Discovery, JwksConfig};
 use crate::keys::KeySet;
+use crate::url::HttpUrl;
 
 /// The host's shared key-value store with compare-and-swap (`proxy_get/set_shared_data`).
 pub trait SharedStore {
@@ -38,6 +39,10 @@ pub struct SharedRecord {
     /// when a fetch fails after they started waiting, rather than waiting out their timeout.
     #[serde(default)]
     pub last_failed_ms: u64,
+    /// With discovery: the key-set path the issuer's metadata last named (empty: none yet),
+    /// so an unknown-`kid` refetch goes straight to the key set.
+    #[serde(default)]
+    pub jwks_path: String,
 }
 
 /// Why a VM wants a fetch.
@@ -128,7 +133,7 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
                 Trigger::UnknownKid => record.last_forced_ms = now_ms,
                 Trigger::Scheduled => {}
             }
-            record.fetching_until_ms = now_ms + self.config.timeout_ms + FETCH_SLACK_MS;
+            record.fetching_until_ms = now_ms + self.config.fetch_budget_ms() + FETCH_SLACK_MS;
             if self.write(&record, Some(cas))? {
                 return Ok(Claim::Started);
             }
@@ -164,6 +169,22 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
             let cas = if cas == 0 { None } else { Some(cas) };
             if self.write(&record, cas)? {
                 return Ok(record);
+            }
+        }
+        Err("could not update the shared key-set record".into())
+    }
+
+    /// Remembers the key-set path discovery found, for the next unknown-`kid` refetch.
+    pub fn set_jwks_path(&self, path: &str) -> Result<(), String> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (mut record, cas) = self.read()?.unwrap_or_default();
+            if record.jwks_path == path {
+                return Ok(());
+            }
+            record.jwks_path = path.to_string();
+            let cas = if cas == 0 { None } else { Some(cas) };
+            if self.write(&record, cas)? {
+                return Ok(());
             }
         }
         Err("could not update the shared key-set record".into())
@@ -214,6 +235,95 @@ pub fn judge_response(
     let keys = KeySet::parse(&body).map_err(|e| e.to_string())?;
     let text = String::from_utf8(body).map_err(|_| "body is not UTF-8".to_string())?;
     Ok((text, keys))
+}
+
+/// Which of the issuer's metadata documents a discovery callout asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscoveryForm {
+    /// `<issuer>/.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
+    OpenId,
+    /// `/.well-known/oauth-authorization-server<issuer path>` (RFC 8414).
+    OAuth,
+}
+
+impl DiscoveryForm {
+    pub fn path(self, discovery: &Discovery) -> &str {
+        match self {
+            DiscoveryForm::OpenId => &discovery.openid_path,
+            DiscoveryForm::OAuth => &discovery.oauth_path,
+        }
+    }
+}
+
+/// What a fetch does after a discovery document's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiscoveryStep {
+    /// Fetch the key set at this path (on the issuer's authority, through the cluster).
+    FetchKeys { path: String },
+    /// The OpenID form is not served: ask for the RFC 8414 form.
+    TryOAuthForm,
+    /// The fetch failed, with why (for the operator's log).
+    Fail(String),
+}
+
+/// Judges the answer to a discovery callout: status, size, then the body as a metadata
+/// document whose `issuer` is exactly the configured one and whose `jwks_uri` is on the
+/// issuer's scheme and authority (the callout goes through `jwks.cluster`, which points at the
+/// issuer's host; a key set elsewhere would be asked of the wrong server).
+pub fn judge_discovery(
+    form: DiscoveryForm,
+    discovery: &Discovery,
+    status: Option<&str>,
+    body_size: usize,
+    max_body_bytes: usize,
+    read_body: impl FnOnce() -> Result<Option<Vec<u8>>, String>,
+) -> DiscoveryStep {
+    let fail = |why: String| DiscoveryStep::Fail(format!("discovery: {why}"));
+    match (status, form) {
+        (None, _) => return fail("no response (connection failure or timeout)".into()),
+        (Some("200"), _) => {}
+        (Some("404"), DiscoveryForm::OpenId) => return DiscoveryStep::TryOAuthForm,
+        (Some(other), _) => return fail(format!("HTTP status {other}")),
+    }
+    if body_size > max_body_bytes {
+        return fail(format!(
+            "body of {body_size} bytes exceeds jwks.max_body_bytes ({max_body_bytes})"
+        ));
+    }
+    let body = match read_body() {
+        Ok(Some(body)) => body,
+        Ok(None) => return fail("empty body".into()),
+        Err(why) => return fail(format!("cannot read the body: {why}")),
+    };
+    let Ok(serde_json::Value::Object(document)) = serde_json::from_slice(&body) else {
+        return fail("the metadata document is not a JSON object".into());
+    };
+    match document.get("issuer").and_then(|v| v.as_str()) {
+        Some(issuer) if issuer == discovery.issuer => {}
+        Some(issuer) => {
+            return fail(format!(
+                "the document's issuer {issuer:?} is not the configured {:?}; refused",
+                discovery.issuer
+            ))
+        }
+        None => return fail("the document has no issuer".into()),
+    }
+    let Some(jwks_uri) = document.get("jwks_uri").and_then(|v| v.as_str()) else {
+        return fail("the document has no jwks_uri".into());
+    };
+    let url = match HttpUrl::parse(jwks_uri) {
+        Ok(url) => url,
+        Err(why) => return fail(format!("jwks_uri {jwks_uri:?} {why}")),
+    };
+    if url.scheme != discovery.scheme || !url.authority.eq_ignore_ascii_case(&discovery.authority) {
+        return fail(format!(
+            "jwks_uri {jwks_uri:?} is not on the issuer's {}://{}; refused, because the \
+             callout goes through jwks.cluster, which points at the issuer's host (set \
+             jwks.uri and a cluster for that host instead)",
+            discovery.scheme, discovery.authority
+        ));
+    }
+    DiscoveryStep::FetchKeys { path: url.path_and_query }
 }
 
 /// `max-age` from a `Cache-Control` value; `no-store`/`no-cache` count as zero.
@@ -375,6 +485,96 @@ mod tests {
         assert_eq!(max_age("no-cache, max-age=600"), Some(0));
         assert_eq!(max_age("max-age=abc"), None);
         assert_eq!(max_age("public"), None);
+    }
+
+    #[test]
+    fn judge_discovery_checks_issuer_and_authority() {
+        let mut v = serde_json::json!({
+            "issuer": "http://idp:8080/realms/r", "audiences": ["a"], "jwks": {"cluster": "c"},
+            "resource_metadata": {"resource": "http://r/mcp", "authorization_servers": ["http://i"]}
+        });
+        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks;
+        let d = cfg.discovery.as_ref().unwrap();
+        let judge = |form, status: Option<&str>, doc: serde_json::Value| {
+            let body = doc.to_string().into_bytes();
+            judge_discovery(form, d, status, body.len(), 1 << 20, || Ok(Some(body)))
+        };
+        let doc = |issuer: &str, jwks_uri: &str| serde_json::json!({"issuer": issuer, "jwks_uri": jwks_uri});
+        let good = doc("http://idp:8080/realms/r", "http://IDP:8080/realms/r/certs?x=1");
+        assert_eq!(
+            judge(DiscoveryForm::OpenId, Some("200"), good.clone()),
+            DiscoveryStep::FetchKeys { path: "/realms/r/certs?x=1".into() }
+        );
+        assert_eq!(
+            judge(DiscoveryForm::OpenId, Some("404"), good.clone()),
+            DiscoveryStep::TryOAuthForm
+        );
+        let fails = |step: DiscoveryStep, needle: &str| match step {
+            DiscoveryStep::Fail(why) => assert!(why.contains(needle), "{why}"),
+            other => panic!("{other:?}"),
+        };
+        fails(judge(DiscoveryForm::OAuth, Some("404"), good.clone()), "HTTP status 404");
+        fails(judge(DiscoveryForm::OpenId, None, good.clone()), "no response");
+        fails(judge(DiscoveryForm::OpenId, Some("500"), good), "HTTP status 500");
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms/r/", "http://idp:8080/k"),
+            ),
+            "not the configured",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms", "http://idp:8080/k"),
+            ),
+            "not the configured",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms/r", "http://idp:8081/k"),
+            ),
+            "not on the issuer's",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                doc("http://idp:8080/realms/r", "https://idp:8080/k"),
+            ),
+            "not on the issuer's",
+        );
+        fails(
+            judge(DiscoveryForm::OpenId, Some("200"), doc("http://idp:8080/realms/r", "/k")),
+            "jwks_uri",
+        );
+        fails(
+            judge(
+                DiscoveryForm::OpenId,
+                Some("200"),
+                serde_json::json!({"issuer": "http://idp:8080/realms/r"}),
+            ),
+            "no jwks_uri",
+        );
+        fails(
+            judge(DiscoveryForm::OpenId, Some("200"), serde_json::json!(["x"])),
+            "not a JSON object",
+        );
+        let unread = || -> Result<Option<Vec<u8>>, String> { panic!("body read too early") };
+        fails(
+            judge_discovery(DiscoveryForm::OpenId, d, Some("200"), 2 << 20, 1 << 20, unread),
+            "exceeds",
+        );
+        v["issuer"] = serde_json::json!("http://idp:8080/");
+        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks;
+        assert_eq!(
+            DiscoveryForm::OAuth.path(cfg.discovery.as_ref().unwrap()),
+            "/.well-known/oauth-authorization-server"
+        );
     }
 
     #[test]

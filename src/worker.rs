@@ -17,7 +17,7 @@ use crate::authorize::{
 use crate::config::FilterConfig;
 use crate::error::DenyReason;
 use crate::host::Host;
-use crate::jwks_sync::{self, Claim, FetchResult, JwksSync, Trigger};
+use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
 use crate::keys::KeySet;
 use crate::mcp::lists::{self, ListRewrite};
 use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpVerdict};
@@ -48,6 +48,14 @@ enum McpStage {
     Lists { lists: Vec<PendingList>, grant: Rc<UpstreamChanges>, body: ResponseBody },
 }
 
+/// What the callout of a fetch in flight asks for: with discovery, the issuer's metadata
+/// first, then the key set it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FetchStage {
+    Discovery(DiscoveryForm),
+    Keys { path: String },
+}
+
 /// How a list response's body is being rewritten.
 enum ResponseBody {
     /// Response headers not seen yet.
@@ -67,6 +75,8 @@ pub struct Worker {
     waiting: WaitingRoom,
     /// The token of the key-set callout this VM has in flight.
     fetch_token: Option<u32>,
+    /// What that callout asks for.
+    fetch_stage: FetchStage,
     stats: Stats,
     cache: VerdictCache,
     /// Seconds since the epoch as of the last tick (`None`: the clock could not be read).
@@ -86,8 +96,9 @@ impl Worker {
     pub fn configure(host: &impl Host, bytes: &[u8]) -> Result<Worker, String> {
         let config = FilterConfig::parse(bytes).map_err(|e| format!("{e}; refusing to start"))?;
         JwksSync::new(host, &config.jwks).init()?;
+        let source = if config.jwks.discovery.is_some() { "discovered from" } else { "at" };
         info!(
-            "configured for issuer {} (audiences {:?}), key set {} via cluster {}",
+            "configured for issuer {} (audiences {:?}), key set {source} {} via cluster {}",
             config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster
         );
         Ok(Worker {
@@ -98,6 +109,7 @@ impl Worker {
             version: 0,
             waiting: WaitingRoom::default(),
             fetch_token: None,
+            fetch_stage: FetchStage::Keys { path: String::new() },
             stats: Stats::define(host),
             clock_s: host.now_ms().map(|ms| ms / 1000),
             mcp: BTreeMap::new(),
@@ -331,8 +343,34 @@ impl Worker {
             warn!("cannot read the host clock; dropping the key-set response");
             return;
         };
-        // Only the two headers needed: the key-set server's others are none of our business.
+        // Only the headers needed: the key-set server's others are none of our business.
         let status = host.call_response_header(":status");
+        if let (FetchStage::Discovery(form), Some(discovery)) =
+            (&self.fetch_stage, self.config.jwks.discovery.as_ref())
+        {
+            let step = jwks_sync::judge_discovery(
+                *form,
+                discovery,
+                status.as_deref(),
+                body_size,
+                self.config.jwks.max_body_bytes,
+                || host.call_response_body(body_size),
+            );
+            match step {
+                DiscoveryStep::FetchKeys { path } => {
+                    if let Err(e) = JwksSync::new(host, &self.config.jwks).set_jwks_path(&path) {
+                        warn!("{e}");
+                    }
+                    self.dispatch(host, now, FetchStage::Keys { path }, None);
+                }
+                DiscoveryStep::TryOAuthForm => {
+                    let stage = FetchStage::Discovery(DiscoveryForm::OAuth);
+                    self.dispatch(host, now, stage, None);
+                }
+                DiscoveryStep::Fail(why) => self.finish_fetch(host, now, Err(why), None),
+            }
+            return;
+        }
         let max_age =
             host.call_response_header("cache-control").and_then(|v| jwks_sync::max_age(&v));
         let judged = jwks_sync::judge_response(
@@ -538,9 +576,9 @@ impl Worker {
             .map_err(|e| warn!("{e}"))
             .ok();
         let park = Waiter { since_ms: now, reason, version_at_wait: self.version };
-        match waiting::plan(reason, claim, now, self.config.jwks.timeout_ms) {
+        match waiting::plan(reason, claim, now, self.config.jwks.fetch_budget_ms()) {
             WaitPlan::FetchAndPark => {
-                self.start_fetch(host, now, Some(context_id));
+                self.start_fetch(host, now, trigger, Some(context_id));
                 self.waiting.park(context_id, park);
             }
             WaitPlan::Park => self.waiting.park(context_id, park),
@@ -580,19 +618,52 @@ impl Worker {
         });
     }
 
-    /// Sends the key-set request through the configured cluster. `current` is the request
-    /// being handled, if any: it becomes the effective context again after others resumed.
-    fn start_fetch(&mut self, host: &impl Host, now: u64, current: Option<u32>) {
-        let jwks = &self.config.jwks;
+    /// Starts the fetch this VM claimed: the key set, or with discovery the issuer's metadata
+    /// first (an unknown-`kid` refetch goes straight to the key-set path last discovered).
+    /// `current` is the request being handled, if any: it becomes the effective context
+    /// again after others resumed.
+    fn start_fetch(&mut self, host: &impl Host, now: u64, trigger: Trigger, current: Option<u32>) {
+        let stage = if self.config.jwks.discovery.is_none() {
+            FetchStage::Keys { path: self.config.jwks.path.clone() }
+        } else {
+            let known = match trigger {
+                Trigger::Scheduled => None,
+                Trigger::UnknownKid => JwksSync::new(host, &self.config.jwks)
+                    .read()
+                    .ok()
+                    .flatten()
+                    .map(|(record, _)| record.jwks_path)
+                    .filter(|path| !path.is_empty()),
+            };
+            match known {
+                Some(path) => FetchStage::Keys { path },
+                None => FetchStage::Discovery(DiscoveryForm::OpenId),
+            }
+        };
+        self.dispatch(host, now, stage, current);
+    }
+
+    /// Sends one callout of a fetch through the configured cluster.
+    fn dispatch(&mut self, host: &impl Host, now: u64, stage: FetchStage, current: Option<u32>) {
+        let config = Rc::clone(&self.config);
+        let jwks = &config.jwks;
+        let path = match (&stage, jwks.discovery.as_ref()) {
+            (FetchStage::Keys { path }, _) => path.as_str(),
+            (FetchStage::Discovery(form), Some(discovery)) => form.path(discovery),
+            (FetchStage::Discovery(_), None) => jwks.path.as_str(),
+        };
         let headers = [
             (":method", "GET"),
-            (":path", jwks.path.as_str()),
+            (":path", path),
             (":authority", jwks.authority.as_str()),
             ("accept", "application/json"),
             ("user-agent", "mcp-auth-filter"),
         ];
         match host.dispatch_call(&jwks.cluster, &headers, jwks.timeout_ms) {
-            Ok(token) => self.fetch_token = Some(token),
+            Ok(token) => {
+                self.fetch_token = Some(token);
+                self.fetch_stage = stage;
+            }
             Err(status) => {
                 let why = format!("cannot call cluster `{}`: {status}", jwks.cluster);
                 self.finish_fetch(host, now, Err(why), None);
@@ -673,14 +744,15 @@ impl Worker {
             self.resume_after_keys(host, now);
         }
         match JwksSync::new(host, &self.config.jwks).try_claim(now, Trigger::Scheduled) {
-            Ok(Claim::Started) => self.start_fetch(host, now, None),
+            Ok(Claim::Started) => self.start_fetch(host, now, Trigger::Scheduled, None),
             Ok(_) => {}
             Err(e) => warn!("{e}"),
         }
     }
 
     fn resume_after_keys(&mut self, host: &impl Host, now: u64) {
-        let due = self.waiting.due_after_keys(now, self.version, self.config.jwks.timeout_ms);
+        let due =
+            self.waiting.due_after_keys(now, self.version, self.config.jwks.fetch_budget_ms());
         self.resume_all(host, due);
     }
 
@@ -696,7 +768,7 @@ impl Worker {
             },
             _ => FetchState::default(),
         };
-        let due = self.waiting.due_on_tick(now, self.config.jwks.timeout_ms, fetch);
+        let due = self.waiting.due_on_tick(now, self.config.jwks.fetch_budget_ms(), fetch);
         self.resume_all(host, due);
     }
 
@@ -1226,5 +1298,108 @@ mod tests {
         assert_eq!(worker.on_request_headers(&host, 4, false), Flow::Continue);
         worker.on_tick(&host);
         assert_eq!(host.counter("mcp_auth.denied.session_mismatch"), 1);
+    }
+
+    fn discovery_setup() -> (MemoryHost, Worker) {
+        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
+        config["jwks"] = json!({"cluster": "idp"});
+        let host = MemoryHost::new(NOW_MS);
+        let worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        (host, worker)
+    }
+
+    fn last_call_path(host: &MemoryHost) -> String {
+        host.calls.borrow().last().unwrap().path.clone()
+    }
+
+    fn metadata(issuer: &str, jwks_uri: &str) -> Value {
+        json!({"issuer": issuer, "jwks_uri": jwks_uri, "token_endpoint": "http://x/token"})
+    }
+
+    #[test]
+    fn discovery_finds_the_key_set_through_the_openid_configuration() {
+        let (host, mut worker) = discovery_setup();
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        assert_eq!(last_call_path(&host), "/realms/my-realm/.well-known/openid-configuration");
+        assert_eq!(host.calls.borrow()[0].cluster, "idp");
+        let doc = metadata(testkeys::ISSUER, "http://localhost:8080/realms/my-realm/keys");
+        answer_fetch(&host, &mut worker, "200", &doc);
+        assert_eq!(host.calls.borrow().len(), 2);
+        assert_eq!(last_call_path(&host), "/realms/my-realm/keys");
+        assert_eq!(host.request(1).resumed, 0, "still waiting for the key set");
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        assert_eq!(host.request(1).resumed, 1);
+        assert!(host.request(1).sent.is_none());
+        // An unknown kid refetches the key set at the discovered path, without discovery.
+        host.advance(1000);
+        worker.on_tick(&host);
+        let rotated = testkeys::mint_rotated(&testkeys::claims());
+        assert_eq!(arrive(&host, &mut worker, 2, &rotated), Flow::Pause);
+        assert_eq!(host.calls.borrow().len(), 3);
+        assert_eq!(last_call_path(&host), "/realms/my-realm/keys");
+        // The scheduled refresh discovers again: the issuer may have moved its keys.
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        host.advance(300_000);
+        worker.on_tick(&host);
+        assert_eq!(host.calls.borrow().len(), 4);
+        assert_eq!(last_call_path(&host), "/realms/my-realm/.well-known/openid-configuration");
+    }
+
+    #[test]
+    fn discovery_falls_back_to_the_rfc8414_form_after_a_404() {
+        let (host, mut worker) = discovery_setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        answer_fetch(&host, &mut worker, "404", &json!({}));
+        assert_eq!(
+            last_call_path(&host),
+            "/.well-known/oauth-authorization-server/realms/my-realm"
+        );
+        let doc = metadata(testkeys::ISSUER, "http://localhost:8080/certs");
+        answer_fetch(&host, &mut worker, "200", &doc);
+        assert_eq!(last_call_path(&host), "/certs");
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        assert_eq!(host.request(1).resumed, 1);
+    }
+
+    #[test]
+    fn discovery_refuses_a_document_of_another_issuer_or_a_key_set_elsewhere() {
+        for doc in [
+            metadata("http://localhost:8080/realms/other", "http://localhost:8080/certs"),
+            metadata(&format!("{}/", testkeys::ISSUER), "http://localhost:8080/certs"),
+            metadata(testkeys::ISSUER, "http://evil.example/certs"),
+            metadata(testkeys::ISSUER, "https://localhost:8080/certs"),
+            json!({"issuer": testkeys::ISSUER}),
+        ] {
+            let (host, mut worker) = discovery_setup();
+            arrive(&host, &mut worker, 1, &keycloak_token());
+            answer_fetch(&host, &mut worker, "200", &doc);
+            assert_eq!(host.calls.borrow().len(), 1, "no key-set fetch after {doc}");
+            host.advance(100);
+            worker.on_tick(&host);
+            assert_eq!(status_sent(&host, 1), Some(503), "{doc}");
+            assert_eq!(host.counter("mcp_auth.jwks_fetch.failed"), 1);
+        }
+        // A 404 on both forms is a failure too, retried with backoff.
+        let (host, mut worker) = discovery_setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        answer_fetch(&host, &mut worker, "404", &json!({}));
+        answer_fetch(&host, &mut worker, "404", &json!({}));
+        assert_eq!(host.calls.borrow().len(), 2);
+        host.advance(100);
+        worker.on_tick(&host);
+        assert_eq!(status_sent(&host, 1), Some(503));
+    }
+
+    #[test]
+    fn discovery_failure_keeps_the_last_good_keys() {
+        let (host, mut worker) = discovery_setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        let doc = metadata(testkeys::ISSUER, "http://localhost:8080/certs");
+        answer_fetch(&host, &mut worker, "200", &doc);
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        host.advance(300_000);
+        worker.on_tick(&host);
+        answer_fetch(&host, &mut worker, "500", &json!({}));
+        assert_eq!(arrive(&host, &mut worker, 2, &keycloak_token()), Flow::Continue);
     }
 }

@@ -20,7 +20,8 @@ CASES = {
     "missing_audiences": ({"audiences": UNSET}, "audiences"),
     "empty_audiences": ({"audiences": []}, "audiences"),
     "missing_jwks_cluster": ({"jwks.cluster": UNSET}, "cluster"),
-    "missing_jwks_uri": ({"jwks.uri": UNSET}, "uri"),
+    # Without jwks.uri the key set is discovered from the issuer, which must then be a URL.
+    "no_jwks_uri_and_issuer_not_a_url": ({"jwks.uri": UNSET, "issuer": "my-realm"}, "issuer"),
     "jwks_uri_not_absolute_http": ({"jwks.uri": "/realms/my-realm/certs"}, "uri"),
     "missing_resource": ({"resource_metadata.resource": UNSET}, "resource"),
     "missing_authorization_servers": ({"resource_metadata.authorization_servers": UNSET}, "authorization_servers"),

@@ -108,6 +108,14 @@ class _JwksHandler(_Quiet):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        path = self.path.split("?")[0]
+        if path in owner.metadata_documents:  # discovery: the issuer's metadata, in any mode
+            self._send(200, json.dumps(owner.metadata_documents[path]).encode(),
+                       {"Content-Type": "application/json"})
+            return
+        if path.startswith("/.well-known/") or "/.well-known/" in path:
+            self._send(404, b'{"error":"not_found"}', {"Content-Type": "application/json"})
+            return
         if mode == "slow":
             time.sleep(owner.slow_seconds)
             self._send_keys(owner)
@@ -134,6 +142,8 @@ class JwksServer(_Background):
 
     ``down`` closes the listening socket (connection refused); any other mode re-opens it.
     ``fetch_count`` counts GET requests (every attempt the filter makes, whatever the mode).
+    ``metadata_documents`` maps a path to an authorization-server metadata document served
+    there (discovery); any other ``/.well-known/`` path answers 404; every other path the keys.
     """
 
     handler = _JwksHandler
@@ -148,6 +158,7 @@ class JwksServer(_Background):
         self.oversize = 300 * 1024
         self.extra_headers: dict = {}  # added to the ok/slow/empty/oversized responses
         self.requests: list[dict] = []
+        self.metadata_documents: dict[str, dict] = {}
         assert mode in self.MODES, mode
         self.mode = mode
 
