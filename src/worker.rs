@@ -284,7 +284,15 @@ impl Worker {
                 debug!("refused a session id bound to another subject");
                 Some(self.refuse(host, DenyReason::SessionMismatch, &response::session_not_found()))
             }
-            Ok(SessionCheck::Same | SessionCheck::Unknown) => None,
+            Ok(SessionCheck::Same | SessionCheck::Unknown) => {
+                // Only the first `Mcp-Session-Id` was judged (the host hands over one value), so
+                // the server gets that one alone: a second copy naming another subject's session
+                // would otherwise reach a server that reads the last. Removed first because
+                // Envoy's replace changes only the first of several copies.
+                host.set_request_header("mcp-session-id", None);
+                host.set_request_header("mcp-session-id", Some(&session_id));
+                None
+            }
             Err(e) => {
                 // The binding cannot be judged: fail closed.
                 warn!("{e}");
@@ -1182,5 +1190,25 @@ mod tests {
         assert_eq!(worker.on_request_headers(&host, 4, false), Flow::Continue);
         worker.on_tick(&host);
         assert_eq!(host.counter("mcp_auth.denied.session_mismatch"), 1);
+        // Bob's unknown session id with alice's behind it: only the judged one goes on.
+        host.arrive(
+            5,
+            &[
+                (":path", "/mcp"),
+                (":method", "POST"),
+                ("authorization", &auth),
+                ("mcp-session-id", "s-9"),
+                ("mcp-session-id", "s-1"),
+            ],
+        );
+        assert_eq!(worker.on_request_headers(&host, 5, false), Flow::Continue);
+        let sent: Vec<String> = host
+            .request(5)
+            .headers
+            .into_iter()
+            .filter(|(n, _)| n == "mcp-session-id")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(sent, ["s-9"]);
     }
 }
