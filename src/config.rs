@@ -371,11 +371,6 @@ impl FilterConfig {
         })
     }
 
-    /// Whether `path` (query ignored) is the MCP endpoint.
-    pub fn is_mcp_path(&self, path: &str) -> bool {
-        path.split(['?', '#']).next() == Some(self.mcp_path.as_str())
-    }
-
     /// Whether `path` (query ignored) is the MCP endpoint the `mcp` policy applies to.
     pub fn mcp_policy_for(&self, path: &str) -> Option<&McpPolicy> {
         let policy = &self.mcp.as_ref()?.0;

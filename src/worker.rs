@@ -259,21 +259,19 @@ impl Worker {
         self.session_starts.remove(&context_id);
     }
 
-    /// A request to the MCP endpoint with a valid token: its session id, if any, must be bound
-    /// to the token's subject or unknown; without one, the response may start a session.
+    /// A request with a valid token: its session id, if any, must be bound to the token's
+    /// subject or unknown; without one, the response may start a session. Any path, not only
+    /// the MCP endpoint's: Envoy sends every path to the server, and which spellings a server
+    /// takes for its endpoint (`/mcp/`, `/MCP`) is beyond the filter's knowledge.
     /// Returns the flow when the request was answered here.
     fn check_session(
         &mut self,
         host: &impl Host,
         context_id: u32,
-        path: &str,
         grant: &UpstreamChanges,
     ) -> Option<Flow> {
         let config = self.config.session_binding?;
         let subject = grant.subject.as_ref()?;
-        if !self.config.is_mcp_path(path) {
-            return None;
-        }
         let Some(session_id) = host.request_header("mcp-session-id") else {
             self.session_starts.insert(context_id, *subject);
             return None;
@@ -379,7 +377,7 @@ impl Worker {
             };
             match authorize::decide(&facts, &policy, &mut self.cache) {
                 Decision::Allow(changes) => {
-                    if let Some(flow) = self.check_session(host, context_id, &path, &changes) {
+                    if let Some(flow) = self.check_session(host, context_id, &changes) {
                         return flow;
                     }
                     for name in &changes.remove {
@@ -1210,5 +1208,21 @@ mod tests {
             .map(|(_, v)| v)
             .collect();
         assert_eq!(sent, ["s-9"]);
+        // Another spelling of the endpoint, or another path: the server may take it for its
+        // endpoint, so the binding holds there too.
+        for (id, path) in [(6, "/mcp/"), (7, "/MCP"), (8, "/other")] {
+            let bob_auth = bearer(&bob);
+            host.arrive(
+                id,
+                &[
+                    (":path", path),
+                    (":method", "POST"),
+                    ("authorization", &bob_auth),
+                    ("mcp-session-id", "s-1"),
+                ],
+            );
+            assert_eq!(worker.on_request_headers(&host, id, false), Flow::Pause, "{path}");
+            assert_eq!(status_sent(&host, id), Some(404), "{path}");
+        }
     }
 }

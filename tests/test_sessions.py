@@ -103,6 +103,20 @@ def test_another_subject_cannot_use_the_session(bound, keys, method):
     assert_allowed(bound, in_session(bound, alice, session))
 
 
+@pytest.mark.parametrize("path", ["/mcp/", "/MCP", "/mcp;x", "//mcp", "/other"])
+def test_the_session_is_bound_on_every_path(bound, keys, path):
+    """Envoy routes every path to the server, and servers differ on which of these they take for
+    their endpoint (Express ignores a trailing slash and case by default): the filter cannot
+    know, so a bound session id is checked wherever it is presented."""
+    alice, mallory = token_of(bound, keys, "alice"), token_of(bound, keys, "mallory")
+    session = initialize(bound, alice)
+    resp = bound.request("POST", path, token=mallory, body=b"{}",
+                         headers=[("mcp-session-id", session), ("content-type", "application/json")])
+    assert_session_not_found(bound, resp)
+    assert_allowed(bound, bound.request("POST", path, token=alice, body=b"{}",
+                                        headers=[("mcp-session-id", session)]))
+
+
 def test_the_same_subject_with_a_new_token_keeps_the_session(bound, keys):
     session = initialize(bound, token_of(bound, keys, "bob"))
     renewed = bound.token(keys.sig, bound.claims(sub="bob", jti="renewed"))
