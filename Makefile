@@ -103,7 +103,7 @@ lint: wasm-target
 	cargo clippy --release --target $(WASM_TARGET) -p mcp-auth-filter -- -D warnings
 	@# The standalone crates (own [workspace]) build against the filter's API too: a rename
 	@# there must fail here, in seconds, not in `make fuzz` at the end of CI.
-	for crate in fuzz bench/noop-filter perf/decide-wasm perf/rsa-wasm; do \
+	for crate in fuzz bench/noop-filter perf/decide-wasm perf/rsa-wasm perf/lists-wasm; do \
 	  cargo fmt --manifest-path $$crate/Cargo.toml --check || exit 1; \
 	  cargo clippy --manifest-path $$crate/Cargo.toml --all-targets -- -D warnings || exit 1; \
 	done

@@ -372,11 +372,49 @@ impl FilterConfig {
     }
 
     /// Whether `path` (query ignored) is the MCP endpoint the `mcp` policy applies to.
+    /// Spellings a server may route to the endpoint count as the endpoint (see
+    /// [`same_path`]): `/%6Dcp`, `//mcp` and `/mcp/` must not skip the policy.
     pub fn mcp_policy_for(&self, path: &str) -> Option<&McpPolicy> {
         let policy = &self.mcp.as_ref()?.0;
         let path = path.split(['?', '#']).next().unwrap_or_default();
-        (path == policy.endpoint()).then_some(&**policy)
+        (path == policy.endpoint() || same_path(path, policy.endpoint())).then_some(&**policy)
     }
+}
+
+/// Whether two paths name the same resource to a lenient server: percent-escapes decoded
+/// (Starlette routes on the decoded path), runs of `/` merged, a trailing `/` ignored,
+/// ASCII case ignored. Judging a path the server would 404 costs little; skipping one it
+/// serves as the endpoint lets a body through unjudged.
+fn same_path(path: &str, endpoint: &str) -> bool {
+    fn canonical(path: &str) -> Vec<u8> {
+        let bytes = path.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(value) if b == b'%' => {
+                    decoded.push(value);
+                    i += 3;
+                }
+                _ => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        let mut out: Vec<u8> = Vec::with_capacity(decoded.len());
+        for b in decoded {
+            if !(b == b'/' && out.last() == Some(&b'/')) {
+                out.push(b.to_ascii_lowercase());
+            }
+        }
+        while out.len() > 1 && out.last() == Some(&b'/') {
+            out.pop();
+        }
+        out
+    }
+    canonical(path) == canonical(endpoint)
 }
 
 /// `session_binding`: on unless disabled; bounded table, idle expiry.
@@ -676,6 +714,18 @@ fn is_header_name_byte(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mcp_endpoint_spellings_a_server_may_route_there_are_judged() {
+        use super::same_path;
+        for same in ["/mcp", "/mcp/", "//mcp", "/%6Dcp", "/%6dcp/", "/MCP", "/m%63p//", "/%2Fmcp"] {
+            assert!(same_path(same, "/mcp"), "{same}");
+        }
+        for other in ["/mcpx", "/mc", "/other", "/mcp/x", "/", "/%6", "/mcp%", "/api/mcp"] {
+            assert!(!same_path(other, "/mcp"), "{other}");
+        }
+        assert!(same_path("/api//mcp/", "/api/mcp"));
+    }
+
     use super::*;
     use serde_json::json;
 

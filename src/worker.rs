@@ -175,6 +175,21 @@ impl Worker {
         let content_type = host.response_header("content-type").unwrap_or_default();
         let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         let max_bytes = self.config.mcp.as_ref().map_or(0, |m| m.0.max_body_bytes());
+        let encoded = host
+            .response_header("content-encoding")
+            .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
+        let answers_lists = matches!(media.as_str(), "application/json" | "text/event-stream");
+        if encoded && answers_lists {
+            // Compressed although not asked to be (see `carry_out`): unreadable here, and a
+            // compressed stream would pass the SSE reader unjudged. Buffered and answered by
+            // the JSON rewriter, which replaces what it cannot read with JSON-RPC errors.
+            *body = ResponseBody::Json;
+            host.set_response_header("content-encoding", None);
+            host.set_response_header("content-type", Some("application/json"));
+            host.set_response_header("content-length", None);
+            host.set_response_header("cache-control", Some("private, no-store"));
+            return Flow::Continue;
+        }
         match media.as_str() {
             "application/json" => {
                 *body = ResponseBody::Json;
@@ -495,6 +510,9 @@ impl Worker {
         match verdict {
             McpVerdict::Forward { lists, .. } => {
                 if !lists.is_empty() {
+                    // A list is filtered as the server writes it: ask for it uncompressed
+                    // (Node's fetch, for one, accepts gzip by default).
+                    host.set_request_header("accept-encoding", None);
                     let grant = Rc::clone(grant);
                     let stage = McpStage::Lists { lists, grant, body: ResponseBody::Unknown };
                     self.mcp.insert(context_id, stage);
@@ -1132,6 +1150,32 @@ mod tests {
             sent,
             [("mcp-method".into(), "tools/call".into()), ("mcp-name".into(), "echo".into())]
         );
+    }
+
+    #[test]
+    fn mcp_lists_are_asked_for_uncompressed_and_a_compressed_one_is_not_passed() {
+        let (host, mut worker) = mcp_setup();
+        let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+        for (id, media) in [(1, "application/json"), (2, "text/event-stream")] {
+            assert_eq!(arrive(&host, &mut worker, id, &keycloak_token()), Flow::Pause);
+            host.set_request_header("accept-encoding", Some("gzip, br"));
+            let body = list.to_string().into_bytes();
+            host.set_request_body(id, &body);
+            assert_eq!(worker.on_request_body(&host, id, body.len(), true), Flow::Continue);
+            assert_eq!(host.header_of(id, "accept-encoding"), None);
+            // A server that compresses anyway.
+            host.set_response_headers(id, &[("content-type", media), ("content-encoding", "gzip")]);
+            worker.on_response_headers(&host, id);
+            let headers = host.request(id).response_headers;
+            assert!(headers.iter().all(|(n, _)| n != "content-encoding"), "{headers:?}");
+            let compressed = b"\x1f\x8b\x08\x00data: {\"tools\":[]}\n\n";
+            host.set_response_chunk(id, compressed);
+            assert_eq!(worker.on_response_body(&host, id, compressed.len(), false), Flow::Pause);
+            worker.on_response_body(&host, id, compressed.len(), true);
+            let out: Value = serde_json::from_slice(&host.request(id).response_body).unwrap();
+            assert_eq!(out["id"], 3);
+            assert!(out["error"].is_object(), "{out}");
+        }
     }
 
     #[test]

@@ -156,11 +156,19 @@ class McpUpstreamHandler(_UpstreamHandler):
                        {"Content-Type": "application/json", "x-upstream": "echo"})
             return
         if reply == "json":
-            self._send(200, list_result(message["method"], message["id"]),
-                       {"Content-Type": "application/json", "x-upstream": "echo",
-                        "Cache-Control": "public, max-age=60"})
+            headers = {"Content-Type": "application/json", "x-upstream": "echo",
+                       "Cache-Control": "public, max-age=60"}
+            answer = list_result(message["method"], message["id"])
+            if "gzip" in (self.headers.get("Accept-Encoding") or "") or self.headers.get("x-gzip"):
+                answer = gzip.compress(answer)
+                headers["Content-Encoding"] = "gzip"
+            self._send(200, answer, headers)
             return
         before, response, after = sse_parts(message["method"], message["id"])
+        if self.headers.get("x-gzip"):  # compressed although the client was not asked
+            self._send(200, gzip.compress(before + response + after),
+                       {"Content-Type": "text/event-stream", "Content-Encoding": "gzip", "x-upstream": "echo"})
+            return
         self.send_response(200)
         for name, value in (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
                             ("x-upstream", "echo"), ("Transfer-Encoding", "chunked")):
@@ -639,12 +647,21 @@ def test_get_and_delete_on_the_endpoint_pass_on_the_token(mcp_stack, method):
     assert mcp_stack.reached_upstream(resp).method == method
 
 
-@pytest.mark.parametrize("path", ["/other", "/mcp/", "/api/mcp"])
+@pytest.mark.parametrize("path", ["/other", "/mcpx", "/mcp/sub", "/api/mcp"])
 def test_other_paths_are_untouched_by_the_policy(mcp_stack, path):
     body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"secret"}}'
     with Counted(mcp_stack, TOKEN_ONLY):
         resp = post(mcp_stack, "bare", body, path=path)
     assert_forwarded(mcp_stack, resp, body)
+
+
+@pytest.mark.parametrize("path", ["/mcp/", "//mcp", "/%6Dcp", "/MCP", "/m%63p/?x=1"])
+def test_spellings_of_the_endpoint_a_server_may_route_there_are_judged(mcp_stack, path):
+    """Envoy does not normalise paths here, and a lenient server (Starlette routes on the
+    decoded path; FastMCP serves /mcp/) may take these for the endpoint."""
+    with Counted(mcp_stack, outcome("denied.rule")):
+        resp = post(mcp_stack, "super", rpc("tools/call", "secret"), path=path)
+    assert_rule_refusal(mcp_stack, resp, 1)
 
 
 def test_the_endpoint_still_needs_a_valid_token(mcp_stack):
@@ -695,6 +712,27 @@ def check_json_list(stack, method, who, keep, id_=12, headers=()):
 @pytest.mark.parametrize("method,who,main,hidden", LISTS, ids=LIST_IDS)
 def test_json_lists_are_filtered(mcp_stack, method, who, main, hidden):
     check_json_list(mcp_stack, method, who, main)
+
+
+def test_a_list_is_filtered_when_the_client_accepts_compressed_responses(mcp_stack):
+    """A client that accepts gzip (Node's fetch does, by default) still gets its list: the
+    filter cannot read a compressed answer, so the server must not be asked for one."""
+    resp = check_json_list(mcp_stack, "tools/list", "admin", {"echo", "whoami", "admin_reset"},
+                           headers=[("accept-encoding", "gzip, deflate, br")])
+    assert resp.header("content-encoding") is None, resp
+
+
+@pytest.mark.parametrize("reply", ["json", "sse"])
+def test_a_list_compressed_anyway_is_replaced_by_an_error(mcp_stack, reply):
+    """A server that compresses without being asked: the filter cannot read the list, so the
+    client gets a JSON-RPC error for it, never the unfiltered list."""
+    body = rpc("tools/list", id_=21)
+    resp = post(mcp_stack, "admin", body, headers={"x-reply": reply, "x-gzip": "1"})
+    assert_forwarded(mcp_stack, resp, body)
+    assert resp.header("content-encoding") is None, resp
+    answer = resp.json()
+    assert answer["id"] == 21 and "result" not in answer and isinstance(answer["error"]["code"], int), answer
+    assert resp.header_all("cache-control") == ["private, no-store"], resp
 
 
 def test_a_batch_of_lists_is_filtered_element_by_element(mcp_stack):

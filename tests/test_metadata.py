@@ -16,7 +16,7 @@ def expected_document(stack):
     return {
         "resource": f"http://localhost:{stack.listen_port}/mcp",
         "authorization_servers": [f"http://localhost:{stack.auth_port}/realms/my-realm"],
-        "scopes_supported": ["mcp:tools"],
+        "scopes_supported": ["mcp:tools", "mcp:admin"],
         "bearer_methods_supported": ["header"],
         "resource_name": "MCP Echo Server",
     }

@@ -1,6 +1,6 @@
 //! MCP echo server over Streamable HTTP, built on the official Rust SDK `rmcp`.
 //!
-//! [`EchoServer`] is the MCP handler with its single `echo` tool; [`router`]
+//! [`EchoServer`] is the MCP handler with its tools `echo` and `whoami`; [`router`]
 //! mounts it at `/mcp` in an axum [`Router`]; [`serve`] / [`serve_listener`]
 //! run it until a shutdown token is cancelled.
 
@@ -14,6 +14,8 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use rmcp::handler::server::common::{schema_for_input, schema_for_type};
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Json;
 use rmcp::model::{
     CallToolResult, ContentBlock, Implementation, JsonObject, ServerCapabilities, ServerConfig,
 };
@@ -42,6 +44,14 @@ pub const MIN_REPEAT: i64 = 1;
 pub const MAX_REPEAT: i64 = 10;
 /// `repeat_count` used when the argument is omitted.
 pub const DEFAULT_REPEAT: i64 = 3;
+
+/// Request header the proxy puts the caller's subject (`sub` claim) in (envoy.yaml's
+/// `claims_to_headers`).
+pub const SUBJECT_HEADER: &str = "x-mcp-subject";
+/// Request header the proxy puts the token's scopes (`scope` claim, space separated) in.
+pub const SCOPE_HEADER: &str = "x-mcp-scope";
+/// Request header the proxy puts the caller's roles (`roles` claim, joined with `,`) in.
+pub const ROLES_HEADER: &str = "x-mcp-roles";
 
 /// Arguments of the `echo` tool.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -92,7 +102,46 @@ fn repeat_count_error(repeat_count: i64) -> ErrorData {
     )
 }
 
-/// The MCP handler: one `echo` tool.
+/// The caller as the proxy in front described it: what `whoami` returns.
+///
+/// The server trusts these headers only because it is reachable through the proxy alone,
+/// which removes a client's own copies and sets them from the verified token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, JsonSchema)]
+pub struct Identity {
+    /// The token's subject (`sub`), or null when no proxy passed one.
+    pub subject: Option<String>,
+    /// The token's scopes, in the order granted.
+    pub scopes: Vec<String>,
+    /// The caller's roles (`roles` claim).
+    pub roles: Vec<String>,
+}
+
+impl Identity {
+    /// Reads the identity headers of one request; a header that is not valid text counts as
+    /// absent.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Identity {
+        let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let list = |name: &str, separator: char| -> Vec<String> {
+            text(name)
+                .map(|value| {
+                    value
+                        .split(separator)
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Identity {
+            subject: text(SUBJECT_HEADER).map(str::to_owned),
+            scopes: list(SCOPE_HEADER, ' '),
+            roles: list(ROLES_HEADER, ','),
+        }
+    }
+}
+
+/// The MCP handler: the tools `echo` and `whoami`.
 #[derive(Debug, Clone)]
 pub struct EchoServer {
     tool_router: ToolRouter<Self>,
@@ -126,6 +175,19 @@ impl EchoServer {
         let count = check_repeat_count(args.repeat_count)?;
         Ok(CallToolResult::success(vec![ContentBlock::text(args.message.repeat(count))]))
     }
+
+    /// Returns the caller's subject, scopes and roles as the proxy passed them in headers:
+    /// identity propagation made visible. rmcp's Streamable HTTP service hands each request's
+    /// HTTP parts to the handler as an extension.
+    #[tool(
+        description = "Return who is calling: the subject, scopes and roles the authorization proxy passed to this server."
+    )]
+    pub fn whoami(
+        &self,
+        Extension(parts): Extension<axum::http::request::Parts>,
+    ) -> Result<Json<Identity>, ErrorData> {
+        Ok(Json(Identity::from_headers(&parts.headers)))
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -133,7 +195,10 @@ impl ServerHandler for EchoServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(SERVER_NAME, SERVER_VERSION))
-            .with_instructions("Call the `echo` tool to have a message repeated back.")
+            .with_instructions(
+                "Call the `echo` tool to have a message repeated back, and `whoami` to see the \
+                 identity the authorization proxy passed along.",
+            )
     }
 }
 

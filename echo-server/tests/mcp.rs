@@ -9,6 +9,7 @@ use std::time::Duration;
 use echo_server::{Config, EchoServer, SERVER_NAME, SERVER_VERSION};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ErrorCode, JsonObject};
 use rmcp::service::{RoleClient, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 use serde_json::{json, Value};
@@ -46,7 +47,24 @@ impl TestServer {
     async fn client(
         &self,
     ) -> Result<RunningService<RoleClient, ()>, Box<dyn std::error::Error + Send + Sync>> {
-        let transport = StreamableHttpClientTransport::from_uri(self.url());
+        self.client_with_headers(&[]).await
+    }
+
+    /// A client whose every request carries `headers`, as a proxy in front would add them.
+    async fn client_with_headers(
+        &self,
+        headers: &[(&'static str, &str)],
+    ) -> Result<RunningService<RoleClient, ()>, Box<dyn std::error::Error + Send + Sync>> {
+        let mut custom = std::collections::HashMap::new();
+        for (name, value) in headers {
+            custom.insert(
+                reqwest::header::HeaderName::from_static(name),
+                reqwest::header::HeaderValue::from_str(value)?,
+            );
+        }
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(self.url()).custom_headers(custom);
+        let transport = StreamableHttpClientTransport::from_config(config);
         Ok(tokio::time::timeout(TIMEOUT, ().serve(transport)).await??)
     }
 
@@ -116,7 +134,8 @@ async fn tools_list_describes_echo() -> TestResult {
     let server = TestServer::start().await?;
     let client = server.client().await?;
     let tools = tokio::time::timeout(TIMEOUT, client.list_all_tools()).await??;
-    assert_eq!(tools.len(), 1, "{tools:?}");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["echo", "whoami"], "{tools:?}");
     let echo = tools.first().ok_or("no tool")?;
     assert_eq!(echo.name, "echo");
     assert_eq!(echo.description.as_deref(), Some("Echo a message a specified number of times."));
@@ -274,4 +293,63 @@ async fn shutdown_with_connected_client_is_prompt() -> TestResult {
     server.stop().await?;
     drop(client);
     Ok(())
+}
+
+async fn call_whoami(client: &RunningService<RoleClient, ()>) -> Result<Value, ServiceError> {
+    let params = CallToolRequestParams::new("whoami");
+    let result = match tokio::time::timeout(TIMEOUT, client.call_tool(params)).await {
+        Ok(result) => result?,
+        Err(_) => panic!("tools/call timed out"),
+    };
+    assert_eq!(result.is_error, Some(false), "{result:?}");
+    let structured = result.structured_content.clone().unwrap_or(Value::Null);
+    // The text content carries the same JSON, for clients that ignore structured content.
+    let text: Value = serde_json::from_str(&only_text(&result)).unwrap_or(Value::Null);
+    assert_eq!(text, structured);
+    Ok(structured)
+}
+
+#[tokio::test]
+async fn whoami_returns_the_identity_headers_of_each_request() -> TestResult {
+    let server = TestServer::start().await?;
+    let client = server
+        .client_with_headers(&[
+            ("x-mcp-subject", "5f0c2b7e-3a1d-4e8b-9c6f-2d7a1e4b8c90"),
+            ("x-mcp-scope", "mcp:tools  mcp:admin"),
+            ("x-mcp-roles", "admin,user"),
+        ])
+        .await?;
+    assert_eq!(
+        call_whoami(&client).await?,
+        json!({
+            "subject": "5f0c2b7e-3a1d-4e8b-9c6f-2d7a1e4b8c90",
+            "scopes": ["mcp:tools", "mcp:admin"],
+            "roles": ["admin", "user"],
+        })
+    );
+    client.cancel().await?;
+
+    // Without a proxy in front nothing is claimed.
+    let bare = server.client().await?;
+    assert_eq!(call_whoami(&bare).await?, json!({"subject": null, "scopes": [], "roles": []}));
+    bare.cancel().await?;
+    server.stop().await
+}
+
+#[tokio::test]
+async fn whoami_is_listed_with_an_output_schema() -> TestResult {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    let tools = tokio::time::timeout(TIMEOUT, client.list_all_tools()).await??;
+    let whoami = tools.iter().find(|t| t.name == "whoami").ok_or("no whoami")?;
+    assert!(whoami.description.as_deref().unwrap_or("").contains("subject"));
+    let input = Value::Object((*whoami.input_schema).clone());
+    assert_eq!(input["type"], "object", "{input:#}");
+    let output = whoami.output_schema.as_ref().map(|s| Value::Object((**s).clone()));
+    let output = output.ok_or("no output schema")?;
+    for field in ["subject", "scopes", "roles"] {
+        assert!(output["properties"].get(field).is_some(), "{field} missing: {output:#}");
+    }
+    client.cancel().await?;
+    server.stop().await
 }

@@ -260,7 +260,7 @@ fn required(kind: &str, name: &str) -> Vec<String> {
 }
 
 fn rules(caller: u8, method: &str, kind: &str, name: &str) -> bool {
-    let admin = caller % 4 == 0;
+    let admin = caller.is_multiple_of(4);
     let eitan = matches!(caller % 4, 0 | 2);
     (kind == "tool" && name == "echo" && admin)
         || (kind == "prompt" && name.starts_with('p'))

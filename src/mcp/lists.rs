@@ -93,15 +93,71 @@ pub(crate) struct Unreadable;
 
 /// The item arrays to filter in one message, as byte ranges of its text.
 #[derive(Debug, Default)]
-pub(crate) struct Plan {
-    /// (start, end, kind) of each array (or non-array member value) to rewrite, in order.
-    members: Vec<(usize, usize, ListKind)>,
+pub(crate) struct Plan<'t> {
+    /// (start, end, kind, items) of each array (or non-array member value) to rewrite; the
+    /// items when the single pass already found them.
+    members: Vec<(usize, usize, ListKind, Option<Vec<&'t RawValue>>)>,
     /// Indices into the pending lists of those this message answers.
     pub(crate) answered: Vec<usize>,
 }
 
 /// Finds, in one message's text, the item arrays of the pending lists it answers.
-pub(crate) fn rewrite_message(text: &str, pending: &[PendingList]) -> Result<Plan, Unreadable> {
+pub(crate) fn rewrite_message<'t>(
+    text: &'t str,
+    pending: &[PendingList],
+) -> Result<Plan<'t>, Unreadable> {
+    match single_pass_plan(text, pending)? {
+        Some(plan) => Ok(plan),
+        // A list member that is neither an array nor null: the slower reading finds its span.
+        None => member_by_member_plan(text, pending),
+    }
+}
+
+/// Reads the message once, collecting the items of every list member on the way; `None` when
+/// a pending list's member is neither an array nor null.
+fn single_pass_plan<'t>(
+    text: &'t str,
+    pending: &[PendingList],
+) -> Result<Option<Plan<'t>>, Unreadable> {
+    let responses = match serde_json::from_str::<Lists>(text).map_err(|_| Unreadable)? {
+        Lists::One(response) => vec![response],
+        Lists::Batch(responses) => responses,
+        Lists::Other => Vec::new(),
+    };
+    let mut plan = Plan::default();
+    for response in responses {
+        let kinds = plan.matched_kinds(response.ids.iter().map(|id| id.get()), pending);
+        for (name, members) in &response.lists {
+            for &kind in kinds.iter().filter(|kind| name == kind.member()) {
+                let items = match members {
+                    Members::Items(items) => items,
+                    Members::Null => continue,
+                    Members::Other => return Ok(None),
+                };
+                let (Some(first), Some(last)) = (items.first(), items.last()) else { continue };
+                let start = offset_in(text, first.get()).ok_or(Unreadable)?;
+                let last_end = offset_in(text, last.get()).ok_or(Unreadable)? + last.get().len();
+                let before = text.get(..start).ok_or(Unreadable)?.trim_end_matches(JSON_SPACE);
+                let after = text.get(last_end..).ok_or(Unreadable)?;
+                let close = last_end + (after.len() - after.trim_start_matches(JSON_SPACE).len());
+                if !before.ends_with('[') || text.get(close..close + 1) != Some("]") {
+                    return Err(Unreadable);
+                }
+                plan.members.push((before.len() - 1, close + 1, kind, Some(items.clone())));
+            }
+        }
+    }
+    Ok(Some(plan))
+}
+
+/// JSON's insignificant whitespace.
+const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// Reads the message a level at a time (each level scanned again).
+fn member_by_member_plan<'t>(
+    text: &'t str,
+    pending: &[PendingList],
+) -> Result<Plan<'t>, Unreadable> {
     let mut plan = Plan::default();
     match serde_json::from_str::<Message>(text).map_err(|_| Unreadable)? {
         Message::Object(entries) => plan.response(text, &entries, pending)?,
@@ -120,19 +176,18 @@ pub(crate) fn rewrite_message(text: &str, pending: &[PendingList]) -> Result<Pla
     Ok(plan)
 }
 
-impl Plan {
-    /// Adds the lists of one response object, if its `id` (any of them, when the name is
-    /// repeated: clients differ on which one wins) matches a pending list.
-    fn response(
+impl<'t> Plan<'t> {
+    /// The kinds of the pending lists a response answers, by its ids (all of them, when the
+    /// name is repeated: clients differ on which one wins); notes them as answered.
+    fn matched_kinds<'i>(
         &mut self,
-        text: &str,
-        entries: &[(Cow<str>, &RawValue)],
+        ids: impl Iterator<Item = &'i str>,
         pending: &[PendingList],
-    ) -> Result<(), Unreadable> {
+    ) -> Vec<ListKind> {
         let mut kinds: Vec<ListKind> = Vec::new();
-        for (_, raw) in entries.iter().filter(|(name, _)| name == "id") {
+        for raw in ids {
             // An id that does not parse (a number out of range) equals no pending id.
-            let Ok(id) = serde_json::from_str::<Value>(raw.get()) else { continue };
+            let Ok(id) = serde_json::from_str::<Value>(raw) else { continue };
             for (index, list) in pending.iter().enumerate() {
                 if id_matches(&id, &list.id) {
                     if !self.answered.contains(&index) {
@@ -144,6 +199,18 @@ impl Plan {
                 }
             }
         }
+        kinds
+    }
+
+    /// Adds the lists of one response object, if its `id` matches a pending list.
+    fn response(
+        &mut self,
+        text: &'t str,
+        entries: &[(Cow<str>, &RawValue)],
+        pending: &[PendingList],
+    ) -> Result<(), Unreadable> {
+        let ids = entries.iter().filter(|(name, _)| name == "id").map(|(_, raw)| raw.get());
+        let kinds = self.matched_kinds(ids, pending);
         if kinds.is_empty() {
             return Ok(());
         }
@@ -158,7 +225,7 @@ impl Plan {
                 for &kind in &kinds {
                     if name == kind.member() {
                         let start = offset_in(text, value.get()).ok_or(Unreadable)?;
-                        self.members.push((start, start + value.get().len(), kind));
+                        self.members.push((start, start + value.get().len(), kind, None));
                     }
                 }
             }
@@ -172,18 +239,19 @@ impl Plan {
         if self.members.is_empty() {
             return Some((String::new(), 0));
         }
-        let mut members = self.members.clone();
-        members.sort_by_key(|&(start, _, _)| start);
+        let mut members: Vec<_> = self.members.iter().collect();
+        members.sort_by_key(|&&(start, _, _, _)| start);
         let mut out = String::with_capacity(text.len());
         let mut removed = 0;
         let mut at = 0;
-        for (start, end, kind) in members {
+        for &(start, end, kind, ref items) in members {
             // Ranges never overlap (each is one member of one result); skip rather than trust.
             if start < at {
                 continue;
             }
             out.push_str(text.get(at..start)?);
-            removed += filter_array(text.get(start..end)?, &|item| keep(kind, item), &mut out);
+            let value = text.get(start..end)?;
+            removed += filter_array(value, items.as_deref(), &|item| keep(kind, item), &mut out);
             at = end;
         }
         out.push_str(text.get(at..)?);
@@ -197,10 +265,15 @@ impl Plan {
 /// (other than `null`) becomes `[]`.
 fn filter_array(
     value: &str,
+    known_items: Option<&[&RawValue]>,
     keep: &dyn Fn(&Map<String, Value>) -> bool,
     out: &mut String,
 ) -> usize {
-    let items: Vec<&RawValue> = match serde_json::from_str(value) {
+    let parsed = match known_items {
+        Some(items) => Ok(items.to_vec()),
+        None => serde_json::from_str::<Vec<&RawValue>>(value),
+    };
+    let items: Vec<&RawValue> = match parsed {
         Ok(items) => items,
         Err(_) if value == "null" => {
             out.push_str(value);
@@ -315,6 +388,202 @@ impl<'de: 'a, 'a> Deserialize<'de> for Message<'a> {
             }
         }
         deserializer.deserialize_any(MessageVisitor)
+    }
+}
+
+/// A message read in one pass for its lists: a response, a batch of them, or anything else.
+enum Lists<'a> {
+    One(ListResponse<'a>),
+    Batch(Vec<ListResponse<'a>>),
+    Other,
+}
+
+/// One response object: its ids (raw) and the list members of its results, by name.
+#[derive(Default)]
+struct ListResponse<'a> {
+    ids: Vec<&'a RawValue>,
+    lists: Vec<(Cow<'a, str>, Members<'a>)>,
+}
+
+/// A list member's value.
+enum Members<'a> {
+    Items(Vec<&'a RawValue>),
+    Null,
+    Other,
+}
+
+/// The result members that can hold items (of any kind: the id is not known yet).
+fn is_list_member(name: &str) -> bool {
+    ListKind::ALL.iter().any(|kind| kind.member() == name)
+}
+
+/// Implements the scalar visits of a visitor as one value.
+macro_rules! scalars_are {
+    ($value:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn read_response<'de, A: MapAccess<'de>>(mut map: A) -> Result<ListResponse<'de>, A::Error> {
+    let mut response = ListResponse::default();
+    while let Some(Name(name)) = map.next_key()? {
+        match name.as_ref() {
+            "id" => response.ids.push(map.next_value()?),
+            "result" => response.lists.extend(map.next_value::<ResultLists>()?.0),
+            _ => {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+    }
+    Ok(response)
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Lists<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListsVisitor;
+        impl<'de> Visitor<'de> for ListsVisitor {
+            type Value = Lists<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            scalars_are!(Lists::Other);
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Ok(Lists::One(read_response(map)?))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut responses = Vec::new();
+                while let Some(BatchElement(element)) = seq.next_element()? {
+                    responses.extend(element);
+                }
+                Ok(Lists::Batch(responses))
+            }
+        }
+        deserializer.deserialize_any(ListsVisitor)
+    }
+}
+
+/// A batch element: a response object, or anything else (skipped).
+struct BatchElement<'a>(Option<ListResponse<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BatchElement<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ElementVisitor;
+        impl<'de> Visitor<'de> for ElementVisitor {
+            type Value = BatchElement<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            scalars_are!(BatchElement(None));
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Ok(BatchElement(Some(read_response(map)?)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                skip_seq(seq)?;
+                Ok(BatchElement(None))
+            }
+        }
+        deserializer.deserialize_any(ElementVisitor)
+    }
+}
+
+/// The list members of a `result` (none when it is not an object).
+struct ResultLists<'a>(Vec<(Cow<'a, str>, Members<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ResultLists<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ResultVisitor;
+        impl<'de> Visitor<'de> for ResultVisitor {
+            type Value = ResultLists<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            scalars_are!(ResultLists(Vec::new()));
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut lists = Vec::new();
+                while let Some(Name(name)) = map.next_key()? {
+                    if is_list_member(&name) {
+                        lists.push((name, map.next_value()?));
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                Ok(ResultLists(lists))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                skip_seq(seq)?;
+                Ok(ResultLists(Vec::new()))
+            }
+        }
+        deserializer.deserialize_any(ResultVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Members::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Members::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Members::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Members::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Members::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Members::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<&RawValue>()? {
+                    items.push(item);
+                }
+                Ok(Members::Items(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                skip_map(map)?;
+                Ok(Members::Other)
+            }
+        }
+        deserializer.deserialize_any(MembersVisitor)
     }
 }
 
@@ -620,6 +889,26 @@ mod tests {
         let body =
             r#"{"id":1,"result":{"tools":[{"name":"a","s":{},"s":[]},{"name":"b","s":1,"s":{}}]}}"#;
         assert_eq!(filtered(body, &tools_list(1)), (r#"{"id":1,"result":{"tools":[]}}"#.into(), 2));
+    }
+
+    #[test]
+    fn the_single_pass_and_the_level_by_level_reading_agree() {
+        let bodies = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[ {"name":"secret"} ,{"name":"a"}, {"name":"secret2"} ],"nextCursor":"x"}}"#,
+            r#"[{"id":1,"result":{"tools":[{"name":"secret"}]}},{"id":2,"result":{"tools":[{"name":"secret"}]}}]"#,
+            r#"{"id":1,"id":1,"result":{"tools":[{"name":"secret"}],"tools":[],"tools":null},"result":{"tools":[{"name":"b"},{"name":"secret"}]}}"#,
+            r#"{"result":{"tools":[{"name":"secret"}]},"id":1.0}"#,
+            r#"{"id":1,"result":[{"tools":[{"name":"secret"}]}]}"#,
+        ];
+        for body in bodies {
+            let one = single_pass_plan(body, &tools_list(1)).unwrap().unwrap();
+            let other = member_by_member_plan(body, &tools_list(1)).unwrap();
+            assert_eq!(one.apply(body, &not_secret), other.apply(body, &not_secret), "{body}");
+            assert_eq!(one.answered, other.answered, "{body}");
+        }
+        // A list that is neither an array nor null is left to the level-by-level reading.
+        let body = r#"{"id":1,"result":{"tools":{"name":"secret"}}}"#;
+        assert!(single_pass_plan(body, &tools_list(1)).unwrap().is_none());
     }
 
     #[test]

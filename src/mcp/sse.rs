@@ -16,6 +16,8 @@ use super::lists::{error_response, rewrite_message, KeepItem, Unreadable};
 use super::PendingList;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
+/// Bounds a `data:` line held while it holds only whitespace (beyond it: fail closed).
+const LEADING_SPACE_BOUND: usize = 4096;
 const DATA: &[u8; 4] = b"data";
 
 /// Where the reader is within the current line.
@@ -36,7 +38,9 @@ enum Line {
 enum Event {
     /// No data byte seen yet: its lines go out as they come.
     Open,
-    /// Only whitespace data so far: held, as the next byte may make it a candidate.
+    /// In a data line with only whitespace so far: the line is held, as its next byte may make
+    /// the event a candidate. (Whitespace-only data lines that have ended go out: whitespace
+    /// before a JSON message does not change it.)
     OpenHeld,
     /// Its data cannot be a JSON-RPC message: goes out as it comes.
     Pass,
@@ -100,6 +104,10 @@ impl SseRewriter {
 
     /// Reads the next chunk of the body; returns the bytes to send now.
     pub fn push(&mut self, chunk: &[u8], keep: &KeepItem) -> Vec<u8> {
+        if self.pending.is_empty() {
+            // No list to look for: the stream passes as it is.
+            return chunk.to_vec();
+        }
         let mut out = Vec::with_capacity(chunk.len());
         let mut rest = chunk;
         while !self.bom_done {
@@ -125,6 +133,9 @@ impl SseRewriter {
     /// it stands (clients discard it, but a lenient one might not).
     pub fn finish(&mut self, keep: &KeepItem) -> Vec<u8> {
         let mut out = Vec::new();
+        if self.pending.is_empty() {
+            return out;
+        }
         if !self.bom_done {
             self.bom_done = true;
             let seen = BOM.get(..self.bom_seen).unwrap_or_default();
@@ -147,7 +158,7 @@ impl SseRewriter {
                 continue;
             }
             if self.line == Line::Rest && byte != b'\r' && byte != b'\n' {
-                let end = bytes.iter().position(|&b| b == b'\r' || b == b'\n');
+                let end = memchr::memchr2(b'\r', b'\n', bytes);
                 let (line, after) = bytes.split_at(end.unwrap_or(bytes.len()));
                 self.route(line, out);
                 bytes = after;
@@ -228,6 +239,11 @@ impl SseRewriter {
             }
             Line::DataValue | Line::Rest => self.route(&[byte], out),
         }
+        if self.event == Event::OpenHeld {
+            // A whole data line of whitespace: it cannot start the message, so it goes out.
+            out.append(&mut self.held);
+            self.event = Event::Open;
+        }
         self.line = Line::Start;
         self.after_cr = byte == b'\r';
     }
@@ -237,7 +253,11 @@ impl SseRewriter {
         match self.event {
             Event::Open | Event::Pass => out.extend_from_slice(bytes),
             Event::OpenHeld | Event::Candidate => {
-                if self.held.len().saturating_add(bytes.len()) > self.max_event_bytes {
+                let bound = match self.event {
+                    Event::OpenHeld => LEADING_SPACE_BOUND,
+                    _ => self.max_event_bytes,
+                };
+                if self.held.len().saturating_add(bytes.len()) > bound {
                     self.event = Event::Over;
                     self.held = Vec::new();
                 } else {
@@ -259,7 +279,8 @@ impl SseRewriter {
             Event::Over => {
                 self.replaced += 1;
                 if !self.send_errors(out) {
-                    // End the event whose first lines went out, so they do not join the next.
+                    // End the event whose first lines went out, so they do not join the next
+                    // (at most whitespace data went out: a client sees no JSON in it).
                     out.extend_from_slice(b"\n");
                 }
             }
@@ -344,7 +365,7 @@ impl<'a> ParsedEvent<'a> {
         let mut seen_data = false;
         let mut rest = event;
         while !rest.is_empty() {
-            let end = rest.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+            let end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
             let (line, after) = rest.split_at(end);
             let eol_len = match after {
                 [b'\r', b'\n', ..] => 2,
@@ -375,7 +396,9 @@ impl<'a> ParsedEvent<'a> {
                 parsed.data.extend_from_slice(value);
             } else {
                 parsed.other_lines.extend_from_slice(line);
-                parsed.other_lines.extend_from_slice(eol);
+                // An incomplete last line (at the end of the body) is ended, so that what is
+                // written after it starts a line of its own.
+                parsed.other_lines.extend_from_slice(if eol.is_empty() { b"\n" } else { eol });
             }
         }
         parsed
@@ -546,12 +569,21 @@ mod tests {
             assert_eq!(rewriter.replaced(), 1);
             assert!(!String::from_utf8_lossy(&out).contains("secret"));
         }
-        // Whitespace-only data is held too, and bounded.
-        let input = format!("id: 1\ndata:{}\n\ndata: x\n\n", " ".repeat(300));
-        let (out, _) = run(&[input.as_bytes()], 100);
+        // A data line of whitespace is held while it lasts, bounded by its own bound; once it
+        // ends it goes out (whitespace cannot start the message), and the bound of held events
+        // applies to the message alone.
+        let input = format!("id: 1\ndata:{}\ndata: x\n\n", " ".repeat(300));
+        assert_eq!(run(&[input.as_bytes()], 10).0, input.as_bytes());
+        let input = format!("data:{}\ndata: {{\"id\":5}}\n\n", " ".repeat(300));
+        let (out, rewriter) = run(&[input.as_bytes()], 20);
+        assert_eq!((out, rewriter.replaced()), (input.clone().into_bytes(), 0));
+        let input = format!("id: 1\ndata:{}\n\ndata: x\n\n", " ".repeat(LEADING_SPACE_BOUND));
+        let (out, rewriter) = run(&[input.as_bytes()], 100);
         let events = client_events(&out);
         assert_eq!(events.len(), 2);
+        assert!(events[0].1.contains("\"error\""));
         assert_eq!(events[1].1, "x");
+        assert_eq!(rewriter.replaced(), 1);
     }
 
     #[test]
@@ -564,6 +596,29 @@ mod tests {
         let (_, data) = client_events(&[&out[..], b"\n\n"].concat()).remove(0);
         let value: Value = serde_json::from_str(&data).unwrap();
         assert_eq!(value["result"]["tools"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn what_replaces_an_incomplete_event_starts_on_a_line_of_its_own() {
+        let input = b"data:  \ndata: {\"id\":5,\"result\":{\"tools\":[]}\nid: 7\r\nx: y";
+        let (out, rewriter) = run(&[input], 1 << 20);
+        assert_eq!(rewriter.replaced(), 1);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("id: 7\r\nx: y\ndata: {"), "{text}");
+        let events = client_events(text.as_bytes());
+        assert_eq!(events.len(), 1);
+        let error: Value = serde_json::from_str(&events[0].1).unwrap();
+        assert_eq!(error["id"], json!(5));
+    }
+
+    #[test]
+    fn without_pending_lists_the_stream_passes_as_it_is() {
+        let input =
+            b"data: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\n\ndata: {bad\n\n";
+        let mut rewriter = SseRewriter::new(Vec::new(), 8);
+        let mut out = rewriter.push(input, &not_secret);
+        out.extend(rewriter.finish(&not_secret));
+        assert_eq!(out, input.to_vec());
     }
 
     #[test]

@@ -136,13 +136,18 @@ describe('MCP TypeScript SDK client with an OAuthClientProvider', () => {
       try {
         const tools = await conn.client.listTools();
         const result = await conn.client.callTool({ name: 'echo', arguments: { message: 'hi', repeat_count: 2 } });
-        return { conn, tools, result };
+        const whoami = await conn.client.callTool({ name: 'whoami', arguments: {} });
+        return {
+          conn, tools, result, whoami,
+        };
       } finally {
         await conn.transport.terminateSession().catch(() => {});
         await conn.client.close();
       }
     });
-    const { conn, tools, result } = obs.value;
+    const {
+      conn, tools, result, whoami,
+    } = obs.value;
     assert.equal(conn.authorized, true);
     assert.equal(provider.authorizationUrls.length, 1);
     assertFullOAuthFlow(obs, { registered: !clientId, authUrl: provider.authorizationUrls[0].href });
@@ -154,6 +159,12 @@ describe('MCP TypeScript SDK client with an OAuthClientProvider', () => {
     assert.equal(claims.aud, 'echo-mcp-server');
     assert.ok(claims.scope.split(' ').includes('mcp:tools'));
     assert.equal(claims.exp - claims.iat, 300);
+    // Identity propagation: the filter copied the verified claims into headers
+    // (claims_to_headers) and echo-server's whoami read them back.
+    assert.deepEqual(whoami.structuredContent, {
+      subject: claims.sub, scopes: claims.scope.split(' '), roles: claims.roles,
+    });
+    assert.ok(claims.roles.includes('admin'));
     return { provider, claims };
   }
 

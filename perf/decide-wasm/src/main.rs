@@ -285,6 +285,7 @@ fn mcp_section(
         (2, "  judge (body + routing hdrs)"),
         (3, "    of which jsonrpc::read"),
         (4, "  caller (once per token)"),
+        (5, "  caller + first judge (CEL)"),
     ] {
         println!("{name:31} {:8.3} us  ({:.3}x the cached decision)", per(i), per(i) / per(0));
     }
