@@ -115,7 +115,7 @@ lint: wasm-target
 
 # A real Envoy loading the built .wasm, with a JWKS endpoint and an upstream; the OCI image's
 # round trip through a local registry; the MCP conformance comparison (its npm packages).
-integration: wasm oci venv conformance-deps
+integration: wasm oci venv conformance-deps authserver-deps
 	$(PY) -m pytest -q tests
 
 # Real MCP clients (MCP Inspector CLI, MCP TypeScript SDK) through Envoy, with the dev

@@ -14,13 +14,16 @@ use crate::response::Responses;
 use crate::testkeys::{self, b64, claims, keycloak_token, mint, NOW, RSA_KID};
 
 fn config() -> FilterConfig {
-    let v = json!({
+    FilterConfig::parse(config_json().to_string().as_bytes()).unwrap()
+}
+
+fn config_json() -> Value {
+    json!({
         "issuer": testkeys::ISSUER,
         "audiences": [testkeys::AUDIENCE],
         "jwks": {"cluster": "c", "uri": "http://localhost:8080/certs"},
         "resource_metadata": {"resource": "http://localhost:9000/mcp", "authorization_servers": [testkeys::ISSUER]}
-    });
-    FilterConfig::parse(v.to_string().as_bytes()).unwrap()
+    })
 }
 
 fn keys() -> KeySet {
@@ -378,6 +381,45 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
         ),
         ("expired", bearer(&with_claims(json!({"exp": NOW - 3600}))), 401, "expired"),
         (
+            "ID token (payload typ ID), validly signed",
+            bearer(&with_claims(json!({"typ": "ID", "nonce": "n-0S6", "at_hash": "x4Yp"}))),
+            401,
+            "wrong_token_type",
+        ),
+        (
+            "untyped ID token for the client's audience",
+            bearer(&mint(
+                &json!({"alg": "RS256", "kid": RSA_KID}),
+                &testkeys::claims_with(json!({"typ": null, "aud": "mcp-client", "nonce": "n-0S6"})),
+            )),
+            401,
+            "bad_audience",
+        ),
+        (
+            "foreign header typ JOSE",
+            bearer(&mint(&json!({"alg": "RS256", "typ": "JOSE", "kid": RSA_KID}), &claims())),
+            401,
+            "wrong_token_type",
+        ),
+        (
+            "foreign header typ logout+jwt",
+            bearer(&mint(&json!({"alg": "RS256", "typ": "logout+jwt", "kid": RSA_KID}), &claims())),
+            401,
+            "wrong_token_type",
+        ),
+        (
+            "payload typ Refresh",
+            bearer(&with_claims(json!({"typ": "Refresh"}))),
+            401,
+            "wrong_token_type",
+        ),
+        (
+            "payload typ not a string",
+            bearer(&with_claims(json!({"typ": ["Bearer"]}))),
+            401,
+            "wrong_token_type",
+        ),
+        (
             "two Authorization headers",
             vec![format!("Bearer {good}"), format!("Bearer {good}")],
             400,
@@ -414,6 +456,51 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
     // The token only in the query string: no Authorization header at all.
     cases.push(("token in the query string only", vec![], 401, "missing_token"));
     cases
+}
+
+/// Session attacks, which need a session bound first: (name, expected status, expected reason).
+/// The owner's request starts a session the server hands out as `s-owner`; then the intruder,
+/// with its own valid token, presents that session id.
+pub fn session_catalogue() -> Vec<(&'static str, u32, &'static str)> {
+    vec![(
+        "hijacked session: another user's valid token with a bound session id",
+        404,
+        "session_mismatch",
+    )]
+}
+
+#[test]
+fn every_session_attack_is_refused_before_the_server() {
+    use crate::host::MemoryHost;
+    use crate::worker::{Flow, Worker};
+
+    let v = config_json();
+    for (name, status, reason) in session_catalogue() {
+        let host = MemoryHost::new(NOW * 1000);
+        let mut worker = Worker::configure(&host, v.to_string().as_bytes()).unwrap();
+        let owner = format!("Bearer {}", with_claims(json!({"sub": "owner"})));
+        let intruder = format!("Bearer {}", with_claims(json!({"sub": "intruder"})));
+        let arrive = |id: u32, auth: &str, session: Option<&str>| {
+            let mut headers = vec![(":path", "/mcp"), (":method", "POST"), ("authorization", auth)];
+            headers.extend(session.map(|s| ("mcp-session-id", s)));
+            host.arrive(id, &headers);
+        };
+        arrive(1, &owner, None);
+        assert_eq!(worker.on_request_headers(&host, 1, false), Flow::Pause, "{name}: keys");
+        let call = host.calls.borrow().last().unwrap().token;
+        let keys = keys_doc().to_string().into_bytes();
+        host.respond_to_call(&[(":status", "200")], &keys);
+        worker.on_call_response(&host, call, keys.len());
+        host.set_response_headers(1, &[("mcp-session-id", "s-owner")]);
+        worker.on_response_headers(&host, 1);
+        arrive(2, &owner, Some("s-owner"));
+        assert_eq!(worker.on_request_headers(&host, 2, false), Flow::Continue, "{name}: owner");
+        arrive(3, &intruder, Some("s-owner"));
+        assert_eq!(worker.on_request_headers(&host, 3, false), Flow::Pause, "{name}");
+        assert_eq!(host.request(3).sent.map(|r| r.status), Some(status), "{name}");
+        worker.on_tick(&host);
+        assert_eq!(host.counter(&format!("mcp_auth.denied.{reason}")), 1, "{name}");
+    }
 }
 
 fn status_and_reason(decision: &Decision) -> (u32, &'static str) {
@@ -481,6 +568,9 @@ fn catalogue_is_exported_for_the_envoy_tests() {
         "now": NOW,
         "jwks": keys_doc(),
         "cases": cases,
+        "sessions": session_catalogue().into_iter()
+            .map(|(name, status, reason)| json!({"name": name, "status": status, "reason": reason}))
+            .collect::<Vec<_>>(),
     }))
     .unwrap()
         + "\n";

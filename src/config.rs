@@ -401,11 +401,6 @@ impl FilterConfig {
         })
     }
 
-    /// Whether `path` (query ignored) is the MCP endpoint.
-    pub fn is_mcp_path(&self, path: &str) -> bool {
-        path.split(['?', '#']).next() == Some(self.mcp_path.as_str())
-    }
-
     /// Whether `path` (query ignored) is the MCP endpoint the `mcp` policy applies to.
     /// Spellings a server may route to the endpoint count as the endpoint (see
     /// [`same_path`]): `/%6Dcp`, `//mcp` and `/mcp/` must not skip the policy.

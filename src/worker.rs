@@ -286,21 +286,19 @@ impl Worker {
         self.session_starts.remove(&context_id);
     }
 
-    /// A request to the MCP endpoint with a valid token: its session id, if any, must be bound
-    /// to the token's subject or unknown; without one, the response may start a session.
+    /// A request with a valid token: its session id, if any, must be bound to the token's
+    /// subject or unknown; without one, the response may start a session. Any path, not only
+    /// the MCP endpoint's: Envoy sends every path to the server, and which spellings a server
+    /// takes for its endpoint (`/mcp/`, `/MCP`) is beyond the filter's knowledge.
     /// Returns the flow when the request was answered here.
     fn check_session(
         &mut self,
         host: &impl Host,
         context_id: u32,
-        path: &str,
         grant: &UpstreamChanges,
     ) -> Option<Flow> {
         let config = self.config.session_binding?;
         let subject = grant.subject.as_ref()?;
-        if !self.config.is_mcp_path(path) {
-            return None;
-        }
         let Some(session_id) = host.request_header("mcp-session-id") else {
             self.session_starts.insert(context_id, *subject);
             return None;
@@ -311,7 +309,15 @@ impl Worker {
                 debug!("refused a session id bound to another subject");
                 Some(self.refuse(host, DenyReason::SessionMismatch, &response::session_not_found()))
             }
-            Ok(SessionCheck::Same | SessionCheck::Unknown) => None,
+            Ok(SessionCheck::Same | SessionCheck::Unknown) => {
+                // Only the first `Mcp-Session-Id` was judged (the host hands over one value), so
+                // the server gets that one alone: a second copy naming another subject's session
+                // would otherwise reach a server that reads the last. Removed first because
+                // Envoy's replace changes only the first of several copies.
+                host.set_request_header("mcp-session-id", None);
+                host.set_request_header("mcp-session-id", Some(&session_id));
+                None
+            }
             Err(e) => {
                 // The binding cannot be judged: fail closed.
                 warn!("{e}");
@@ -424,7 +430,7 @@ impl Worker {
             };
             match authorize::decide(&facts, &policy, &mut self.cache) {
                 Decision::Allow(changes) => {
-                    if let Some(flow) = self.check_session(host, context_id, &path, &changes) {
+                    if let Some(flow) = self.check_session(host, context_id, &changes) {
                         return flow;
                     }
                     for name in &changes.remove {
@@ -1298,6 +1304,42 @@ mod tests {
         assert_eq!(worker.on_request_headers(&host, 4, false), Flow::Continue);
         worker.on_tick(&host);
         assert_eq!(host.counter("mcp_auth.denied.session_mismatch"), 1);
+        // Bob's unknown session id with alice's behind it: only the judged one goes on.
+        host.arrive(
+            5,
+            &[
+                (":path", "/mcp"),
+                (":method", "POST"),
+                ("authorization", &auth),
+                ("mcp-session-id", "s-9"),
+                ("mcp-session-id", "s-1"),
+            ],
+        );
+        assert_eq!(worker.on_request_headers(&host, 5, false), Flow::Continue);
+        let sent: Vec<String> = host
+            .request(5)
+            .headers
+            .into_iter()
+            .filter(|(n, _)| n == "mcp-session-id")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(sent, ["s-9"]);
+        // Another spelling of the endpoint, or another path: the server may take it for its
+        // endpoint, so the binding holds there too.
+        for (id, path) in [(6, "/mcp/"), (7, "/MCP"), (8, "/other")] {
+            let bob_auth = bearer(&bob);
+            host.arrive(
+                id,
+                &[
+                    (":path", path),
+                    (":method", "POST"),
+                    ("authorization", &bob_auth),
+                    ("mcp-session-id", "s-1"),
+                ],
+            );
+            assert_eq!(worker.on_request_headers(&host, id, false), Flow::Pause, "{path}");
+            assert_eq!(status_sent(&host, id), Some(404), "{path}");
+        }
     }
 
     fn discovery_setup() -> (MemoryHost, Worker) {

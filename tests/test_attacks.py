@@ -40,6 +40,7 @@ from helpers.tokens import keycloak_claims, mint
 
 CATALOGUE = json.loads((REPO_ROOT / "tests" / "attack_catalogue.json").read_text(encoding="utf-8"))
 CASES = CATALOGUE["cases"]
+SESSION_CASES = CATALOGUE["sessions"]
 ISSUER = "http://localhost:8080/realms/my-realm"
 RSA_KID = "kc-rs256-Xq3"
 RSA_KEY_PEM = REPO_ROOT / "src" / "testdata" / "rsa-test-key.pem"
@@ -57,6 +58,7 @@ DESCRIPTIONS = {
     "expired": "token expired",
     "not_yet_valid": "token not yet valid",
     "issued_in_future": "token issued in the future",
+    "wrong_token_type": "not an access token",
 }
 # Cases Envoy answers itself, before the filter: name -> Envoy's status.
 ENVOY_CODEC_REJECTS = {"control character in the signature": 400}
@@ -97,6 +99,7 @@ def test_catalogue_is_complete():
     assert {c["reason"] for c in CASES} - set(DESCRIPTIONS) <= {"missing_token", "invalid_request"}
     for case in CASES:
         assert case["status"] in (400, 401), case["name"]
+    assert [c["reason"] for c in SESSION_CASES] == ["session_mismatch"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -147,6 +150,32 @@ def test_genuine_token_is_accepted_after_the_catalogue(stack):
     # The token, then the shipped MCP policy's verdict on its tools/list.
     assert d.value == {"mcp_auth.allowed": 1, "mcp_auth.mcp.allowed": 1}
     assert_allowed(stack, stack.post_mcp(token))  # again, from the verdict cache
+
+
+@pytest.mark.parametrize("case", SESSION_CASES, ids=[c["name"] for c in SESSION_CASES])
+def test_session_attack_is_refused_before_the_server(stack, case):
+    """The owner starts a session (the upstream hands out `Mcp-Session-Id` on `initialize`); the
+    intruder, with its own valid token, presents it: the case's status, a JSON-RPC error body,
+    the counter, and nothing reaches the upstream."""
+    stack.upstream.hand_out_sessions = True
+    owner, intruder = genuine_token(sub="session-owner"), genuine_token(sub="session-intruder")
+    initialize = b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}'
+    before = counters.read(stack.envoy)
+    started = stack.request("POST", "/mcp", token=owner, body=initialize,
+                            headers=[("content-type", "application/json")])
+    assert_allowed(stack, started)
+    session = started.header("mcp-session-id")
+    assert session, started
+    upstream_before = stack.upstream.count
+    for _ in range(2):
+        resp = stack.post_mcp(intruder, headers=[("mcp-session-id", session)])
+        assert resp.status == case["status"], resp
+        body = resp.json()
+        assert body["jsonrpc"] == "2.0" and "error" in body, resp
+        assert resp.header("www-authenticate") is None, resp
+    counters.wait_delta(stack.envoy, before, {"mcp_auth.allowed": 1, f"mcp_auth.denied.{case['reason']}": 2})
+    assert stack.upstream.count == upstream_before
+    assert_allowed(stack, stack.post_mcp(owner, headers=[("mcp-session-id", session)]))
 
 
 def test_wasm_vm_is_healthy_after_the_catalogue(stack):

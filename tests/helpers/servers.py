@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .keys import Key, jwks_document
@@ -224,7 +225,12 @@ class _UpstreamHandler(_Quiet):
             owner.requests.append(record)
         payload = json.dumps({"method": self.command, "path": self.path,
                               "headers": record["headers"]}).encode()
-        self._send(200, payload, {"Content-Type": "application/json", "x-upstream": "echo"})
+        headers = {"Content-Type": "application/json", "x-upstream": "echo"}
+        if owner.hand_out_sessions and self.headers.get("mcp-session-id") is None \
+                and b'"initialize"' in body:
+            # Like a Streamable HTTP server: a new session on the answer to `initialize`.
+            headers["mcp-session-id"] = f"session-{uuid.uuid4().hex}"
+        self._send(200, payload, headers)
 
     do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
@@ -253,6 +259,8 @@ class Upstream(_Background):
         super().__init__(port)
         self._lock = threading.Lock()
         self.requests: list[dict] = []
+        # Set to answer an `initialize` without a session id with a new `Mcp-Session-Id`.
+        self.hand_out_sessions = False
 
     def clear(self):
         with self._lock:
