@@ -170,7 +170,7 @@ fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Hours: each target for FUZZ_LONG_SECONDS in turn at nice 19, one at a time, its findings
-# folded into the committed corpus and minimised; resumable by re-running (scripts/fuzz_long.sh).
+# merged into the committed corpus (coverage-adding inputs only); resumable by re-running.
 FUZZ_LONG_SECONDS ?= 3600
 fuzz-long:
 	bash scripts/fuzz_long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_TARGETS)

@@ -17,8 +17,8 @@
 #
 # Environment: FUZZ_SANITIZER (address|none, default address), FUZZ_RSS_MB (default 2048),
 # FUZZ_TIMEOUT (seconds for one input, default 10), FUZZ_ARGS (more libFuzzer flags),
-# FUZZ_CMIN=1 (after a clean run, fold fuzz/work/T into the committed fuzz/corpus/T and
-# minimise it with `cargo fuzz cmin`: what scripts/fuzz_long.sh does).
+# FUZZ_CMIN=1 (after a clean run, merge fuzz/work/T into the committed fuzz/corpus/T: only
+# inputs that add coverage; what scripts/fuzz_long.sh does).
 set -euo pipefail
 
 CARGO_FUZZ_VERSION=0.13.2
@@ -126,12 +126,14 @@ for t in "${targets[@]}"; do
     grep -E '^(#[0-9]+.*DONE|stat::)' "$out" | sed "s/^/  $t: /" >&2 || true
     if [ "${FUZZ_CMIN:-0}" = 1 ]; then
       before=$(find "$fuzz/corpus/$t" -type f | wc -l)
-      find "$work" -maxdepth 1 -type f -exec cp -n -t "$fuzz/corpus/$t" {} +
+      # libFuzzer's merge: only the inputs of work/T that add coverage join corpus/T, and the
+      # committed seeds keep their names (`cargo fuzz cmin` would rename them by hash, and
+      # src/lib.rs reads one by name).
       # shellcheck disable=SC2046
-      cargo "${toolchain[@]}" fuzz cmin $(flags_for "$t") "$t" "$fuzz/corpus/$t" \
-        -- -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -timeout="${FUZZ_TIMEOUT:-10}" >"$fuzz/work/$t.cmin.log" 2>&1 \
-        || { log "cmin of $t failed: $fuzz/work/$t.cmin.log"; failed=1; }
-      log "$t corpus: $before files before, $(find "$fuzz/corpus/$t" -type f | wc -l) after cmin"
+      cargo "${toolchain[@]}" fuzz run $(flags_for "$t") "$t" "$fuzz/corpus/$t" "$work" \
+        -- -merge=1 -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -timeout="${FUZZ_TIMEOUT:-10}" >"$fuzz/work/$t.merge.log" 2>&1 \
+        || { log "merge of $t failed: $fuzz/work/$t.merge.log"; failed=1; }
+      log "$t corpus: $before files before, $(find "$fuzz/corpus/$t" -type f | wc -l) after the merge"
     fi
   else
     status[$t]=FAILED

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A long fuzzing campaign: every target (or the named ones) in turn for SECONDS each, one at a
 # time, at the lowest CPU priority; after each, what it found is folded into the committed
-# corpus (fuzz/corpus/T) and minimised (`cargo fuzz cmin`): commit that corpus afterwards.
+# corpus (fuzz/corpus/T) by libFuzzer's merge (only inputs that add coverage, the seeds keep
+# their names): commit that corpus afterwards.
 #
 #   bash scripts/fuzz_long.sh [SECONDS_PER_TARGET] [TARGET...]     (make fuzz-long)
 #
