@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::jws::Algorithm;
 use crate::mcp::policy::McpPolicy;
+use crate::rsa_verify::RsaKeyPolicy;
 use crate::sessions::SessionConfig;
 use crate::url::HttpUrl;
 
@@ -107,6 +108,8 @@ impl PartialEq for McpSection {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwksConfig {
+    /// Which RSA keys of a key set are used.
+    pub rsa_key_policy: RsaKeyPolicy,
     pub cluster: String,
     /// The configured key-set URL; with discovery, the discovery document's URL instead.
     pub uri: String,
@@ -253,6 +256,21 @@ struct RawJwks {
     retry_max_ms: u64,
     #[serde(default = "default_max_body_bytes")]
     max_body_bytes: usize,
+    #[serde(default)]
+    rsa_key_policy: Option<RawRsaKeyPolicy>,
+}
+
+/// `jwks.rsa_key_policy`: which RSA keys of a key set are used (default 2048 to 4096 bits,
+/// e = 65537); the rest are skipped, logged and counted when the set loads.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRsaKeyPolicy {
+    #[serde(default)]
+    min_bits: Option<usize>,
+    #[serde(default)]
+    max_bits: Option<usize>,
+    #[serde(default)]
+    allow_any_exponent: bool,
 }
 
 #[derive(Deserialize)]
@@ -655,7 +673,18 @@ fn validate_jwks(raw: RawJwks, issuer: &str) -> Result<JwksConfig, ConfigError> 
     if !(1024..=16 * 1024 * 1024).contains(&raw.max_body_bytes) {
         return Err(invalid("jwks.max_body_bytes", "must be between 1024 and 16777216"));
     }
+    let defaults = RsaKeyPolicy::default();
+    let rsa_key_policy = match raw.rsa_key_policy {
+        None => defaults,
+        Some(p) => RsaKeyPolicy {
+            min_bits: p.min_bits.unwrap_or(defaults.min_bits),
+            max_bits: p.max_bits.unwrap_or(defaults.max_bits),
+            allow_any_exponent: p.allow_any_exponent,
+        },
+    };
+    rsa_key_policy.validate().map_err(|why| invalid("jwks.rsa_key_policy", why))?;
     Ok(JwksConfig {
+        rsa_key_policy,
         cluster: raw.cluster,
         authority: url.authority.clone(),
         path: url.path_and_query.clone(),
@@ -978,5 +1007,21 @@ mod tests {
                 ("sub".to_string(), "x-mcp-subject".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn rsa_key_policy_defaults_and_widens() {
+        let c = parse(reference()).unwrap();
+        assert_eq!(c.jwks.rsa_key_policy, RsaKeyPolicy::default());
+        let mut v = reference();
+        v["jwks"]["rsa_key_policy"] = json!({"max_bits": 8192, "allow_any_exponent": true});
+        let c = parse(v.clone()).unwrap();
+        assert_eq!(c.jwks.rsa_key_policy.max_bits, 8192);
+        assert_eq!(c.jwks.rsa_key_policy.min_bits, 2048);
+        assert!(c.jwks.rsa_key_policy.allow_any_exponent);
+        v["jwks"]["rsa_key_policy"] = json!({"min_bits": 4096, "max_bits": 2048});
+        assert!(error_of(v.clone()).contains("jwks.rsa_key_policy"), "{}", error_of(v.clone()));
+        v["jwks"]["rsa_key_policy"] = json!({"max_bits": 100000});
+        assert!(error_of(v).contains("jwks.rsa_key_policy"));
     }
 }

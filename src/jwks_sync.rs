@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Discovery, JwksConfig};
 use crate::keys::KeySet;
+use crate::rsa_verify::RsaKeyPolicy;
 use crate::url::HttpUrl;
 
 /// The host's shared key-value store with compare-and-swap (`proxy_get/set_shared_data`).
@@ -215,6 +216,7 @@ pub fn judge_response(
     status: Option<&str>,
     body_size: usize,
     max_body_bytes: usize,
+    policy: &RsaKeyPolicy,
     read_body: impl FnOnce() -> Result<Option<Vec<u8>>, String>,
 ) -> Result<(String, KeySet), String> {
     match status {
@@ -232,7 +234,7 @@ pub fn judge_response(
         Ok(None) => return Err("empty body".into()),
         Err(why) => return Err(format!("cannot read the body: {why}")),
     };
-    let keys = KeySet::parse(&body).map_err(|e| e.to_string())?;
+    let keys = KeySet::parse_with(&body, policy).map_err(|e| e.to_string())?;
     let text = String::from_utf8(body).map_err(|_| "body is not UTF-8".to_string())?;
     Ok((text, keys))
 }
@@ -581,18 +583,34 @@ mod tests {
     fn judge_response_checks_status_size_and_body_in_that_order() {
         let jwks = crate::testkeys::keycloak_jwks().to_string().into_bytes();
         let unread = || -> Result<Option<Vec<u8>>, String> { panic!("body read too early") };
-        assert!(judge_response(None, 10, 100, unread).unwrap_err().contains("no response"));
-        assert_eq!(judge_response(Some("404"), 10, 100, unread).unwrap_err(), "HTTP status 404");
-        assert!(judge_response(Some("200"), 101, 100, unread).unwrap_err().contains("exceeds"));
-        assert_eq!(judge_response(Some("200"), 0, 100, || Ok(None)).unwrap_err(), "empty body");
-        assert!(judge_response(Some("200"), 3, 100, || Err("gone".into()))
+        assert!(judge_response(None, 10, 100, &RsaKeyPolicy::default(), unread)
             .unwrap_err()
-            .contains("gone"));
-        assert!(
-            judge_response(Some("200"), 3, 100, || Ok(Some(br#"{"keys":[]}"#.to_vec()))).is_err()
+            .contains("no response"));
+        assert_eq!(
+            judge_response(Some("404"), 10, 100, &RsaKeyPolicy::default(), unread).unwrap_err(),
+            "HTTP status 404"
         );
+        assert!(judge_response(Some("200"), 101, 100, &RsaKeyPolicy::default(), unread)
+            .unwrap_err()
+            .contains("exceeds"));
+        assert_eq!(
+            judge_response(Some("200"), 0, 100, &RsaKeyPolicy::default(), || Ok(None)).unwrap_err(),
+            "empty body"
+        );
+        assert!(judge_response(Some("200"), 3, 100, &RsaKeyPolicy::default(), || Err(
+            "gone".into()
+        ))
+        .unwrap_err()
+        .contains("gone"));
+        assert!(judge_response(Some("200"), 3, 100, &RsaKeyPolicy::default(), || Ok(Some(
+            br#"{"keys":[]}"#.to_vec()
+        )))
+        .is_err());
         let (text, keys) =
-            judge_response(Some("200"), jwks.len(), 1 << 20, || Ok(Some(jwks.clone()))).unwrap();
+            judge_response(Some("200"), jwks.len(), 1 << 20, &RsaKeyPolicy::default(), || {
+                Ok(Some(jwks.clone()))
+            })
+            .unwrap();
         assert_eq!(text.as_bytes(), jwks.as_slice());
         assert!(!keys.keys.is_empty());
     }

@@ -21,13 +21,16 @@ pub enum Counter {
     Mcp(McpOutcome),
     /// Items the `mcp` policy removed from list responses.
     McpListFiltered,
+    /// RSA keys of a fetched key set outside `jwks.rsa_key_policy` (skipped).
+    KeyRefused,
 }
 
 const PLAIN: usize = 4;
 const MCP: usize = 5;
+const LAST: usize = PLAIN + DenyReason::COUNT + TokenError::COUNT + MCP;
 
 impl Counter {
-    pub const COUNT: usize = PLAIN + DenyReason::COUNT + TokenError::COUNT + MCP;
+    pub const COUNT: usize = LAST + 1;
 
     pub fn index(self) -> usize {
         match self {
@@ -49,6 +52,7 @@ impl Counter {
                     }
             }
             Counter::McpListFiltered => PLAIN + DenyReason::COUNT + TokenError::COUNT + 4,
+            Counter::KeyRefused => LAST,
         }
     }
 
@@ -68,7 +72,7 @@ impl Counter {
                 .into_iter()
                 .map(Counter::Mcp),
             )
-            .chain([Counter::McpListFiltered])
+            .chain([Counter::McpListFiltered, Counter::KeyRefused])
     }
 
     /// The full stats name.
@@ -82,6 +86,7 @@ impl Counter {
             Counter::Rejected(error) => format!("mcp_auth.denied.{}", error.reason()),
             Counter::Mcp(outcome) => format!("mcp_auth.{}", outcome.counter()),
             Counter::McpListFiltered => "mcp_auth.mcp.list_filtered".into(),
+            Counter::KeyRefused => "mcp_auth.jwks.key_refused".into(),
         }
     }
 }

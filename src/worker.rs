@@ -18,7 +18,7 @@ use crate::config::FilterConfig;
 use crate::error::DenyReason;
 use crate::host::Host;
 use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
-use crate::keys::KeySet;
+use crate::keys::{KeySet, SkipReason};
 use crate::mcp::lists::{self, ListRewrite};
 use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpVerdict};
 use crate::mcp::sse::SseRewriter;
@@ -383,6 +383,7 @@ impl Worker {
             status.as_deref(),
             body_size,
             self.config.jwks.max_body_bytes,
+            &self.config.jwks.rsa_key_policy,
             || host.call_response_body(body_size),
         );
         match judged {
@@ -694,6 +695,12 @@ impl Worker {
             (Ok(_), Ok(record)) => {
                 if let Some(keys) = keys {
                     log_key_set(&keys, record.version);
+                    let refused = keys
+                        .skipped
+                        .iter()
+                        .filter(|k| matches!(k.reason, SkipReason::RsaKey(e) if e.is_policy()))
+                        .count();
+                    self.stats.add(Counter::KeyRefused, refused as u64);
                     self.stats.count(Counter::JwksFetchOk);
                     self.install(keys, record.version);
                 }
@@ -732,7 +739,7 @@ impl Worker {
                 return false;
             }
         };
-        match KeySet::parse(record.body.as_bytes()) {
+        match KeySet::parse_with(record.body.as_bytes(), &self.config.jwks.rsa_key_policy) {
             Ok(keys) => {
                 self.install(keys, record.version);
                 true
@@ -840,6 +847,9 @@ fn log_refusal(path: &str, outcome: Outcome) {
 fn log_key_set(keys: &KeySet, version: u64) {
     let kids: Vec<&str> = keys.kids().collect();
     info!("key set version {version} loaded: {} keys {kids:?}", keys.keys.len());
+    for duplicate in &keys.duplicates {
+        warn!("key set: {duplicate}");
+    }
     for skipped in &keys.skipped {
         info!("key set entry skipped: {skipped}");
     }
