@@ -240,9 +240,11 @@ fn header_value(claim: &Value) -> Option<String> {
     Some(text)
 }
 
-/// The old positional form of [`decide`], for tests.
-#[cfg(test)]
-pub(crate) fn decide_at(
+/// [`decide`] with the request's clock and refetch permission given apart, for the tests,
+/// fuzz targets and micro-benchmarks.
+#[cfg(any(test, feature = "test-fixtures"))]
+#[allow(clippy::too_many_arguments)]
+pub fn decide_at(
     req: &RequestFacts<'_>,
     config: &FilterConfig,
     responses: &Responses,

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+pub use mcp_auth_filter::authorize::decide_at;
 use mcp_auth_filter::config::FilterConfig;
 use mcp_auth_filter::jws::Algorithm;
 use mcp_auth_filter::keys::KeySet;
@@ -284,23 +285,4 @@ pub fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
 pub fn verbose() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
     *V.get_or_init(|| std::env::var_os("FUZZ_VERBOSE").is_some())
-}
-
-/// [`mcp_auth_filter::authorize::decide`] with the request's clock and refetch permission given apart.
-#[allow(clippy::too_many_arguments)]
-pub fn decide_at(
-    req: &mcp_auth_filter::authorize::RequestFacts<'_>,
-    config: &FilterConfig,
-    responses: &mcp_auth_filter::response::Responses,
-    keys: Option<&KeySet>,
-    now_s: u64,
-    may_refetch: bool,
-    cache: &mut mcp_auth_filter::authorize::VerdictCache,
-) -> mcp_auth_filter::authorize::Decision {
-    let req = mcp_auth_filter::authorize::RequestFacts { now_s, may_refetch, ..*req };
-    mcp_auth_filter::authorize::decide(
-        &req,
-        &mcp_auth_filter::authorize::Policy { config, responses, keys },
-        cache,
-    )
 }

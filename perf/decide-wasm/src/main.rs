@@ -1,7 +1,7 @@
 //! `perf/decide-wasm/run.sh`: per-request cost of `authorize::decide` in wasm, by path.
 use std::time::Instant;
 
-use mcp_auth_filter::authorize::{decide, Decision, Policy, RequestFacts, VerdictCache};
+use mcp_auth_filter::authorize::{decide_at, Decision, RequestFacts, VerdictCache};
 use mcp_auth_filter::config::FilterConfig;
 use mcp_auth_filter::keys::KeySet;
 use mcp_auth_filter::response::Responses;
@@ -292,19 +292,4 @@ fn mcp_section(
         println!("{name:31} {:8.3} us  ({:.3}x the cached decision)", per(i), per(i) / per(0));
     }
     let _ = token;
-}
-
-/// [`decide`] with the request's clock and refetch permission given apart.
-#[allow(clippy::too_many_arguments)]
-fn decide_at(
-    req: &RequestFacts<'_>,
-    config: &FilterConfig,
-    responses: &Responses,
-    keys: Option<&KeySet>,
-    now_s: u64,
-    may_refetch: bool,
-    cache: &mut VerdictCache,
-) -> Decision {
-    let req = RequestFacts { now_s, may_refetch, ..*req };
-    decide(&req, &Policy { config, responses, keys }, cache)
 }
