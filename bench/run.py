@@ -27,7 +27,8 @@ Environment:
   BENCH_ENVOY_CPU    CPU for Envoy (default: the first allowed CPU)
   BENCH_WRK_CPU      CPU for wrk (default: the second allowed CPU)
   BENCH_VARIANTS     comma-separated subset of: none,jwt_authn,jwt_authn_cache,noop_wasm,noop_wasm_lean,
-                     mcp_auth
+                     mcp_auth (cells a-c), mcp_off,mcp_policy,mcp_policy_trust,mcp_policy_norules
+                     (the MCP policy cells); only the variants a selected cell compares are started
   BENCH_LOG_LEVEL    Envoy log level (default info, Envoy's own default)
   BENCH_STRICT       1: exit 3 when a measure misses its floor (default: report only; exit 1 only
                      when a variant could not be measured)
