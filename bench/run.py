@@ -27,7 +27,8 @@ Environment:
   BENCH_ENVOY_CPU    CPU for Envoy (default: the first allowed CPU)
   BENCH_WRK_CPU      CPU for wrk (default: the second allowed CPU)
   BENCH_VARIANTS     comma-separated subset of: none,jwt_authn,jwt_authn_cache,noop_wasm,noop_wasm_lean,
-                     mcp_auth
+                     mcp_auth (cells a-c), mcp_off,mcp_policy,mcp_policy_trust,mcp_policy_norules
+                     (the MCP policy cells); only the variants a selected cell compares are started
   BENCH_LOG_LEVEL    Envoy log level (default info, Envoy's own default)
   BENCH_STRICT       1: exit 3 when a measure misses its floor (default: report only; exit 1 only
                      when a variant could not be measured)
@@ -36,6 +37,10 @@ Environment:
                      full-stack rows (bench/fullstack.py): one MCP tools/call through (A) the
                      tutorial's FastMCP, (B) Envoy + mcp_auth + echo-server, (C) the same Envoy
                      without auth + echo-server, (D) echo-server alone, in rounds of their own
+                     mcp_policy (or any of mcp_call, mcp_call_2026, mcp_list_json, mcp_list_sse): the MCP
+                     policy rows (issue 10), a JSON-RPC POST /mcp with one token carrying roles ["admin"]
+                     through our filter with and without its `mcp` section (bench/configs.py, MCP_*);
+                     (BENCH_CELLS=mcp_policy runs them alone)
   BENCH_STACKS       comma-separated subset of: fastmcp,mcp_auth,no_auth,echo (default: all)
   BENCH_ECHO_SERVER  echo-server binary of the full-stack rows (default target/release/echo-server)
   BENCH_OURS_WASM    our filter's .wasm (default: the `make wasm` build), to price an experiment
@@ -87,6 +92,10 @@ LABELS = {
     "noop_wasm_lean": "no-op wasm, lean exports",
     "mcp_auth": "mcp_auth (ours)",
     "mcp_auth_b": "mcp_auth, build B",
+    "mcp_off": "mcp_auth, no `mcp` section",
+    "mcp_policy": "mcp_auth + policy",
+    "mcp_policy_trust": "mcp_auth + policy, trust_routing_headers",
+    "mcp_policy_norules": "mcp_auth + policy without rules (lists unfiltered)",
 }
 CELLS = {
     "a": "(a) one valid token",
@@ -94,9 +103,25 @@ CELLS = {
     "c_none": "(c) refused: no token",
     "c_badsig": "(c) refused: bad signature",
 }
+# The MCP policy cells (issue 10): each with the variants it compares (bench/configs.py).
+MCP_CELLS = {
+    "mcp_call": "(m1) tools/call, 2025 era (body read)",
+    "mcp_call_2026": "(m2) tools/call, 2026 era (Mcp-Method, Mcp-Name)",
+    "mcp_list_json": "(m3) tools/list of 50, JSON",
+    "mcp_list_sse": "(m4) tools/list of 50, SSE",
+}
+MCP_CELL_VARIANTS = {
+    "mcp_call": ("mcp_off", "mcp_policy"),
+    "mcp_call_2026": ("mcp_off", "mcp_policy_trust", "mcp_policy"),
+    "mcp_list_json": ("mcp_policy_norules", "mcp_policy"),
+    "mcp_list_sse": ("mcp_policy_norules", "mcp_policy"),
+}
+MCP_WORKLOAD = {"mcp_call": "call", "mcp_call_2026": "call_2026", "mcp_list_json": "list_json",
+                "mcp_list_sse": "list_sse"}
+MCP_GROUP = "mcp_policy"  # BENCH_CELLS alias for all of MCP_CELLS
+WASM_LIMIT_BYTES = 1_200_000  # issue 10: "at most 1.2 MB with the CEL engine inside", read strictly
 # Not an Envoy cell: the whole stack behind one MCP call (bench/fullstack.py), its own rows.
 FULL_STACK_CELL = "mcp"
-WASM_FLOOR_BYTES = 600_000  # "<= 600 KB", read strictly as 600,000 bytes
 RSS_FLAT_MIB = 1.0  # growth over the second half of a round above this is reported as not flat
 TOKEN_CACHE_DEFAULT = 4096  # src/config.rs default_token_cache_capacity(), when envoy.yaml sets none
 POOL_SEED = 30_000
@@ -350,8 +375,11 @@ def run_wrk(wrk_bin: str, cpu: str, port: int, seconds: int, script: str, args: 
 class Bench:
     def __init__(self, variants: list[str], cells: list[str], stacks: list[str]):
         self.variants = variants
+        self.all_variants = variants
         # The Envoy cells; the full-stack one is run by self.full.
-        self.cells = [c for c in cells if c in CELLS]
+        self.cells = [c for c in cells if c in CELLS or c in MCP_CELLS]
+        # Start only the variants some selected cell compares.
+        self.variants = [v for v in variants if any(v in self.variants_of(c) for c in self.cells)]
         self.full = None
         if FULL_STACK_CELL in cells and stacks:
             gaps = fullstack.FullStack.missing()
@@ -367,7 +395,7 @@ class Bench:
         how = {"mcp_auth": "make wasm", "noop_wasm": "make bench-noop", "noop_wasm_lean": "make bench-noop",
                "mcp_auth_b": "a build at BENCH_OURS_WASM_B"}
         for variant, path in configs.WASM_OF.items():
-            if (variant in variants and self.cells or variant == "mcp_auth" and self.full) and not path.exists():
+            if (variant in self.variants or variant == "mcp_auth" and self.full) and not path.exists():
                 raise SystemExit(f"{path} is missing: run `{how[variant]}` (or `make bench`)")
         self.facts = machine_facts(self.envoy_bin, self.wrk_bin)
         self.workdir = RESULTS_DIR / "run"
@@ -406,6 +434,10 @@ class Bench:
             "c_none": [],
             "c_badsig": [f"Bearer {flip_signature(tokens.mint_one(self.key))}"],
         }
+        # The MCP policy's first rule is the tutorial's `... && "admin" in jwt.roles`.
+        self.mcp_token = tokens.mint_one(self.key, roles=["admin"])
+        for cell, workload in MCP_WORKLOAD.items():
+            self.static_args[cell] = [f"Bearer {self.mcp_token}", workload]
         self.probe_token = tokens.mint_one(self.key)
         self.full_stack_token = tokens.mint_one(self.key)
         if not self.cells:
@@ -417,15 +449,16 @@ class Bench:
             for variant in self.variants:
                 self.guard(variant, self.start_variant)
             for cell in self.cells:
-                for variant in self.variants:
+                cell_variants = [v for v in self.variants if v in self.variants_of(cell)]
+                for variant in cell_variants:
                     if variant in self.live:
                         self.guard(variant, self.warm_cell, cell)
                 for round_no in range(ROUNDS):
-                    order = self.variants if round_no % 2 == 0 else self.variants[::-1]
+                    order = cell_variants if round_no % 2 == 0 else cell_variants[::-1]
                     for variant in order:
                         if variant in self.live:
                             self.guard(variant, self.measure_round, cell)
-                for variant in self.variants:
+                for variant in cell_variants:
                     if self.rounds[variant].get(cell):
                         self.results[variant][cell] = merge_rounds(self.rounds[variant][cell])
         finally:
@@ -464,6 +497,11 @@ class Bench:
             if variant in self.live:
                 self.stop_variant(variant)
 
+    @staticmethod
+    def variants_of(cell: str) -> tuple:
+        """The variants a cell compares: its own for the MCP policy cells, else the classic ones."""
+        return MCP_CELL_VARIANTS.get(cell, configs.CLASSIC_VARIANTS)
+
     def expected_status(self, variant: str, cell: str) -> int:
         refusing = variant in configs.VERIFYING
         return 401 if refusing and cell.startswith("c_") else 200
@@ -482,6 +520,8 @@ class Bench:
         envoy = EnvoyRun(variant, cfg, self.workdir, self.envoy_cpu)
         if variant in configs.WASM_OF:
             self._wasm_sizes[variant] = configs.WASM_OF[variant].stat().st_size
+        elif variant in configs.MCP_VARIANTS:
+            self._wasm_sizes.setdefault("mcp_auth", configs.OURS_WASM.stat().st_size)
         self.live[variant] = {"envoy": envoy, "jwks": jwks, "cursor": 0, "rss_start": None,
                               "started": time.monotonic()}
         log(f"{variant}: starting Envoy")
@@ -510,13 +550,17 @@ class Bench:
         if cell == "b":
             # state["cursor"]: pool tokens this Envoy has seen; (b) always starts past them.
             return "pool.lua", [self.pool_path, str(self.live[variant]["cursor"])]
+        if cell in MCP_CELLS:
+            return "mcp_post.lua", self.static_args[cell]
         return "static.lua", self.static_args[cell]
 
     def warm_cell(self, variant: str, cell: str) -> None:
         state = self.live[variant]
         listen = state["envoy"].listen_port
         script, args = self.workload(variant, cell)
-        if cell != "b":
+        if cell in MCP_CELLS:
+            self.probe_mcp(variant, cell, listen)
+        elif cell != "b":
             want = self.expected_status(variant, cell)
             got = http_status(listen, {"Authorization": args[0]} if args else {})
             if got != want:
@@ -529,6 +573,37 @@ class Bench:
             if variant in configs.VERIFYING and need > self.pool_size:
                 log(f"{variant}: {warm['rps']:.0f} req/s on unique tokens -> pool of {need}")
                 self.ensure_pool(need)
+
+    def probe_mcp(self, variant: str, cell: str, port: int) -> None:
+        """The cell's request, once, checked: 200 on a kept-alive connection, and a list with
+        the tools the variant's policy keeps (25 of 50, or all 50 without rules)."""
+        workload = MCP_WORKLOAD[cell]
+        headers = {"Authorization": f"Bearer {self.mcp_token}", "Content-Type": "application/json",
+                   "Accept": "application/json, text/event-stream"}
+        if workload == "call_2026":
+            headers.update({"Mcp-Method": "tools/call", "Mcp-Name": "echo"})
+        if workload.startswith("list"):
+            headers[configs.RESPONSE_HEADER] = "tools-json" if workload == "list_json" else "tools-sse"
+            body = json.dumps({"jsonrpc": "2.0", "id": configs.LIST_ID, "method": "tools/list"})
+        else:
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                               "params": {"name": "echo", "arguments": {"message": "hi"}}})
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/mcp", body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"cell {cell}: probe got {resp.status}: {data[:200]!r}")
+        if (resp.getheader("connection") or "").lower() == "close":
+            raise RuntimeError(f"cell {cell}: the response closes the connection")
+        if workload.startswith("list"):
+            listed = data.count(b'"name":"public_') + data.count(b'"name":"private_')
+            want = configs.LIST_TOOLS if variant == "mcp_policy_norules" else configs.LIST_TOOLS // 2
+            if listed != want:
+                raise RuntimeError(f"cell {cell}: the list holds {listed} tools, expected {want}")
 
     def measure_round(self, variant: str, cell: str) -> None:
         state = self.live[variant]
@@ -596,16 +671,19 @@ class Bench:
     def envoy_cells_report(self, lines: list[str]) -> None:
         """The Envoy-only cells (direct_response): their table and floors, appended to ``lines``."""
         lines += [
-            "- route: `direct_response` 200 (GET /mcp); CORS filter in front of the auth filter in every variant",
+            "- route: `direct_response` 200 (GET /mcp); CORS filter in front of the auth filter in every variant"
+            + ("; MCP policy cells (m): POST /mcp with a JSON-RPC body, answered by `direct_response` "
+               "(\"ok\", or 50 tools as JSON or SSE), Envoy's buffer filter before the router in their variants"
+               if any(c in MCP_CELLS for c in self.cells) else ""),
             "",
             "| workload | filter | req/s | p50 | p99 | Envoy CPU | Envoy CPU µs/req | wrk CPU | responses "
             "| Envoy RSS MiB (before → after) |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
         ]
-        for cell, title in CELLS.items():
+        for cell, title in {**CELLS, **MCP_CELLS}.items():
             if cell not in self.cells:
                 continue
-            for variant in self.variants:
+            for variant in [v for v in self.variants if v in self.variants_of(cell)]:
                 r = self.results[variant].get(cell)
                 if r is None:
                     err = "failed" if variant in self.errors else "not run"
@@ -669,36 +747,51 @@ class Bench:
         def cell(variant, name):
             return (variant, name) if self.results.get(variant, {}).get(name) else None
 
-        ratio_row("(a) mcp_auth / no-op wasm, one token", cell("mcp_auth", "a"), cell("noop_wasm", "a"), 0.95)
-        ratio_row("(a) no-op wasm / jwt_authn, one token", cell("noop_wasm", "a"), cell("jwt_authn", "a"), 2,
-                  times=True)
-        ratio_row("(b) mcp_auth / jwt_authn, unique tokens", cell("mcp_auth", "b"), cell("jwt_authn", "b"), 0.2,
-                  reach=0.5)
-        ratio_row("(c) mcp_auth / no-op wasm, no token", cell("mcp_auth", "c_none"), cell("noop_wasm", "c_none"),
-                  0.9)
-        ratio_row("(c) mcp_auth / no-op wasm, bad signature", cell("mcp_auth", "c_badsig"),
-                  cell("noop_wasm", "c_badsig"), 0.9)
-        # Ours drops the exports of the callbacks it does not implement (`make wasm`); the lean
-        # no-op does the same, so these show our cost over a floor built the same way.
-        ratio_row("(a) mcp_auth / lean no-op, one token", cell("mcp_auth", "a"), cell("noop_wasm_lean", "a"), None)
-        ratio_row("(c) mcp_auth / lean no-op, no token", cell("mcp_auth", "c_none"),
-                  cell("noop_wasm_lean", "c_none"), None)
-        ratio_row("(c) mcp_auth / lean no-op, bad signature", cell("mcp_auth", "c_badsig"),
-                  cell("noop_wasm_lean", "c_badsig"), None)
-        ratio_row("(a) lean no-op / no-op, one token: what dropping unused callbacks saves",
-                  cell("noop_wasm_lean", "a"), cell("noop_wasm", "a"), None)
+        classic = any(c in CELLS for c in self.cells)
+        if classic:
+            ratio_row("(a) mcp_auth / no-op wasm, one token", cell("mcp_auth", "a"), cell("noop_wasm", "a"), 0.95)
+            ratio_row("(a) no-op wasm / jwt_authn, one token", cell("noop_wasm", "a"), cell("jwt_authn", "a"), 2,
+                      times=True)
+            ratio_row("(b) mcp_auth / jwt_authn, unique tokens", cell("mcp_auth", "b"), cell("jwt_authn", "b"), 0.2,
+                      reach=0.5)
+            ratio_row("(c) mcp_auth / no-op wasm, no token", cell("mcp_auth", "c_none"), cell("noop_wasm", "c_none"),
+                      0.9)
+            ratio_row("(c) mcp_auth / no-op wasm, bad signature", cell("mcp_auth", "c_badsig"),
+                      cell("noop_wasm", "c_badsig"), 0.9)
+            # Ours drops the exports of the callbacks it does not implement (`make wasm`); the lean
+            # no-op does the same, so these show our cost over a floor built the same way.
+            ratio_row("(a) mcp_auth / lean no-op, one token", cell("mcp_auth", "a"), cell("noop_wasm_lean", "a"), None)
+            ratio_row("(c) mcp_auth / lean no-op, no token", cell("mcp_auth", "c_none"),
+                      cell("noop_wasm_lean", "c_none"), None)
+            ratio_row("(c) mcp_auth / lean no-op, bad signature", cell("mcp_auth", "c_badsig"),
+                      cell("noop_wasm_lean", "c_badsig"), None)
+            ratio_row("(a) lean no-op / no-op, one token: what dropping unused callbacks saves",
+                      cell("noop_wasm_lean", "a"), cell("noop_wasm", "a"), None)
         for name, title in CELLS.items():
             if cell("mcp_auth_b", name):
                 ratio_row(f"{title}: mcp_auth / build B (BENCH_OURS_WASM_B)", cell("mcp_auth", name),
                           cell("mcp_auth_b", name), None)
+        # Issue 10's rows: the filter with its `mcp` policy against the same filter without it.
+        if any(c in MCP_CELLS for c in self.cells):
+            ratio_row("(m1) tools/call: policy (10 scope patterns, 2 rules) / no `mcp` section",
+                      cell("mcp_policy", "mcp_call"), cell("mcp_off", "mcp_call"), 0.9)
+            ratio_row("(m2) tools/call, 2026 era: policy with trust_routing_headers / no `mcp` section",
+                      cell("mcp_policy_trust", "mcp_call_2026"), cell("mcp_off", "mcp_call_2026"), 0.97)
+            ratio_row("(m2) tools/call, 2026 era: policy reading the body / no `mcp` section (what trust saves)",
+                      cell("mcp_policy", "mcp_call_2026"), cell("mcp_off", "mcp_call_2026"), None)
+            ratio_row("(m3) tools/list JSON, 50 → 25: filtered / unfiltered (no rules)",
+                      cell("mcp_policy", "mcp_list_json"), cell("mcp_policy_norules", "mcp_list_json"), 0.6, reach=0.8)
+            ratio_row("(m4) tools/list SSE, 50 → 25: filtered / unfiltered (no rules)",
+                      cell("mcp_policy", "mcp_list_sse"), cell("mcp_policy_norules", "mcp_list_sse"), 0.6, reach=0.8)
         sizes = self.wasm_sizes()
         ours = sizes["mcp_auth"]
         if ours is not None:
-            verdict = "ok" if ours <= WASM_FLOOR_BYTES else "**over**"
-            if ours > WASM_FLOOR_BYTES:
+            # Issue 5 asked for 600 KB; issue 10 allows 1.2 MB with the CEL engine inside.
+            verdict = "ok" if ours <= WASM_LIMIT_BYTES else "**over**"
+            if ours > WASM_LIMIT_BYTES:
                 self.misses.append("wasm size")
-            lines.append(f"| mcp_auth .wasm size | {ours:,} bytes ({ours / 1024:.0f} KiB) | ≤ 600 KB "
-                         f"(600,000 bytes) | {verdict} | |")
+            lines.append(f"| mcp_auth .wasm size | {ours:,} bytes ({ours / 1024:.0f} KiB) | ≤ 1.2 MB "
+                         f"(1,200,000 bytes; issue 10, CEL inside; issue 5's 600 KB before it) | {verdict} | |")
         ours_cells = self.results.get("mcp_auth", {})
         if ours_cells:
             # The token cache legitimately grows until it is full: a (b) cell is judged only once
@@ -810,11 +903,13 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANTS {unknown}: choose from {', '.join(configs.VARIANTS)}")
     wanted = os.environ.get("BENCH_CELLS", "").strip()
-    all_cells = [*CELLS, FULL_STACK_CELL]
+    all_cells = [*CELLS, *MCP_CELLS, FULL_STACK_CELL]
     cells = [c.strip() for c in wanted.split(",") if c.strip()] if wanted else all_cells
+    if MCP_GROUP in cells:
+        cells = [c for c in cells if c != MCP_GROUP] + [c for c in MCP_CELLS if c not in cells]
     unknown = [c for c in cells if c not in all_cells]
     if unknown:
-        raise SystemExit(f"unknown BENCH_CELLS {unknown}: choose from {', '.join(all_cells)}")
+        raise SystemExit(f"unknown BENCH_CELLS {unknown}: choose from {', '.join([*all_cells, MCP_GROUP])}")
     wanted = os.environ.get("BENCH_STACKS", "").strip()
     stacks = [s.strip() for s in wanted.split(",") if s.strip()] if wanted else list(fullstack.STACKS)
     unknown = [s for s in stacks if s not in fullstack.STACKS]

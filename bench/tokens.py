@@ -66,8 +66,9 @@ def signing_key() -> Key:
     return key
 
 
-def mint_one(key: Key, now: int | None = None, lifetime: int = LIFETIME_S) -> str:
-    return mint(key, keycloak_claims(ISSUER, now=now, lifetime=lifetime))
+def mint_one(key: Key, now: int | None = None, lifetime: int = LIFETIME_S, **claims) -> str:
+    """One token; ``claims`` add or replace claims (e.g. ``roles=["admin"]``)."""
+    return mint(key, keycloak_claims(ISSUER, now=now, lifetime=lifetime, **claims))
 
 
 def _sign_batch(count: int) -> list[str]:

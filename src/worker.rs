@@ -203,11 +203,7 @@ impl Worker {
             return Flow::Continue;
         }
         match media.as_str() {
-            "application/json" => {
-                *body = ResponseBody::Json;
-                // The rewritten body may be shorter.
-                host.set_response_header("content-length", None);
-            }
+            "application/json" => *body = ResponseBody::Json,
             "text/event-stream" => {
                 *body = ResponseBody::Sse(SseRewriter::new(lists.clone(), max_bytes));
             }
@@ -217,6 +213,9 @@ impl Worker {
                 return Flow::Continue;
             }
         }
+        // The rewritten body may be shorter, in JSON and in a stream alike: a stream sent with
+        // a Content-Length (a server that buffers it) would otherwise leave the client waiting.
+        host.set_response_header("content-length", None);
         // A list shortened for one caller must not be served to another from a cache.
         host.set_response_header("cache-control", Some("private, no-store"));
         Flow::Continue
@@ -1183,8 +1182,12 @@ mod tests {
         assert_eq!(out["result"]["nextCursor"], "c1");
         // SSE, in two chunks.
         assert_eq!(post(&host, &mut worker, 2, &keycloak_token(), &list), Flow::Continue);
-        host.set_response_headers(2, &[("content-type", "text/event-stream")]);
+        host.set_response_headers(
+            2,
+            &[("content-type", "text/event-stream"), ("content-length", "99")],
+        );
         worker.on_response_headers(&host, 2);
+        assert!(host.request(2).response_headers.iter().all(|(n, _)| n != "content-length"));
         let event = format!("event: message\ndata: {result}\n\n").into_bytes();
         let (a, b) = event.split_at(10);
         host.set_response_chunk(2, a);
