@@ -4,6 +4,7 @@ byte-for-byte the module, the digest pinned. README, *Deploying*."""
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,7 +78,6 @@ def test_skopeo_reads_the_layout(layout, pinned_digest, tmp_path):
 
 def test_same_module_same_digest_and_bytes(layout, pinned_digest, wasm_path, tmp_path):
     # Through the CLI, as `make oci` runs it, into two fresh layouts.
-    import subprocess
     for name in ("a", "b"):
         out = subprocess.run([sys.executable, str(REPO / "scripts" / "oci_image.py"), "build", str(wasm_path),
                               str(tmp_path / name), "--tag", TAG], check=True, capture_output=True, text=True)
