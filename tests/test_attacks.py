@@ -173,7 +173,9 @@ def test_session_attack_is_refused_before_the_server(stack, case):
         body = resp.json()
         assert body["jsonrpc"] == "2.0" and "error" in body, resp
         assert resp.header("www-authenticate") is None, resp
-    counters.wait_delta(stack.envoy, before, {"mcp_auth.allowed": 1, f"mcp_auth.denied.{case['reason']}": 2})
+    # The owner's initialize is also judged (and allowed) by the shipped MCP policy.
+    counters.wait_delta(stack.envoy, before, {"mcp_auth.allowed": 1, "mcp_auth.mcp.allowed": 1,
+                                              f"mcp_auth.denied.{case['reason']}": 2})
     assert stack.upstream.count == upstream_before
     assert_allowed(stack, stack.post_mcp(owner, headers=[("mcp-session-id", session)]))
 

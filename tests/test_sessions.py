@@ -26,7 +26,10 @@ INITIALIZE = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize",
 
 @pytest.fixture(scope="module")
 def bound(stack_factory, keys):
-    stack = stack_factory("sessions", keys=keys.all_published())
+    # Session binding alone: without the shipped MCP policy (which would read every POST's body
+    # and count its own verdicts) and its required scope.
+    stack = stack_factory("sessions", keys=keys.all_published(),
+                          overrides={"required_scopes": []}, unset=("mcp",))
     stack.upstream.hand_out_sessions = True
     yield stack
     stack.stop()
@@ -34,8 +37,8 @@ def bound(stack_factory, keys):
 
 @pytest.fixture(scope="module")
 def unbound(stack_factory, keys):
-    stack = stack_factory("sessions-off", keys=keys.all_published(),
-                          overrides={"session_binding": {"enabled": False}})
+    stack = stack_factory("sessions-off", keys=keys.all_published(), unset=("mcp",),
+                          overrides={"session_binding": {"enabled": False}, "required_scopes": []})
     stack.upstream.hand_out_sessions = True
     yield stack
     stack.stop()

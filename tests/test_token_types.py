@@ -57,7 +57,10 @@ def real():
 def make_stack(stack_factory, keys, real, name, **overrides):
     published = real["jwks"]["keys"] + [keys.sig.jwk()]
     base = {"issuer": real["issuer"], "resource_metadata.authorization_servers": [real["issuer"]]}
-    return stack_factory(name, keys=published, overrides={**base, **overrides})
+    # Token checks alone: the shipped MCP policy and its required scope are not what these
+    # tests are about (a token type is judged before either).
+    base["required_scopes"] = []
+    return stack_factory(name, keys=published, overrides={**base, **overrides}, unset=("mcp",))
 
 
 @pytest.fixture(scope="module")

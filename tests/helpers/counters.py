@@ -22,7 +22,7 @@ def read(envoy, filter_: str = "mcp_auth") -> Stats:
 
 def filter_delta(after: Stats, before: Stats, ignore_jwks: bool = True) -> dict:
     return {k: v for k, v in after.delta(before).items()
-            if k.startswith("mcp_auth.") and not (ignore_jwks and k.startswith("mcp_auth.jwks_fetch."))}
+            if k.startswith("mcp_auth.") and not (ignore_jwks and k.startswith(("mcp_auth.jwks_fetch.", "mcp_auth.jwks.")))}
 
 
 def wait_delta(envoy, before: Stats, expected: dict, timeout: float = 2.0, ignore_jwks: bool = True) -> dict:
