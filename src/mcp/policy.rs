@@ -721,12 +721,9 @@ impl McpPolicy {
         if !self.filters_list(kind) {
             return true;
         }
-        let member = match kind {
-            ListKind::Tools | ListKind::Prompts => "name",
-            ListKind::Resources => "uri",
-            ListKind::ResourceTemplates => "uriTemplate",
+        let Some(name) = item.get(kind.naming_member()).and_then(Value::as_str) else {
+            return false;
         };
-        let Some(name) = item.get(member).and_then(Value::as_str) else { return false };
         let item_kind = ItemKind::of_list(kind);
         if self.hide_unscoped
             && self.scopes.required(item_kind, name).iter().any(|s| !caller.has_scope(s))
