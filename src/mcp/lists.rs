@@ -12,13 +12,14 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{ListKind, PendingList, RequestId};
 
-/// Decides whether the caller may see one list item, given the item's naming member
-/// ([`ListKind::naming_member`]) when it is a string, and no other member (see [`ItemName`]).
-pub type KeepItem<'k> = dyn Fn(ListKind, &Map<String, Value>) -> bool + 'k;
+/// Decides whether the caller may see one list item, given the value of the item's naming
+/// member ([`ListKind::naming_member`]): `None` when it is missing or not a string (see
+/// [`ItemName`]).
+pub type KeepItem<'k> = dyn Fn(ListKind, Option<&str>) -> bool + 'k;
 
 /// JSON-RPC "internal error": what a client gets instead of a list the filter could not judge.
 pub const UNJUDGED_LIST_CODE: i64 = -32603;
@@ -261,7 +262,7 @@ impl<'t> Plan<'t> {
             }
             out.push_str(text.get(at..start)?);
             let value = text.get(start..end)?;
-            let judge = |item: &Map<String, Value>| keep(kind, item);
+            let judge = |name: Option<&str>| keep(kind, name);
             removed +=
                 filter_array(value, items.as_deref(), kind.naming_member(), &judge, &mut out);
             at = end;
@@ -279,7 +280,7 @@ fn filter_array(
     value: &str,
     known_items: Option<&[&RawValue]>,
     naming_member: &str,
-    keep: &dyn Fn(&Map<String, Value>) -> bool,
+    keep: &dyn Fn(Option<&str>) -> bool,
     out: &mut String,
 ) -> usize {
     let parsed = match known_items {
@@ -300,15 +301,7 @@ fn filter_array(
     let judged: Vec<bool> = items
         .iter()
         .map(|item| match read_item_name(item.get(), naming_member) {
-            Ok(ItemName(name)) => {
-                // The policy is shown the naming member alone (an empty map when it is
-                // missing or not a string).
-                let mut fields = Map::new();
-                if let Some(name) = name {
-                    fields.insert(naming_member.to_owned(), Value::String(name.into_owned()));
-                }
-                keep(&fields)
-            }
+            Ok(ItemName(name)) => keep(name.as_deref()),
             Err(_) => false,
         })
         .collect();
@@ -773,9 +766,7 @@ mod tests {
 
     /// Keeps every item whose naming member (`name`, `uri`, `uriTemplate`) does not start with
     /// `secret`.
-    fn not_secret(_: ListKind, item: &Map<String, Value>) -> bool {
-        let name = ["name", "uri", "uriTemplate"].iter().find_map(|member| item.get(*member));
-        let name = name.and_then(Value::as_str);
+    fn not_secret(_: ListKind, name: Option<&str>) -> bool {
         name.is_some_and(|name| !name.starts_with("secret"))
     }
 
@@ -936,8 +927,8 @@ mod tests {
     #[test]
     fn the_policy_sees_the_naming_member_decoded() {
         let seen = std::cell::RefCell::new(Vec::new());
-        let record = |_: ListKind, item: &Map<String, Value>| {
-            seen.borrow_mut().push(Value::Object(item.clone()));
+        let record = |_: ListKind, name: Option<&str>| {
+            seen.borrow_mut().push(name.map(str::to_owned));
             true
         };
         let body = r#"{"id":1,"result":{"tools":[{"n\u0061me":"ech\u006f","x":1,"t":true,"u":null,"inputSchema":{"type":"object"},"icons":[1]}]}}"#;
@@ -945,7 +936,7 @@ mod tests {
             rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
             ListRewrite::Unchanged
         );
-        assert_eq!(seen.borrow().clone(), vec![json!({"name":"echo"})]);
+        assert_eq!(seen.borrow().clone(), vec![Some("echo".to_owned())]);
         // A name that is not a string is not shown; the other members never are.
         seen.borrow_mut().clear();
         let body = r#"{"id":1,"result":{"tools":[{"name":1,"uri":"a"},{"title":"x"}]}}"#;
@@ -953,7 +944,7 @@ mod tests {
             rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
             ListRewrite::Unchanged
         );
-        assert_eq!(seen.into_inner(), vec![json!({}), json!({})]);
+        assert_eq!(seen.into_inner(), vec![None, None]);
         // A lone surrogate in another top-level string makes the item unjudgeable.
         let body = r#"{"id":1,"result":{"tools":[{"name":"a","t":"\ud800"},{"name":"b"}]}}"#;
         assert_eq!(

@@ -409,14 +409,14 @@ impl<'a> ParsedEvent<'a> {
 mod tests {
     use super::*;
     use crate::mcp::{ListKind, RequestId};
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     fn pending() -> Vec<PendingList> {
         vec![PendingList { id: RequestId(json!(5)), kind: ListKind::Tools }]
     }
 
-    fn not_secret(_: ListKind, item: &Map<String, Value>) -> bool {
-        item.get("name").and_then(Value::as_str).is_some_and(|name| !name.starts_with("secret"))
+    fn not_secret(_: ListKind, name: Option<&str>) -> bool {
+        name.is_some_and(|name| !name.starts_with("secret"))
     }
 
     /// The events a WHATWG EventSource client dispatches: (event type, data), in order.
