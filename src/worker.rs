@@ -235,9 +235,7 @@ impl Worker {
             return Flow::Continue;
         };
         let Some(caller) = grant.caller.as_ref() else { return Flow::Continue };
-        let keep = |kind, item: &serde_json::Map<String, serde_json::Value>| {
-            policy.permits_listed(kind, item, caller)
-        };
+        let keep = |kind, name: Option<&str>| policy.permits_listed(kind, name, caller);
         match body {
             ResponseBody::Unknown => Flow::Continue,
             ResponseBody::Json if !end_of_stream => Flow::Pause,

@@ -21,8 +21,7 @@ use mcp_auth_filter_fuzz::verbose;
 
 /// The rewritten stream, and how many items and events were removed or replaced.
 fn sse(chunks: &[&[u8]], max: usize, keep_all: bool) -> (Vec<u8>, usize) {
-    let all =
-        |_: mcp_auth_filter::mcp::ListKind, _: &serde_json::Map<String, serde_json::Value>| true;
+    let all = |_: mcp_auth_filter::mcp::ListKind, _: Option<&str>| true;
     let policy: &mcp_auth_filter::mcp::lists::KeepItem = if keep_all { &all } else { &keep };
     let mut rewriter = SseRewriter::new(pending(), max);
     let mut out = Vec::new();

@@ -1,7 +1,7 @@
 //! Oracles for `list_rewrite`: what an EventSource client and a JSON client would see.
 
 use mcp_auth_filter::mcp::{ListKind, PendingList, RequestId};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// The lists the fuzzed responses may answer: a `tools/list` with id 5, a `prompts/list`
 /// with id "p".
@@ -13,8 +13,8 @@ pub fn pending() -> Vec<PendingList> {
 }
 
 /// The policy: an item is shown when its name is a string not starting with `secret`.
-pub fn keep(_: ListKind, item: &Map<String, Value>) -> bool {
-    item.get("name").and_then(Value::as_str).is_some_and(|name| !name.starts_with("secret"))
+pub fn keep(_: ListKind, name: Option<&str>) -> bool {
+    name.is_some_and(|name| !name.starts_with("secret"))
 }
 
 /// The events a WHATWG EventSource client dispatches from a whole stream, as data strings
@@ -70,7 +70,10 @@ pub fn assert_no_forbidden_item(message: &str) {
                 continue;
             };
             for item in items {
-                let shown = item.as_object().is_some_and(|item| keep(list.kind, item));
+                let shown = item.as_object().is_some_and(|item| {
+                    let name = item.get(list.kind.naming_member()).and_then(Value::as_str);
+                    keep(list.kind, name)
+                });
                 assert!(shown, "forbidden item {item} shown in {message}");
             }
         }

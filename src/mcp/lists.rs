@@ -12,13 +12,14 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{ListKind, PendingList, RequestId};
 
-/// Decides whether the caller may see one list item, given the item's top-level members
-/// whose values are strings, numbers, booleans or null (see [`ItemFields`]).
-pub type KeepItem<'k> = dyn Fn(ListKind, &Map<String, Value>) -> bool + 'k;
+/// Decides whether the caller may see one list item, given the value of the item's naming
+/// member ([`ListKind::naming_member`]): `None` when it is missing or not a string (see
+/// [`ItemName`]).
+pub type KeepItem<'k> = dyn Fn(ListKind, Option<&str>) -> bool + 'k;
 
 /// JSON-RPC "internal error": what a client gets instead of a list the filter could not judge.
 pub const UNJUDGED_LIST_CODE: i64 = -32603;
@@ -43,7 +44,7 @@ pub fn rewrite_json_body(body: &[u8], pending: &[PendingList], keep: &KeepItem) 
         return ListRewrite::Unchanged;
     }
     // Clients decode invalid UTF-8 leniently (U+FFFD) before parsing; judge what they will see.
-    let text = String::from_utf8_lossy(body);
+    let text = decode_leniently(body);
     match rewrite_message(&text, pending) {
         Ok(plan) => match plan.apply(&text, keep) {
             Some((rewritten, removed)) if removed > 0 => {
@@ -53,6 +54,16 @@ pub fn rewrite_json_body(body: &[u8], pending: &[PendingList], keep: &KeepItem) 
             None => ListRewrite::Unjudgeable { body: error_response_body(pending) },
         },
         Err(Unreadable) => ListRewrite::Unjudgeable { body: error_response_body(pending) },
+    }
+}
+
+/// `bytes` as a client decodes them: invalid UTF-8 replaced by U+FFFD, as
+/// `String::from_utf8_lossy` does, but with the faster validation when (as nearly always) there
+/// is nothing to replace.
+pub(crate) fn decode_leniently(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -251,7 +262,9 @@ impl<'t> Plan<'t> {
             }
             out.push_str(text.get(at..start)?);
             let value = text.get(start..end)?;
-            removed += filter_array(value, items.as_deref(), &|item| keep(kind, item), &mut out);
+            let judge = |name: Option<&str>| keep(kind, name);
+            removed +=
+                filter_array(value, items.as_deref(), kind.naming_member(), &judge, &mut out);
             at = end;
         }
         out.push_str(text.get(at..)?);
@@ -266,7 +279,8 @@ impl<'t> Plan<'t> {
 fn filter_array(
     value: &str,
     known_items: Option<&[&RawValue]>,
-    keep: &dyn Fn(&Map<String, Value>) -> bool,
+    naming_member: &str,
+    keep: &dyn Fn(Option<&str>) -> bool,
     out: &mut String,
 ) -> usize {
     let parsed = match known_items {
@@ -286,8 +300,8 @@ fn filter_array(
     };
     let judged: Vec<bool> = items
         .iter()
-        .map(|item| match serde_json::from_str::<ItemFields>(item.get()) {
-            Ok(ItemFields(fields)) => keep(&fields),
+        .map(|item| match read_item_name(item.get(), naming_member) {
+            Ok(ItemName(name)) => keep(name.as_deref()),
             Err(_) => false,
         })
         .collect();
@@ -609,97 +623,135 @@ impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
     }
 }
 
-/// A list item as the policy sees it: its top-level members whose values are strings, numbers,
-/// booleans or null (decoded: `"ech\u006f"` is `echo`). Objects and arrays (`inputSchema`,
-/// `annotations`, `icons`) are skipped, not built: items are judged by `name`, `uri` or
-/// `uriTemplate`, and building every schema would cost ten times the rest of the rewrite.
-/// An item that repeats a member name could be read one way here and another way by the
-/// client, so it is not judged at all (an error, and the item is removed).
-struct ItemFields(Map<String, Value>);
+/// A list item as the policy sees it: only its naming member (`name`, `uri` or
+/// `uriTemplate`, as the list's kind says), borrowed from the text unless it has escapes
+/// (decoded: `"ech\u006f"` is `echo`); `None` when the item has no such member or its value is
+/// not a string. The other members are read past without being built, but still read in full:
+/// a string with a lone surrogate escape or a number out of range at the top level makes the
+/// item unjudgeable, as it would for a client that reads the item whole. An item that repeats
+/// a member name could be read one way here and another way by the client, so it is not
+/// judged at all (an error, and the item is removed).
+struct ItemName<'a>(Option<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for ItemFields {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemVisitor;
-        impl<'de> Visitor<'de> for ItemVisitor {
-            type Value = ItemFields;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Map::new();
-                let mut nested: Vec<Name<'de>> = Vec::new();
-                while let Some(name) = map.next_key::<Name<'de>>()? {
-                    let repeated = match map.next_value::<Scalar>()? {
-                        Scalar::Value(value) => {
-                            fields.insert(name.0.clone().into_owned(), value).is_some()
-                                || nested.iter().any(|n| n.0 == name.0)
-                        }
-                        Scalar::Nested => {
-                            let repeated = fields.contains_key(name.0.as_ref())
-                                || nested.iter().any(|n| n.0 == name.0);
-                            nested.push(name);
-                            repeated
-                        }
-                    };
-                    if repeated {
-                        return Err(de::Error::custom("a repeated member name"));
-                    }
-                    if nested.len() > MAX_NESTED_MEMBERS {
-                        return Err(de::Error::custom("too many object members"));
-                    }
-                }
-                Ok(ItemFields(fields))
-            }
-        }
-        deserializer.deserialize_map(ItemVisitor)
+/// Reads one item for its naming member `member`.
+fn read_item_name<'a>(item: &'a str, member: &str) -> Result<ItemName<'a>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(item);
+    let name = de::DeserializeSeed::deserialize(ItemSeed { member }, &mut deserializer)?;
+    deserializer.end()?;
+    Ok(name)
+}
+
+/// Reads an item object, keeping only the value of `member`.
+struct ItemSeed<'m> {
+    member: &'m str,
+}
+
+impl<'de, 'm> de::DeserializeSeed<'de> for ItemSeed<'m> {
+    type Value = ItemName<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-/// Bounds the repeated-name check over skipped members (quadratic, so kept small).
+impl<'de, 'm> Visitor<'de> for ItemSeed<'m> {
+    type Value = ItemName<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut name = None;
+        // Every member name so far, for the repeat check: a short list scanned, and a set
+        // once the item has many members (the check stays linear overall).
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        let mut seen_many: std::collections::BTreeSet<Cow<'de, str>> = Default::default();
+        let mut nested = 0;
+        while let Some(Name(key)) = map.next_key()? {
+            let capture = key == self.member;
+            match map.next_value_seed(MemberSeed { capture })? {
+                Member::Text(text) => name = Some(text),
+                Member::Scalar => {}
+                Member::Nested => nested += 1,
+            }
+            let repeated = if seen.len() < FEW_MEMBERS {
+                let repeated = seen.contains(&key);
+                seen.push(key);
+                repeated
+            } else {
+                if seen_many.is_empty() {
+                    seen_many.extend(seen.iter().cloned());
+                }
+                !seen_many.insert(key)
+            };
+            if repeated {
+                return Err(de::Error::custom("a repeated member name"));
+            }
+            if nested > MAX_NESTED_MEMBERS {
+                return Err(de::Error::custom("too many object members"));
+            }
+        }
+        Ok(ItemName(name))
+    }
+}
+
+/// Up to this many member names, the repeat check scans a list rather than a set.
+const FEW_MEMBERS: usize = 16;
+
+/// Bounds the members of an item whose values are objects or arrays.
 const MAX_NESTED_MEMBERS: usize = 64;
 
-/// A member value: a scalar, built; or an object or array, read past without building it.
-enum Scalar {
-    Value(Value),
+/// A member value: the naming member's string; any other scalar, read (and so checked) but
+/// not kept; or an object or array, read past without building it.
+enum Member<'a> {
+    Text(Cow<'a, str>),
+    Scalar,
     Nested,
 }
 
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar::Value(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Value(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar::Value(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar::Value(Value::from(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Value(Value::String(v.to_owned())))
-            }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
-                Ok(Scalar::Value(Value::Null))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
-                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Nested)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-                Ok(Scalar::Nested)
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
+/// Reads a member value, keeping its string only when `capture` (the naming member).
+struct MemberSeed {
+    capture: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for MemberSeed {
+    type Value = Member<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Member::Scalar)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Member::Scalar)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Member::Scalar)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Member::Scalar)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Member::Scalar)
+    }
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(if self.capture { Member::Text(Cow::Borrowed(text)) } else { Member::Scalar })
+    }
+    fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(if self.capture { Member::Text(Cow::Owned(text.to_owned())) } else { Member::Scalar })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+        Ok(Member::Nested)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Member::Nested)
     }
 }
 
@@ -712,9 +764,9 @@ mod tests {
         vec![PendingList { id: RequestId(json!(id)), kind: ListKind::Tools }]
     }
 
-    /// Keeps every item whose `name` (or `uri`) does not start with `secret`.
-    fn not_secret(_: ListKind, item: &Map<String, Value>) -> bool {
-        let name = item.get("name").or_else(|| item.get("uri")).and_then(Value::as_str);
+    /// Keeps every item whose naming member (`name`, `uri`, `uriTemplate`) does not start with
+    /// `secret`.
+    fn not_secret(_: ListKind, name: Option<&str>) -> bool {
         name.is_some_and(|name| !name.starts_with("secret"))
     }
 
@@ -873,10 +925,10 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_sees_top_level_scalars_decoded() {
+    fn the_policy_sees_the_naming_member_decoded() {
         let seen = std::cell::RefCell::new(Vec::new());
-        let record = |_: ListKind, item: &Map<String, Value>| {
-            seen.borrow_mut().push(Value::Object(item.clone()));
+        let record = |_: ListKind, name: Option<&str>| {
+            seen.borrow_mut().push(name.map(str::to_owned));
             true
         };
         let body = r#"{"id":1,"result":{"tools":[{"n\u0061me":"ech\u006f","x":1,"t":true,"u":null,"inputSchema":{"type":"object"},"icons":[1]}]}}"#;
@@ -884,11 +936,35 @@ mod tests {
             rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
             ListRewrite::Unchanged
         );
-        assert_eq!(seen.into_inner(), vec![json!({"name":"echo","x":1,"t":true,"u":null})]);
+        assert_eq!(seen.borrow().clone(), vec![Some("echo".to_owned())]);
+        // A name that is not a string is not shown; the other members never are.
+        seen.borrow_mut().clear();
+        let body = r#"{"id":1,"result":{"tools":[{"name":1,"uri":"a"},{"title":"x"}]}}"#;
+        assert_eq!(
+            rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
+            ListRewrite::Unchanged
+        );
+        assert_eq!(seen.into_inner(), vec![None, None]);
+        // A lone surrogate in another top-level string makes the item unjudgeable.
+        let body = r#"{"id":1,"result":{"tools":[{"name":"a","t":"\ud800"},{"name":"b"}]}}"#;
+        assert_eq!(
+            filtered(body, &tools_list(1)),
+            (r#"{"id":1,"result":{"tools":[{"name":"b"}]}}"#.into(), 1)
+        );
         // A repeated name, even of a skipped member, makes the item unjudgeable.
         let body =
             r#"{"id":1,"result":{"tools":[{"name":"a","s":{},"s":[]},{"name":"b","s":1,"s":{}}]}}"#;
         assert_eq!(filtered(body, &tools_list(1)), (r#"{"id":1,"result":{"tools":[]}}"#.into(), 2));
+    }
+
+    #[test]
+    fn a_repeated_name_is_found_among_many_members() {
+        let members: String = (0..40).map(|i| format!(r#","m{i}":{i}"#)).collect();
+        let body = format!(
+            r#"{{"id":1,"result":{{"tools":[{{"name":"a"{members},"m3":{{}}}},{{"name":"b"{members}}},{{"name":"c"{members},"name":"c"}}]}}}}"#
+        );
+        let kept = format!(r#"{{"id":1,"result":{{"tools":[{{"name":"b"{members}}}]}}}}"#);
+        assert_eq!(filtered(&body, &tools_list(1)), (kept, 2));
     }
 
     #[test]
@@ -929,7 +1005,7 @@ mod tests {
         for kind in ListKind::ALL {
             let pending = vec![PendingList { id: RequestId(json!(3)), kind }];
             let body = format!(
-                r#"{{"id":3,"result":{{"{}":[{{"name":"secret","uri":"secret:x"}},{{"name":"a","uri":"a:x"}}]}}}}"#,
+                r#"{{"id":3,"result":{{"{}":[{{"name":"secret","uri":"secret:x","uriTemplate":"secret:{{x}}"}},{{"name":"a","uri":"a:x","uriTemplate":"a:{{x}}"}}]}}}}"#,
                 kind.member()
             );
             assert_eq!(filtered(&body, &pending).1, 1, "{kind:?}");

@@ -50,6 +50,15 @@ impl ListKind {
             ListKind::ResourceTemplates => "resourceTemplates",
         }
     }
+
+    /// The member of an item that names it: what the policy judges the item by.
+    pub fn naming_member(self) -> &'static str {
+        match self {
+            ListKind::Tools | ListKind::Prompts => "name",
+            ListKind::Resources => "uri",
+            ListKind::ResourceTemplates => "uriTemplate",
+        }
+    }
 }
 
 /// A JSON-RPC request id (a string or a number), compared as JSON values.

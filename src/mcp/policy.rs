@@ -712,21 +712,14 @@ impl McpPolicy {
     /// (resources) and `uriTemplate` (resource templates, judged by the template string
     /// itself against the resource patterns and rules). An item without its name is hidden
     /// whenever anything is to be checked.
-    pub fn permits_listed(
-        &self,
-        kind: ListKind,
-        item: &Map<String, Value>,
-        caller: &Caller,
-    ) -> bool {
+    ///
+    /// `name` is the value of the item's naming member ([`ListKind::naming_member`]), `None`
+    /// when it is missing or not a string.
+    pub fn permits_listed(&self, kind: ListKind, name: Option<&str>, caller: &Caller) -> bool {
         if !self.filters_list(kind) {
             return true;
         }
-        let member = match kind {
-            ListKind::Tools | ListKind::Prompts => "name",
-            ListKind::Resources => "uri",
-            ListKind::ResourceTemplates => "uriTemplate",
-        };
-        let Some(name) = item.get(member).and_then(Value::as_str) else { return false };
+        let Some(name) = name else { return false };
         let item_kind = ItemKind::of_list(kind);
         if self.hide_unscoped
             && self.scopes.required(item_kind, name).iter().any(|s| !caller.has_scope(s))
@@ -1380,35 +1373,55 @@ mod tests {
         }));
         let a = caller(&p, json!({"roles": ["admin"]}));
         let u = caller(&p, json!({"roles": ["user"]}));
+        // An item as the list rewriter shows it to the policy: its naming member's string.
         let item = |v: Value| v.as_object().unwrap().clone();
+        let named = |kind: ListKind, item: &Map<String, Value>| {
+            item.get(kind.naming_member()).and_then(Value::as_str).map(str::to_owned)
+        };
         let echo = item(json!({"name": "echo", "description": "d", "inputSchema": {}}));
         // Without hide_unscoped the token's scopes do not hide an item.
-        assert!(p.permits_listed(ListKind::Tools, &echo, &a));
-        assert!(!p.permits_listed(ListKind::Tools, &echo, &u));
-        assert!(p.permits_listed(ListKind::Prompts, &item(json!({"name": "x"})), &u));
+        assert!(p.permits_listed(ListKind::Tools, named(ListKind::Tools, &echo).as_deref(), &a));
+        assert!(!p.permits_listed(ListKind::Tools, named(ListKind::Tools, &echo).as_deref(), &u));
+        assert!(p.permits_listed(
+            ListKind::Prompts,
+            named(ListKind::Prompts, &item(json!({"name": "x"}))).as_deref(),
+            &u
+        ));
         assert!(p.permits_listed(
             ListKind::Resources,
-            &item(json!({"uri": "file:///pub/a", "name": "a"})),
+            named(ListKind::Resources, &item(json!({"uri": "file:///pub/a", "name": "a"})))
+                .as_deref(),
             &u
         ));
         assert!(!p.permits_listed(
             ListKind::Resources,
-            &item(json!({"uri": "file:///x", "name": "file:///pub"})),
+            named(ListKind::Resources, &item(json!({"uri": "file:///x", "name": "file:///pub"})))
+                .as_deref(),
             &u
         ));
         assert!(p.permits_listed(
             ListKind::ResourceTemplates,
-            &item(json!({"uriTemplate": "file:///pub/{x}"})),
+            named(ListKind::ResourceTemplates, &item(json!({"uriTemplate": "file:///pub/{x}"})))
+                .as_deref(),
             &u
         ));
         assert!(!p.permits_listed(
             ListKind::ResourceTemplates,
-            &item(json!({"uriTemplate": "file:///{x}"})),
+            named(ListKind::ResourceTemplates, &item(json!({"uriTemplate": "file:///{x}"})))
+                .as_deref(),
             &u
         ));
         // Unnamed items are hidden when anything is checked.
-        assert!(!p.permits_listed(ListKind::Tools, &item(json!({"title": "echo"})), &a));
-        assert!(!p.permits_listed(ListKind::Tools, &item(json!({"name": 1})), &a));
+        assert!(!p.permits_listed(
+            ListKind::Tools,
+            named(ListKind::Tools, &item(json!({"title": "echo"}))).as_deref(),
+            &a
+        ));
+        assert!(!p.permits_listed(
+            ListKind::Tools,
+            named(ListKind::Tools, &item(json!({"name": 1}))).as_deref(),
+            &a
+        ));
         // hide_unscoped adds the scopes.
         let h = policy(json!({
             "scopes": {"tools": {"echo": ["mcp:tools"]}, "resources": {"file:///s*": ["mcp:s"]}},
@@ -1416,17 +1429,30 @@ mod tests {
         }));
         let none = caller(&h, json!({}));
         let some = caller(&h, json!({"scp": ["mcp:tools"]}));
-        assert!(!h.permits_listed(ListKind::Tools, &echo, &none));
-        assert!(h.permits_listed(ListKind::Tools, &echo, &some));
-        assert!(h.permits_listed(ListKind::Tools, &item(json!({"name": "other"})), &none));
+        assert!(!h.permits_listed(
+            ListKind::Tools,
+            named(ListKind::Tools, &echo).as_deref(),
+            &none
+        ));
+        assert!(h.permits_listed(ListKind::Tools, named(ListKind::Tools, &echo).as_deref(), &some));
+        assert!(h.permits_listed(
+            ListKind::Tools,
+            named(ListKind::Tools, &item(json!({"name": "other"}))).as_deref(),
+            &none
+        ));
         assert!(!h.permits_listed(
             ListKind::ResourceTemplates,
-            &item(json!({"uriTemplate": "file:///s/{x}"})),
+            named(ListKind::ResourceTemplates, &item(json!({"uriTemplate": "file:///s/{x}"})))
+                .as_deref(),
             &some
         ));
         // Nothing to check: everything shows, named or not.
         let open = policy(json!({"scopes": {"tools": {"echo": ["mcp:tools"]}}}));
-        assert!(open.permits_listed(ListKind::Tools, &item(json!({})), &none));
+        assert!(open.permits_listed(
+            ListKind::Tools,
+            named(ListKind::Tools, &item(json!({}))).as_deref(),
+            &none
+        ));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! outgrows the bound, or does not parse as JSON, is replaced by a JSON-RPC error for each list
 //! still waiting (it may have been the answer, and an item is never shown unjudged).
 
-use super::lists::{error_response, rewrite_message, KeepItem, Unreadable};
+use super::lists::{decode_leniently, error_response, rewrite_message, KeepItem, Unreadable};
 use super::PendingList;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
@@ -291,7 +291,7 @@ impl SseRewriter {
     fn rewrite_event(&mut self, event: &[u8], out: &mut Vec<u8>, keep: &KeepItem) {
         let parsed = ParsedEvent::parse(event);
         // Clients decode invalid UTF-8 leniently (U+FFFD); judge what they will see.
-        let text = String::from_utf8_lossy(&parsed.data);
+        let text = decode_leniently(&parsed.data);
         let rewritten = match rewrite_message(&text, &self.pending) {
             Ok(plan) => {
                 for &index in &plan.answered {
@@ -409,14 +409,14 @@ impl<'a> ParsedEvent<'a> {
 mod tests {
     use super::*;
     use crate::mcp::{ListKind, RequestId};
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     fn pending() -> Vec<PendingList> {
         vec![PendingList { id: RequestId(json!(5)), kind: ListKind::Tools }]
     }
 
-    fn not_secret(_: ListKind, item: &Map<String, Value>) -> bool {
-        item.get("name").and_then(Value::as_str).is_some_and(|name| !name.starts_with("secret"))
+    fn not_secret(_: ListKind, name: Option<&str>) -> bool {
+        name.is_some_and(|name| !name.starts_with("secret"))
     }
 
     /// The events a WHATWG EventSource client dispatches: (event type, data), in order.
