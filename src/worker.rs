@@ -20,7 +20,7 @@ use crate::host::Host;
 use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
 use crate::keys::{KeySet, SkipReason};
 use crate::mcp::lists::{self, ListRewrite};
-use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpVerdict};
+use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpPolicy, McpVerdict};
 use crate::mcp::sse::SseRewriter;
 use crate::mcp::PendingList;
 use crate::response::{self, LocalResponse, Responses};
@@ -480,26 +480,18 @@ impl Worker {
             mcp_name: mcp_name.as_deref(),
         };
         if !policy.needs_body(&headers) {
-            let Some(caller) = grant.caller.as_ref() else {
-                return self.carry_out(
-                    host,
-                    context_id,
-                    McpVerdict::Forbidden { id: None, target: None },
-                    grant,
-                );
-            };
-            let verdict = policy.judge(&headers, None, caller);
-            return self.carry_out(host, context_id, verdict, grant);
+            return self.judge(host, context_id, grant, &headers, None);
         }
         if body_ended {
-            return self.judge_body(host, context_id, grant);
+            let body = read_body(host, policy);
+            return self.judge(host, context_id, grant, &headers, Some(&body));
         }
         self.mcp.insert(context_id, McpStage::AwaitingBody(Rc::clone(grant)));
         Flow::Pause
     }
 
     /// Judges the effective request's whole body (the host holds all of it, or more than
-    /// the policy reads).
+    /// the policy reads), once its body callback says so.
     fn judge_body(
         &mut self,
         host: &impl Host,
@@ -508,23 +500,32 @@ impl Worker {
     ) -> Flow {
         let config = Rc::clone(&self.config);
         let Some(policy) = config.mcp.as_ref().map(|m| &m.0) else { return Flow::Continue };
-        let Some(caller) = grant.caller.as_ref() else {
-            // Every grant made under an `mcp` policy carries its caller: fail closed.
-            return self.carry_out(
-                host,
-                context_id,
-                McpVerdict::Forbidden { id: None, target: None },
-                grant,
-            );
-        };
         let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
         let headers = McpHeaders {
             content_encoding: content_encoding.as_deref(),
             mcp_method: mcp_method.as_deref(),
             mcp_name: mcp_name.as_deref(),
         };
-        let body = host.request_body(policy.max_body_bytes().saturating_add(1)).unwrap_or_default();
-        let verdict = policy.judge(&headers, Some(&body), caller);
+        let body = read_body(host, policy);
+        self.judge(host, context_id, grant, &headers, Some(&body))
+    }
+
+    /// Asks the `mcp` policy about the request (`body` is `None` when its routing headers
+    /// alone decide) and carries the verdict out.
+    fn judge(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        grant: &Rc<UpstreamChanges>,
+        headers: &McpHeaders,
+        body: Option<&[u8]>,
+    ) -> Flow {
+        let config = Rc::clone(&self.config);
+        let verdict = match (config.mcp.as_ref(), grant.caller.as_ref()) {
+            (Some(mcp), Some(caller)) => mcp.0.judge(headers, body, caller),
+            // Every grant made under an `mcp` policy carries its caller: fail closed.
+            _ => McpVerdict::Forbidden { id: None, target: None },
+        };
         self.carry_out(host, context_id, verdict, grant)
     }
 
@@ -801,6 +802,12 @@ impl Worker {
             }
         }
     }
+}
+
+/// The request body the `mcp` policy reads: one byte more than it accepts, so a longer body
+/// is seen to be too long.
+fn read_body(host: &impl Host, policy: &McpPolicy) -> Vec<u8> {
+    host.request_body(policy.max_body_bytes().saturating_add(1)).unwrap_or_default()
 }
 
 /// The request headers the `mcp` policy reads: `Content-Encoding`, `Mcp-Method`, `Mcp-Name`.
