@@ -54,7 +54,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -180,14 +179,9 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 20
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+    from helpers.envoy_proc import stop_process
+
+    stop_process(proc)
 
 
 def run_suite(node: str, url: str, workdir: Path, label: str, suite: str, timeout: float) -> SuiteRun:

@@ -41,6 +41,18 @@ def live_envoys() -> list["Envoy"]:
         return list(_live)
 
 
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL after 5 s; nothing when it is not running."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
 class EnvoyStartError(RuntimeError):
     pass
 
@@ -124,14 +136,7 @@ class Envoy:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(self.proc)
         if getattr(self, "_out", None):
             self._out.close()
             self._out = None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 
+from .envoy_proc import stop_process
 from .ports import free_port
 
 REGISTRY_BIN = "docker-registry"
@@ -75,14 +75,7 @@ class Registry:
             conn.close()
 
     def stop(self):
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(self.proc)
         if getattr(self, "_log", None):
             self._log.close()
             self._log = None
