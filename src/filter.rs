@@ -14,7 +14,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 
-use crate::host::{utf8_or_replaced, Host};
+use crate::host::{utf8_or_replaced, Host, RequestHeaders};
 use crate::jwks_sync::SharedStore;
 use crate::response::LocalResponse;
 use crate::worker::{Flow, Worker};
@@ -70,11 +70,10 @@ impl Host for ProxyHost {
         u64::try_from(since_epoch.as_millis()).ok()
     }
 
-    // Read as bytes: the SDK's string getters panic on a value that is not UTF-8, which a
-    // client can send in any header.
-    fn request_header(&self, name: &str) -> Option<String> {
-        let value = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name);
-        value.ok().flatten().map(utf8_or_replaced)
+    // Through the ABI directly: the SDK's map getters panic on a name that is not UTF-8 and
+    // copy every name and value, where the filter looks a few up in place.
+    fn request_headers(&self) -> Option<RequestHeaders> {
+        RequestHeaders::parse(request_header_pairs()?)
     }
 
     fn set_request_header(&self, name: &str, value: Option<&str>) {
@@ -153,6 +152,38 @@ impl Host for ProxyHost {
 
     fn add_to_counter(&self, id: u32, delta: u64) {
         let _ = hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // Plain integers, not the SDK's enums: a status the enum lacks stays a number.
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+}
+
+/// The request headers' pair serialisation, as the host wrote it into memory it allocated
+/// through the SDK's `proxy_on_memory_allocate`; `None` when the host refused.
+fn request_header_pairs() -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a length to the two locals. On success the pointer
+    // is null (no headers) or a buffer of exactly `size` bytes the host allocated with
+    // `proxy_on_memory_allocate`, which the SDK implements as a `Vec<u8>` of that capacity,
+    // leaked: taking it back as a `Vec` owns and later frees it, as the SDK's own getters do.
+    unsafe {
+        let request_headers = MapType::HttpRequestHeaders as u32;
+        match proxy_get_header_map_pairs(request_headers, &mut data, &mut size) {
+            0 if data.is_null() => Some(Vec::new()),
+            0 => Some(Vec::from_raw_parts(data, size, size)),
+            status => {
+                error!("cannot read the request headers: status {status}");
+                None
+            }
+        }
     }
 }
 

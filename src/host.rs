@@ -6,6 +6,8 @@
 //! judge (usually: log it and fail closed). Logging goes through the `log` facade, which the
 //! proxy-wasm SDK routes to the host and tests leave silent.
 
+use std::borrow::Cow;
+
 use crate::jwks_sync::SharedStore;
 use crate::response::LocalResponse;
 
@@ -15,8 +17,8 @@ pub trait Host: SharedStore {
     /// Milliseconds since the epoch; `None` when the host cannot tell.
     fn now_ms(&self) -> Option<u64>;
 
-    /// A request header as text (invalid UTF-8 replaced by U+FFFD); `None` when absent.
-    fn request_header(&self, name: &str) -> Option<String>;
+    /// Every request header, in one host call; `None` when the host cannot hand them over.
+    fn request_headers(&self) -> Option<RequestHeaders>;
     /// Sets (`Some`) or removes (`None`) a request header.
     fn set_request_header(&self, name: &str, value: Option<&str>);
     /// Up to `size` bytes of the request body buffered so far.
@@ -62,6 +64,116 @@ pub fn utf8_or_replaced(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// A request's headers as the host hands them over in one call: the proxy-wasm pair
+/// serialisation (a count, each pair's name and value lengths, then each name and value
+/// followed by a NUL), checked once when received and looked up in place.
+///
+/// One call instead of one per header: every host call is a crossing into Envoy and, for a
+/// value, back into the VM to allocate it. The whole map also tells whether a header is
+/// repeated, which a single read (the first copy only) cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHeaders {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+/// What a request carries under one header name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lookup<'a> {
+    /// The first value.
+    pub first: Option<&'a [u8]>,
+    /// How many values there are.
+    pub count: usize,
+}
+
+impl<'a> Lookup<'a> {
+    /// The first value as text (invalid UTF-8 replaced by U+FFFD, without a copy otherwise).
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        self.first.map(String::from_utf8_lossy)
+    }
+
+    pub fn is_repeated(&self) -> bool {
+        self.count > 1
+    }
+}
+
+impl RequestHeaders {
+    /// Checks the serialisation; `None` when it is malformed (a host fault: the caller fails
+    /// closed rather than judge a request by what it could read of it).
+    pub fn parse(bytes: Vec<u8>) -> Option<RequestHeaders> {
+        if bytes.is_empty() {
+            return Some(RequestHeaders { bytes, count: 0 });
+        }
+        let count = usize::try_from(read_u32(&bytes, 0)?).ok()?;
+        let mut data = count.checked_mul(8)?.checked_add(4)?;
+        for n in 0..count {
+            for half in 0..2 {
+                let len = usize::try_from(read_u32(&bytes, 4 + n * 8 + half * 4)?).ok()?;
+                let end = data.checked_add(len)?;
+                if *bytes.get(end)? != 0 {
+                    return None;
+                }
+                data = end + 1;
+            }
+        }
+        (data == bytes.len()).then_some(RequestHeaders { bytes, count })
+    }
+
+    /// Serialises `pairs` as a host does.
+    pub fn from_pairs<N: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(N, V)]) -> RequestHeaders {
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+        let mut bytes = len(pairs.len()).to_vec();
+        for (name, value) in pairs {
+            bytes.extend_from_slice(&len(name.as_ref().len()));
+            bytes.extend_from_slice(&len(value.as_ref().len()));
+        }
+        for (name, value) in pairs {
+            for part in [name.as_ref(), value.as_ref()] {
+                bytes.extend_from_slice(part);
+                bytes.push(0);
+            }
+        }
+        RequestHeaders { bytes, count: pairs.len() }
+    }
+
+    /// Each (name, value) pair, in the host's order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let mut data = self.count.saturating_mul(8).saturating_add(4);
+        (0..self.count).map_while(move |n| {
+            let mut take = |half: usize| {
+                let len = usize::try_from(read_u32(&self.bytes, 4 + n * 8 + half * 4)?).ok()?;
+                let part = self.bytes.get(data..data.checked_add(len)?)?;
+                data = data.saturating_add(len).saturating_add(1);
+                Some(part)
+            };
+            Some((take(0)?, take(1)?))
+        })
+    }
+
+    /// The values under `name` (lowercase, as hosts hand names over).
+    pub fn lookup(&self, name: &str) -> Lookup<'_> {
+        let mut found = Lookup::default();
+        for (key, value) in self.pairs() {
+            if key == name.as_bytes() {
+                found.first = found.first.or(Some(value));
+                found.count += 1;
+            }
+        }
+        found
+    }
+
+    /// Every value under `name` as text.
+    pub fn texts(&self, name: &str) -> Vec<Cow<'_, str>> {
+        let named = self.pairs().filter(|(key, _)| *key == name.as_bytes());
+        named.map(|(_, value)| String::from_utf8_lossy(value)).collect()
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let word = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes(word.try_into().ok()?))
+}
+
 #[cfg(any(test, feature = "test-fixtures"))]
 pub use memory::{Call, MemoryHost};
 
@@ -70,7 +182,7 @@ mod memory {
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
 
-    use super::Host;
+    use super::{Host, RequestHeaders};
     use crate::jwks_sync::SharedStore;
     use crate::response::LocalResponse;
 
@@ -116,6 +228,8 @@ mod memory {
         /// The response being delivered to `on_call_response`: headers and body.
         pub call_response: RefCell<CallResponse>,
         pub counters: RefCell<Vec<(String, u64)>>,
+        /// Request header edits made (each a host call).
+        pub request_header_edits: Cell<u32>,
     }
 
     impl MemoryHost {
@@ -217,14 +331,12 @@ mod memory {
             self.clock_ms.get()
         }
 
-        fn request_header(&self, name: &str) -> Option<String> {
-            self.with_effective(|r| {
-                r.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-            })
-            .flatten()
+        fn request_headers(&self) -> Option<RequestHeaders> {
+            self.with_effective(|r| RequestHeaders::from_pairs(&r.headers))
         }
 
         fn set_request_header(&self, name: &str, value: Option<&str>) {
+            self.request_header_edits.set(self.request_header_edits.get() + 1);
             self.with_effective(|r| {
                 r.headers.retain(|(n, _)| n != name);
                 if let Some(value) = value {
@@ -321,5 +433,58 @@ mod memory {
                 *value += delta;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_read_back_as_written_with_repeats_counted() {
+        let headers = RequestHeaders::from_pairs(&[
+            (":path", "/mcp"),
+            ("mcp-name", "echo"),
+            ("empty", ""),
+            ("mcp-name", "secret"),
+        ]);
+        let again = RequestHeaders::parse(headers.bytes.clone()).unwrap();
+        assert_eq!(again, headers);
+        assert_eq!(again.pairs().count(), 4);
+        let name = again.lookup("mcp-name");
+        assert_eq!(
+            (name.text().as_deref(), name.count, name.is_repeated()),
+            (Some("echo"), 2, true)
+        );
+        assert_eq!(again.lookup(":path").text().as_deref(), Some("/mcp"));
+        assert!(!again.lookup(":path").is_repeated());
+        assert_eq!(again.lookup("empty").text().as_deref(), Some(""));
+        assert_eq!(again.lookup("absent"), Lookup::default());
+        assert_eq!(again.texts("mcp-name"), ["echo", "secret"]);
+        assert_eq!(RequestHeaders::parse(Vec::new()).unwrap().pairs().count(), 0);
+    }
+
+    #[test]
+    fn invalid_utf8_values_are_replaced_not_refused() {
+        let headers = RequestHeaders::from_pairs(&[("x", &b"a\xffb"[..])]);
+        assert_eq!(headers.lookup("x").text().as_deref(), Some("a\u{fffd}b"));
+    }
+
+    #[test]
+    fn malformed_serialisations_are_refused() {
+        let good = RequestHeaders::from_pairs(&[("a", "1"), ("bb", "22")]).bytes;
+        for cut in 1..good.len() {
+            assert_eq!(RequestHeaders::parse(good[..cut].to_vec()), None, "cut at {cut}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        assert_eq!(RequestHeaders::parse(longer), None, "trailing bytes");
+        let mut unterminated = good.clone();
+        let last = unterminated.len() - 1;
+        unterminated[last] = b'x';
+        assert_eq!(RequestHeaders::parse(unterminated), None, "a value without its NUL");
+        let mut huge = good;
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(RequestHeaders::parse(huge), None, "a count beyond the bytes");
     }
 }

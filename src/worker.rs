@@ -6,6 +6,7 @@
 //! The decisions themselves come from the pure modules: [`authorize::decide`] for a request,
 //! [`waiting`] for parked requests, [`JwksSync`] for the fetch schedule.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -16,7 +17,7 @@ use crate::authorize::{
 };
 use crate::config::FilterConfig;
 use crate::error::DenyReason;
-use crate::host::Host;
+use crate::host::{Host, RequestHeaders};
 use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
 use crate::keys::{KeySet, SkipReason};
 use crate::mcp::lists::{self, ListRewrite};
@@ -42,10 +43,38 @@ const MAX_DECISIONS: usize = 4;
 
 /// A request the `mcp` policy follows past its headers.
 enum McpStage {
-    /// Allowed by its token: its body is read to the end, then judged.
-    AwaitingBody(Rc<UpstreamChanges>),
+    /// Allowed by its token: its body is read to the end, then judged with the routing
+    /// headers read when its headers arrived.
+    AwaitingBody(Rc<UpstreamChanges>, RoutingHeaders<'static>),
     /// Forwarded: its response answers list requests whose items the policy may hide.
     Lists { lists: Vec<PendingList>, grant: Rc<UpstreamChanges>, body: ResponseBody },
+}
+
+/// The request headers the `mcp` policy judges a POST on, as the request carried them.
+#[derive(Debug, Default)]
+struct RoutingHeaders<'a> {
+    content_encoding: Option<Cow<'a, str>>,
+    mcp_method: Option<Cow<'a, str>>,
+    mcp_name: Option<Cow<'a, str>>,
+}
+
+impl RoutingHeaders<'_> {
+    fn view(&self) -> McpHeaders<'_> {
+        McpHeaders {
+            content_encoding: self.content_encoding.as_deref(),
+            mcp_method: self.mcp_method.as_deref(),
+            mcp_name: self.mcp_name.as_deref(),
+        }
+    }
+
+    fn into_owned(self) -> RoutingHeaders<'static> {
+        let own = |value: Option<Cow<'_, str>>| value.map(|v| Cow::Owned(v.into_owned()));
+        RoutingHeaders {
+            content_encoding: own(self.content_encoding),
+            mcp_method: own(self.mcp_method),
+            mcp_name: own(self.mcp_name),
+        }
+    }
 }
 
 /// What the callout of a fetch in flight asks for: with discovery, the issuer's metadata
@@ -156,15 +185,17 @@ impl Worker {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
-        if let Some(McpStage::AwaitingBody(grant)) = self.mcp.get(&context_id) {
-            let grant = Rc::clone(grant);
+        if let Some(McpStage::AwaitingBody(..)) = self.mcp.get(&context_id) {
             let config = Rc::clone(&self.config);
             let Some(policy) = config.mcp.as_ref().map(|m| &m.0) else { return Flow::Continue };
             if !end_of_stream && body_size <= policy.max_body_bytes() {
                 return Flow::Pause; // Buffer until the whole body is there.
             }
-            self.mcp.remove(&context_id);
-            return self.judge_body(host, context_id, &grant);
+            let Some(McpStage::AwaitingBody(grant, routing)) = self.mcp.remove(&context_id) else {
+                return Flow::Continue; // Unreachable: the stage was just seen.
+            };
+            let body = read_body(host, policy);
+            return self.judge(host, context_id, &grant, &routing.view(), Some(&body));
         }
         if self.waiting.contains(context_id) {
             // Buffered while its token waits for keys; judged when it is decided.
@@ -178,6 +209,9 @@ impl Worker {
 
     /// The upstream's response headers arrived.
     pub fn on_response_headers(&mut self, host: &impl Host, context_id: u32) -> Flow {
+        if self.session_starts.is_empty() && self.mcp.is_empty() {
+            return Flow::Continue; // Nothing pending for any request: the common case.
+        }
         if let Some(subject) = self.session_starts.remove(&context_id) {
             self.bind_session(host, &subject);
         }
@@ -284,20 +318,27 @@ impl Worker {
     }
 
     /// A request with a valid token: its session id, if any, must be bound to the token's
-    /// subject or unknown; without one, the response may start a session. Any path, not only
-    /// the MCP endpoint's: Envoy sends every path to the server, and which spellings a server
-    /// takes for its endpoint (`/mcp/`, `/MCP`) is beyond the filter's knowledge.
+    /// subject or unknown (a GET's too: a hijacker can open the server's stream with one);
+    /// without one, the response to a POST may start a session. Any path, not only the MCP
+    /// endpoint's: Envoy sends every path to the server, and which spellings a server takes
+    /// for its endpoint (`/mcp/`, `/MCP`) is beyond the filter's knowledge.
     /// Returns the flow when the request was answered here.
     fn check_session(
         &mut self,
         host: &impl Host,
         context_id: u32,
+        headers: &RequestHeaders,
         grant: &UpstreamChanges,
     ) -> Option<Flow> {
         let config = self.config.session_binding?;
         let subject = grant.subject.as_ref()?;
-        let Some(session_id) = host.request_header("mcp-session-id") else {
-            self.session_starts.insert(context_id, *subject);
+        let found = headers.lookup("mcp-session-id");
+        let Some(session_id) = found.text() else {
+            // A server hands out a session id in its answer to `initialize`, which is a POST:
+            // only a POST's response is looked at for one (no response-side work for a GET).
+            if headers.lookup(":method").first == Some(b"POST") {
+                self.session_starts.insert(context_id, *subject);
+            }
             return None;
         };
         let now_ms = self.clock_s?.saturating_mul(1000);
@@ -307,12 +348,14 @@ impl Worker {
                 Some(self.refuse(host, DenyReason::SessionMismatch, &response::session_not_found()))
             }
             Ok(SessionCheck::Same | SessionCheck::Unknown) => {
-                // Only the first `Mcp-Session-Id` was judged (the host hands over one value), so
-                // the server gets that one alone: a second copy naming another subject's session
-                // would otherwise reach a server that reads the last. Removed first because
-                // Envoy's replace changes only the first of several copies.
-                host.set_request_header("mcp-session-id", None);
-                host.set_request_header("mcp-session-id", Some(&session_id));
+                // Only the first `Mcp-Session-Id` was judged, so the server gets that one alone:
+                // a second copy naming another subject's session would otherwise reach a server
+                // that reads the last. Removed first, then set: a replace may change only the
+                // first of several copies. A single copy is the one judged: left as it is.
+                if found.is_repeated() {
+                    host.set_request_header("mcp-session-id", None);
+                    host.set_request_header("mcp-session-id", Some(&session_id));
+                }
                 None
             }
             Err(e) => {
@@ -406,20 +449,25 @@ impl Worker {
         let Some(now_s) = self.clock_s else {
             return self.refuse(host, DenyReason::ClockUnavailable, &response::keys_unavailable(1));
         };
-        // Two lookups instead of the whole header map: this is the per-request hot path.
-        // Envoy joins repeated `Authorization` headers with a comma, which `extract` refuses.
-        let path = host.request_header(":path").unwrap_or_default();
-        let authorization = host.request_header("authorization");
-        let authorization = authorization.as_deref().map(|value| [value]);
-        let authorization: &[&str] = authorization.as_ref().map_or(&[], |one| one.as_slice());
-        // The method matters only for the metadata paths; skip the lookup everywhere else.
-        let method = if self.config.is_metadata_path(&path) {
-            host.request_header(":method").unwrap_or_default()
-        } else {
-            String::new()
+        // The whole map in one host call: the hot path reads `:path`, `Authorization`,
+        // `:method`, `Mcp-Session-Id` and, for an MCP POST, its routing headers.
+        let Some(headers) = host.request_headers() else {
+            Worker::refuse_unjudged(host);
+            return Flow::Pause;
         };
-        let mut facts =
-            RequestFacts { method: &method, path: &path, authorization, now_s, may_refetch };
+        let path = headers.lookup(":path").text().unwrap_or_default();
+        let method = headers.lookup(":method").text().unwrap_or_default();
+        // Every copy: `extract` refuses more than one credential, and the comma-joined value
+        // a host may make of repeated headers.
+        let authorization = headers.texts("authorization");
+        let authorization: Vec<&str> = authorization.iter().map(|value| value.as_ref()).collect();
+        let mut facts = RequestFacts {
+            method: &method,
+            path: &path,
+            authorization: &authorization,
+            now_s,
+            may_refetch,
+        };
         for _ in 0..MAX_DECISIONS {
             let policy = Policy {
                 config: &self.config,
@@ -428,17 +476,20 @@ impl Worker {
             };
             match authorize::decide(&facts, &policy, &mut self.cache) {
                 Decision::Allow(changes) => {
-                    if let Some(flow) = self.check_session(host, context_id, &changes) {
+                    if let Some(flow) = self.check_session(host, context_id, &headers, &changes) {
                         return flow;
                     }
                     for name in &changes.remove {
-                        host.set_request_header(name, None);
+                        // A header the request does not carry needs no removal.
+                        if headers.lookup(name).count > 0 {
+                            host.set_request_header(name, None);
+                        }
                     }
                     for (name, value) in &changes.set {
                         host.set_request_header(name, Some(value));
                     }
                     self.stats.count(Counter::Allowed);
-                    return self.after_token(host, context_id, &path, &changes, body_ended);
+                    return self.after_token(host, context_id, &headers, &changes, body_ended);
                 }
                 Decision::Respond(response, outcome) => {
                     log_refusal(&path, outcome);
@@ -463,51 +514,27 @@ impl Worker {
         &mut self,
         host: &impl Host,
         context_id: u32,
-        path: &str,
+        headers: &RequestHeaders,
         grant: &Rc<UpstreamChanges>,
         body_ended: bool,
     ) -> Flow {
         let config = Rc::clone(&self.config);
-        let Some(policy) = config.mcp_policy_for(path) else { return Flow::Continue };
-        if host.request_header(":method").as_deref() != Some("POST") {
+        let path = headers.lookup(":path").text().unwrap_or_default();
+        let Some(policy) = config.mcp_policy_for(&path) else { return Flow::Continue };
+        if headers.lookup(":method").first != Some(b"POST") {
             return Flow::Continue;
         }
-        let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
-        pin_routing_headers(host, mcp_method.as_deref(), mcp_name.as_deref());
-        let headers = McpHeaders {
-            content_encoding: content_encoding.as_deref(),
-            mcp_method: mcp_method.as_deref(),
-            mcp_name: mcp_name.as_deref(),
-        };
-        if !policy.needs_body(&headers) {
-            return self.judge(host, context_id, grant, &headers, None);
+        let routing = routing_headers(host, headers);
+        if !policy.needs_body(&routing.view()) {
+            return self.judge(host, context_id, grant, &routing.view(), None);
         }
         if body_ended {
             let body = read_body(host, policy);
-            return self.judge(host, context_id, grant, &headers, Some(&body));
+            return self.judge(host, context_id, grant, &routing.view(), Some(&body));
         }
-        self.mcp.insert(context_id, McpStage::AwaitingBody(Rc::clone(grant)));
+        let stage = McpStage::AwaitingBody(Rc::clone(grant), routing.into_owned());
+        self.mcp.insert(context_id, stage);
         Flow::Pause
-    }
-
-    /// Judges the effective request's whole body (the host holds all of it, or more than
-    /// the policy reads), once its body callback says so.
-    fn judge_body(
-        &mut self,
-        host: &impl Host,
-        context_id: u32,
-        grant: &Rc<UpstreamChanges>,
-    ) -> Flow {
-        let config = Rc::clone(&self.config);
-        let Some(policy) = config.mcp.as_ref().map(|m| &m.0) else { return Flow::Continue };
-        let (content_encoding, mcp_method, mcp_name) = mcp_headers(host);
-        let headers = McpHeaders {
-            content_encoding: content_encoding.as_deref(),
-            mcp_method: mcp_method.as_deref(),
-            mcp_name: mcp_name.as_deref(),
-        };
-        let body = read_body(host, policy);
-        self.judge(host, context_id, grant, &headers, Some(&body))
     }
 
     /// Asks the `mcp` policy about the request (`body` is `None` when its routing headers
@@ -810,26 +837,26 @@ fn read_body(host: &impl Host, policy: &McpPolicy) -> Vec<u8> {
     host.request_body(policy.max_body_bytes().saturating_add(1)).unwrap_or_default()
 }
 
-/// The request headers the `mcp` policy reads: `Content-Encoding`, `Mcp-Method`, `Mcp-Name`.
-fn mcp_headers(host: &impl Host) -> (Option<String>, Option<String>, Option<String>) {
-    (
-        host.request_header("content-encoding"),
-        host.request_header("mcp-method"),
-        host.request_header("mcp-name"),
-    )
-}
-
-/// Leaves exactly one `Mcp-Method` and one `Mcp-Name` (when present): the values judged.
-/// The host reads only the first of repeated headers, and a server may read another one: with
-/// `Mcp-Name: echo` and `Mcp-Name: secret`, a trusted header would be judged `echo` while a
-/// server checking the last one against a `secret` body would run it.
-fn pin_routing_headers(host: &impl Host, mcp_method: Option<&str>, mcp_name: Option<&str>) {
-    for (name, value) in [("mcp-method", mcp_method), ("mcp-name", mcp_name)] {
-        if let Some(value) = value {
+/// The request headers the `mcp` policy reads (`Content-Encoding`, `Mcp-Method`, `Mcp-Name`),
+/// each judged by its first value. A repeated `Mcp-Method` or `Mcp-Name` is left as exactly
+/// one copy, the one judged: a server may read another one, and with `Mcp-Name: echo` and
+/// `Mcp-Name: secret` a trusted header would be judged `echo` while a server checking the
+/// last one against a `secret` body would run it. A single copy is left untouched.
+fn routing_headers<'a>(host: &impl Host, headers: &'a RequestHeaders) -> RoutingHeaders<'a> {
+    let pinned = |name: &str| {
+        let found = headers.lookup(name);
+        let value = found.text();
+        if let (true, Some(value)) = (found.is_repeated(), value.as_deref()) {
             // Removing drops every copy; setting then adds the one judged.
             host.set_request_header(name, None);
             host.set_request_header(name, Some(value));
         }
+        value
+    };
+    RoutingHeaders {
+        mcp_method: pinned("mcp-method"),
+        mcp_name: pinned("mcp-name"),
+        content_encoding: headers.lookup("content-encoding").text(),
     }
 }
 
@@ -1358,6 +1385,87 @@ mod tests {
             assert_eq!(worker.on_request_headers(&host, id, false), Flow::Pause, "{path}");
             assert_eq!(status_sent(&host, id), Some(404), "{path}");
         }
+    }
+
+    #[test]
+    fn only_a_post_without_a_session_id_may_start_one() {
+        let (host, mut worker) = setup();
+        let alice = keycloak_token();
+        let bob = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &testkeys::claims_with(json!({"sub": "bob"})),
+        );
+        arrive(&host, &mut worker, 1, &alice);
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        worker.on_request_gone(1);
+        let request =
+            |worker: &mut Worker, id: u32, method: &str, token: &str, session: Option<&str>| {
+                let auth = bearer(token);
+                let mut headers =
+                    vec![(":path", "/mcp"), (":method", method), ("authorization", &auth)];
+                headers.extend(session.map(|s| ("mcp-session-id", s)));
+                host.arrive(id, &headers);
+                worker.on_request_headers(&host, id, true)
+            };
+        // A GET's response is not looked at: a session id there stays unbound.
+        assert_eq!(request(&mut worker, 2, "GET", &alice, None), Flow::Continue);
+        assert!(worker.session_starts.is_empty());
+        host.set_response_headers(2, &[("mcp-session-id", "s-get")]);
+        worker.on_response_headers(&host, 2);
+        assert_eq!(request(&mut worker, 3, "GET", &bob, Some("s-get")), Flow::Continue);
+        // A POST's response binds the session id it hands out; a GET with it is judged too.
+        assert_eq!(request(&mut worker, 4, "POST", &alice, None), Flow::Continue);
+        host.set_response_headers(4, &[("mcp-session-id", "s-post")]);
+        worker.on_response_headers(&host, 4);
+        assert!(worker.session_starts.is_empty());
+        assert_eq!(request(&mut worker, 5, "GET", &bob, Some("s-post")), Flow::Pause);
+        assert_eq!(status_sent(&host, 5), Some(404));
+        assert_eq!(request(&mut worker, 6, "GET", &alice, Some("s-post")), Flow::Continue);
+    }
+
+    #[test]
+    fn single_headers_judged_as_they_came_are_not_edited() {
+        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
+        config["mcp"] = json!({
+            "rules": ["mcp.tool.name == \"echo\""],
+            "trust_routing_headers": true
+        });
+        let host = MemoryHost::new(NOW_MS);
+        let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        arrive(&host, &mut worker, 100, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let auth = bearer(&keycloak_token());
+        host.arrive(
+            1,
+            &[
+                (":path", "/mcp"),
+                (":method", "POST"),
+                ("authorization", &auth),
+                ("mcp-session-id", "s-1"),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+        );
+        host.request_header_edits.set(0);
+        assert_eq!(worker.on_request_headers(&host, 1, false), Flow::Continue);
+        // The token removed and the subject set; nothing else touched.
+        assert_eq!(host.request_header_edits.get(), 2);
+        assert_eq!(host.header_of(1, "mcp-session-id").as_deref(), Some("s-1"));
+        assert_eq!(host.header_of(1, "mcp-name").as_deref(), Some("echo"));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_whatever_the_first() {
+        let (host, mut worker) = setup();
+        arrive(&host, &mut worker, 1, &keycloak_token());
+        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let auth = bearer(&keycloak_token());
+        host.arrive(
+            2,
+            &[(":path", "/mcp"), ("authorization", &auth), ("authorization", "Bearer other")],
+        );
+        assert_eq!(worker.on_request_headers(&host, 2, true), Flow::Pause);
+        assert_eq!(status_sent(&host, 2), Some(400));
     }
 
     fn discovery_setup() -> (MemoryHost, Worker) {
