@@ -136,6 +136,11 @@ impl RequestHeaders {
         RequestHeaders { bytes, count: pairs.len() }
     }
 
+    /// The serialisation itself.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Each (name, value) pair, in the host's order.
     pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let mut data = self.count.saturating_mul(8).saturating_add(4);
