@@ -29,6 +29,8 @@ as an SSE stream, chosen by the request's ``x-bench-response`` header), with
   mcp_policy_trust    the same with ``trust_routing_headers: true``
   mcp_policy_norules  the same scope patterns, no rules: nothing to filter in a list, so its
                       responses pass untouched (the unfiltered comparison for the list cells)
+  mcp_off_b, mcp_policy_b, mcp_policy_trust_b
+                      only with BENCH_OURS_WASM_B: the same on that build (the call cells)
 
 The plugin's URLs are not rebased (``rebase=False``): the issuer stays
 ``http://localhost:8080/realms/my-realm`` whatever ports a run uses (so a signed token pool can be
@@ -69,7 +71,10 @@ OURS_WASM_B = Path(os.environ["BENCH_OURS_WASM_B"]) if os.environ.get("BENCH_OUR
 
 CLASSIC_VARIANTS = ("none", "jwt_authn", "jwt_authn_cache", "noop_wasm", "noop_wasm_lean", "mcp_auth") + (
     ("mcp_auth_b",) if OURS_WASM_B else ())
-MCP_VARIANTS = ("mcp_off", "mcp_policy", "mcp_policy_trust", "mcp_policy_norules")
+# With BENCH_OURS_WASM_B, the call cells' variants also run on build B (suffix `_b`), so two builds
+# of the MCP path are compared in one interleaved run.
+MCP_VARIANTS_B = ("mcp_off_b", "mcp_policy_b", "mcp_policy_trust_b") if OURS_WASM_B else ()
+MCP_VARIANTS = ("mcp_off", "mcp_policy", "mcp_policy_trust", "mcp_policy_norules") + MCP_VARIANTS_B
 VARIANTS = CLASSIC_VARIANTS + MCP_VARIANTS
 WASM_OF = {"mcp_auth": OURS_WASM, "noop_wasm": NOOP_WASM, "noop_wasm_lean": NOOP_LEAN_WASM}
 if OURS_WASM_B:
@@ -109,6 +114,7 @@ MCP_POLICY_OF = {
     "mcp_policy_trust": {**MCP_POLICY, "trust_routing_headers": True},
     "mcp_policy_norules": {**MCP_POLICY, "rules": []},
 }
+MCP_POLICY_OF.update({variant: MCP_POLICY_OF[variant.removesuffix("_b")] for variant in MCP_VARIANTS_B})
 LIST_TOOLS = 50  # listed by the upstream; the rules keep the `public_*` half
 LIST_ID = 1  # the JSON-RPC id of the list request and of its (fixed) response
 RESPONSE_HEADER = "x-bench-response"  # which answer a request's route gives: "tools-json", "tools-sse"
@@ -213,9 +219,9 @@ def render(variant: str, listen_port: int, admin_port: int, auth_port: int, upst
            noop_lean_wasm: Path = NOOP_LEAN_WASM) -> dict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
-    if variant == "mcp_auth_b":
+    if variant == "mcp_auth_b" or variant in MCP_VARIANTS_B:
         if OURS_WASM_B is None:
-            raise ValueError("variant mcp_auth_b needs BENCH_OURS_WASM_B")
+            raise ValueError(f"variant {variant} needs BENCH_OURS_WASM_B")
         ours_wasm = OURS_WASM_B
     mcp_policy = MCP_POLICY_OF.get(variant)
     overrides = {"mcp": copy.deepcopy(mcp_policy)} if mcp_policy is not None else None

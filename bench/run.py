@@ -45,7 +45,8 @@ Environment:
   BENCH_ECHO_SERVER  echo-server binary of the full-stack rows (default target/release/echo-server)
   BENCH_OURS_WASM    our filter's .wasm (default: the `make wasm` build), to price an experiment
   BENCH_OURS_WASM_B  a second build of our filter, run beside the first as variant mcp_auth_b (same
-                     configuration); the report adds the ratio of the two for every cell
+                     configuration), and in the MCP call cells as mcp_off_b, mcp_policy_b and
+                     mcp_policy_trust_b; the report adds the ratio of the two builds for every cell
 """
 from __future__ import annotations
 
@@ -96,6 +97,9 @@ LABELS = {
     "mcp_policy": "mcp_auth + policy",
     "mcp_policy_trust": "mcp_auth + policy, trust_routing_headers",
     "mcp_policy_norules": "mcp_auth + policy without rules (lists unfiltered)",
+    "mcp_off_b": "build B, no `mcp` section",
+    "mcp_policy_b": "build B + policy",
+    "mcp_policy_trust_b": "build B + policy, trust_routing_headers",
 }
 CELLS = {
     "a": "(a) one valid token",
@@ -111,8 +115,9 @@ MCP_CELLS = {
     "mcp_list_sse": "(m4) tools/list of 50, SSE",
 }
 MCP_CELL_VARIANTS = {
-    "mcp_call": ("mcp_off", "mcp_policy"),
-    "mcp_call_2026": ("mcp_off", "mcp_policy_trust", "mcp_policy"),
+    "mcp_call": ("mcp_off", "mcp_policy") + (("mcp_off_b", "mcp_policy_b") if configs.OURS_WASM_B else ()),
+    "mcp_call_2026": ("mcp_off", "mcp_policy_trust", "mcp_policy")
+    + (("mcp_off_b", "mcp_policy_trust_b") if configs.OURS_WASM_B else ()),
     "mcp_list_json": ("mcp_policy_norules", "mcp_policy"),
     "mcp_list_sse": ("mcp_policy_norules", "mcp_policy"),
 }
@@ -779,6 +784,15 @@ class Bench:
                       cell("mcp_policy_trust", "mcp_call_2026"), cell("mcp_off", "mcp_call_2026"), 0.97)
             ratio_row("(m2) tools/call, 2026 era: policy reading the body / no `mcp` section (what trust saves)",
                       cell("mcp_policy", "mcp_call_2026"), cell("mcp_off", "mcp_call_2026"), None)
+            if configs.OURS_WASM_B:
+                ratio_row("(m1) the same on build B (BENCH_OURS_WASM_B)",
+                          cell("mcp_policy_b", "mcp_call"), cell("mcp_off_b", "mcp_call"), None)
+                ratio_row("(m2) the same with trust on build B (BENCH_OURS_WASM_B)",
+                          cell("mcp_policy_trust_b", "mcp_call_2026"), cell("mcp_off_b", "mcp_call_2026"), None)
+                for variant, name in (("mcp_off", "mcp_call"), ("mcp_policy", "mcp_call"),
+                                      ("mcp_off", "mcp_call_2026"), ("mcp_policy_trust", "mcp_call_2026")):
+                    ratio_row(f"{MCP_CELLS[name].split(' ')[0]} {LABELS[variant]} / build B",
+                              cell(variant, name), cell(f"{variant}_b", name), None)
             ratio_row("(m3) tools/list JSON, 50 → 25: filtered / unfiltered (no rules)",
                       cell("mcp_policy", "mcp_list_json"), cell("mcp_policy_norules", "mcp_list_json"), 0.6, reach=0.8)
             ratio_row("(m4) tools/list SSE, 50 → 25: filtered / unfiltered (no rules)",

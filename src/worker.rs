@@ -328,6 +328,7 @@ impl Worker {
         host: &impl Host,
         context_id: u32,
         headers: &RequestHeaders,
+        is_post: bool,
         grant: &UpstreamChanges,
     ) -> Option<Flow> {
         let config = self.config.session_binding?;
@@ -336,7 +337,7 @@ impl Worker {
         let Some(session_id) = found.text() else {
             // A server hands out a session id in its answer to `initialize`, which is a POST:
             // only a POST's response is looked at for one (no response-side work for a GET).
-            if headers.lookup(":method").first == Some(b"POST") {
+            if is_post {
                 self.session_starts.insert(context_id, *subject);
             }
             return None;
@@ -476,7 +477,10 @@ impl Worker {
             };
             match authorize::decide(&facts, &policy, &mut self.cache) {
                 Decision::Allow(changes) => {
-                    if let Some(flow) = self.check_session(host, context_id, &headers, &changes) {
+                    let is_post = method == "POST";
+                    if let Some(flow) =
+                        self.check_session(host, context_id, &headers, is_post, &changes)
+                    {
                         return flow;
                     }
                     for name in &changes.remove {
@@ -489,7 +493,8 @@ impl Worker {
                         host.set_request_header(name, Some(value));
                     }
                     self.stats.count(Counter::Allowed);
-                    return self.after_token(host, context_id, &headers, &changes, body_ended);
+                    let request = (&headers, path.as_ref(), is_post);
+                    return self.after_token(host, context_id, request, &changes, body_ended);
                 }
                 Decision::Respond(response, outcome) => {
                     log_refusal(&path, outcome);
@@ -514,14 +519,13 @@ impl Worker {
         &mut self,
         host: &impl Host,
         context_id: u32,
-        headers: &RequestHeaders,
+        (headers, path, is_post): (&RequestHeaders, &str, bool),
         grant: &Rc<UpstreamChanges>,
         body_ended: bool,
     ) -> Flow {
         let config = Rc::clone(&self.config);
-        let path = headers.lookup(":path").text().unwrap_or_default();
-        let Some(policy) = config.mcp_policy_for(&path) else { return Flow::Continue };
-        if headers.lookup(":method").first != Some(b"POST") {
+        let Some(policy) = config.mcp_policy_for(path) else { return Flow::Continue };
+        if !is_post {
             return Flow::Continue;
         }
         let routing = routing_headers(host, headers);

@@ -299,7 +299,7 @@ fn mcp_section(
         (":path", "/mcp"),
         (":method", "POST"),
         (":scheme", "http"),
-        ("authorization", auth.as_str()),
+        ("authorization", auth),
         ("content-type", "application/json"),
         ("mcp-method", "tools/call"),
         ("mcp-name", "echo"),
