@@ -1165,4 +1165,148 @@ mod tests {
         v["jwks"]["rsa_key_policy"] = json!({"max_bits": 100000});
         assert!(error_of(v).contains("jwks.rsa_key_policy"));
     }
+
+    fn two_providers() -> serde_json::Value {
+        json!({
+            "providers": [
+                {"issuer": "http://localhost:8080/realms/a", "audiences": ["api"],
+                 "discovery": {"cluster": "a", "timeout_ms": 1000}},
+                {"issuer": "http://localhost:8081/realms/b", "audiences": ["api", "b"],
+                 "jwks": {"cluster": "b", "uri": "http://localhost:8081/certs"}}
+            ],
+            "resource_metadata": {"resource": "http://localhost:9000/mcp"}
+        })
+    }
+
+    #[test]
+    fn providers_each_have_their_keys_and_all_are_listed_in_the_metadata() {
+        let c = parse(two_providers()).unwrap();
+        assert_eq!(c.providers.len(), 2);
+        let (a, b) = (&c.providers[0], &c.providers[1]);
+        assert_eq!(a.jwks.discovery.as_ref().unwrap().issuer, "http://localhost:8080/realms/a");
+        assert_eq!(
+            (a.jwks.timeout_ms, a.jwks.path.as_str()),
+            (1000, "/realms/a/.well-known/openid-configuration")
+        );
+        assert!(b.jwks.discovery.is_none());
+        assert_eq!(b.audiences, ["api", "b"]);
+        assert_ne!(a.jwks.shared_key, b.jwks.shared_key);
+        assert_eq!(c.provider_for("http://localhost:8081/realms/b"), Some(1));
+        assert_eq!(c.provider_for("http://localhost:8081/realms/b/"), None);
+        assert_eq!(
+            c.resource_metadata.authorization_servers,
+            ["http://localhost:8080/realms/a", "http://localhost:8081/realms/b"]
+        );
+        // A configured list comes first; the issuers it lacks follow, once each.
+        let mut v = two_providers();
+        v["resource_metadata"]["authorization_servers"] = json!([
+            "http://localhost:8081/realms/b",
+            "https://other.example",
+            "https://other.example"
+        ]);
+        let c = parse(v).unwrap();
+        assert_eq!(
+            c.resource_metadata.authorization_servers,
+            [
+                "http://localhost:8081/realms/b",
+                "https://other.example",
+                "http://localhost:8080/realms/a"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_single_provider_form_is_a_list_of_one() {
+        let c = parse(reference()).unwrap();
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers[0].issuer, "http://localhost:8080/realms/my-realm");
+        assert_eq!(c.providers[0].audiences, ["echo-mcp-server"]);
+        // `discovery` at top level is `jwks` without `uri`.
+        let mut v = reference();
+        v.as_object_mut().unwrap().remove("jwks");
+        v["discovery"] = json!({"cluster": "authorization_server"});
+        let by_discovery = parse(v.clone()).unwrap();
+        let mut w = reference();
+        w["jwks"].as_object_mut().unwrap().remove("uri");
+        assert_eq!(by_discovery.providers, parse(w).unwrap().providers);
+        // authorization_servers may be left out: the issuer is listed.
+        v["resource_metadata"].as_object_mut().unwrap().remove("authorization_servers");
+        let c = parse(v).unwrap();
+        assert_eq!(
+            c.resource_metadata.authorization_servers,
+            ["http://localhost:8080/realms/my-realm"]
+        );
+    }
+
+    #[test]
+    fn provider_errors_name_their_path() {
+        type Patch = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Patch)> = vec![
+            (
+                "field `issuer`: not allowed beside `providers`",
+                Box::new(|v| v["issuer"] = json!("x")),
+            ),
+            (
+                "field `jwks`: not allowed beside `providers`",
+                Box::new(|v| v["jwks"] = json!({"cluster": "c"})),
+            ),
+            ("field `providers`: must list at least one", Box::new(|v| v["providers"] = json!([]))),
+            (
+                "field `providers[1].issuer`: the same issuer as providers[0]",
+                Box::new(|v| v["providers"][1]["issuer"] = v["providers"][0]["issuer"].clone()),
+            ),
+            (
+                "field `providers[1].discovery`: give `jwks` or `discovery`, not both",
+                Box::new(|v| v["providers"][1]["discovery"] = json!({"cluster": "b"})),
+            ),
+            (
+                "field `providers[0].discovery.uri`: not allowed",
+                Box::new(|v| {
+                    v["providers"][0]["discovery"]["uri"] = json!("http://localhost:8080/certs")
+                }),
+            ),
+            (
+                "field `providers[1].jwks`: missing",
+                Box::new(|v| {
+                    v["providers"][1].as_object_mut().unwrap().remove("jwks");
+                }),
+            ),
+            (
+                "field `providers[0].discovery.timeout_ms`: must be between",
+                Box::new(|v| v["providers"][0]["discovery"]["timeout_ms"] = json!(1)),
+            ),
+            (
+                "providers[1].jwks.timeout_ms",
+                Box::new(|v| v["providers"][1]["jwks"]["timeout_ms"] = json!("x")),
+            ),
+            (
+                "providers[1].jwks.cache_seconds",
+                Box::new(|v| v["providers"][1]["jwks"]["cache_seconds"] = json!(1)),
+            ),
+            (
+                "field `providers[1].audiences`: must list",
+                Box::new(|v| v["providers"][1]["audiences"] = json!([])),
+            ),
+            (
+                "field `providers[0].issuer`",
+                Box::new(|v| v["providers"][0]["issuer"] = json!("not a url")),
+            ),
+            (
+                "field `providers[0]`: missing field `issuer`",
+                Box::new(|v| {
+                    v["providers"][0].as_object_mut().unwrap().remove("issuer");
+                }),
+            ),
+        ];
+        for (expected, patch) in cases {
+            let mut v = two_providers();
+            patch(&mut v);
+            let e = error_of(v);
+            assert!(e.contains(expected), "expected {expected:?} in {e}");
+        }
+        // The single form: both key sources, or neither.
+        let mut v = reference();
+        v["discovery"] = json!({"cluster": "c"});
+        assert!(error_of(v).contains("field `discovery`: give `jwks` or `discovery`, not both"));
+    }
 }

@@ -1535,4 +1535,151 @@ mod tests {
         answer_fetch(&host, &mut worker, "500", &json!({}));
         assert_eq!(arrive(&host, &mut worker, 2, &keycloak_token()), Flow::Continue);
     }
+
+    const ISSUER_B: &str = "http://localhost:8081/realms/b";
+
+    /// Two providers: A (the fixtures' issuer, its Keycloak key set) and B (another issuer,
+    /// whose set holds only the second RSA key), each through its own cluster.
+    fn two_providers() -> (MemoryHost, Worker) {
+        let config = json!({
+            "providers": [
+                {"issuer": testkeys::ISSUER, "audiences": [testkeys::AUDIENCE],
+                 "jwks": {"cluster": "idp-a", "uri": "http://localhost:8080/certs"}},
+                {"issuer": ISSUER_B, "audiences": ["b-api", testkeys::AUDIENCE],
+                 "jwks": {"cluster": "idp-b", "uri": "http://localhost:8081/certs"}}
+            ],
+            "resource_metadata": {"resource": "http://localhost:9000/mcp"},
+            "claims_to_headers": {"sub": "x-mcp-subject"}
+        });
+        let host = MemoryHost::new(NOW_MS);
+        let worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        (host, worker)
+    }
+
+    fn keys_of_b() -> Value {
+        json!({"keys": [testkeys::rotated_jwk()]})
+    }
+
+    /// B's token: B's issuer, signed with B's key.
+    fn token_of_b() -> String {
+        testkeys::mint_rotated(&testkeys::claims_with(json!({"iss": ISSUER_B})))
+    }
+
+    /// Answers the callout to `cluster` in flight.
+    fn answer_cluster(
+        host: &MemoryHost,
+        worker: &mut Worker,
+        cluster: &str,
+        status: &str,
+        body: &Value,
+    ) {
+        let token = host.calls.borrow().iter().rev().find(|c| c.cluster == cluster).unwrap().token;
+        let body = body.to_string().into_bytes();
+        host.respond_to_call(&[(":status", status)], &body);
+        worker.on_call_response(host, token, body.len());
+    }
+
+    fn clusters_called(host: &MemoryHost) -> Vec<String> {
+        host.calls.borrow().iter().map(|c| c.cluster.clone()).collect()
+    }
+
+    #[test]
+    fn two_providers_each_token_verifies_with_its_own_keys_only() {
+        let (host, mut worker) = two_providers();
+        worker.on_tick(&host);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b"], "startup fetches every provider");
+        answer_cluster(&host, &mut worker, "idp-a", "200", &testkeys::keycloak_jwks());
+        answer_cluster(&host, &mut worker, "idp-b", "200", &keys_of_b());
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Continue);
+        assert_eq!(arrive(&host, &mut worker, 2, &token_of_b()), Flow::Continue);
+        // A's key and kid on a token claiming B: B's set lacks the kid, so B's (and only B's)
+        // key set is fetched again, and without the kid the token is refused.
+        let claims_b = testkeys::claims_with(json!({"iss": ISSUER_B}));
+        let forged = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &claims_b,
+        );
+        assert_eq!(arrive(&host, &mut worker, 3, &forged), Flow::Pause);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b", "idp-b"]);
+        answer_cluster(&host, &mut worker, "idp-b", "200", &keys_of_b());
+        assert_eq!(status_sent(&host, 3), Some(401));
+        assert_eq!(host.request(3).resumed, 0);
+        // Signed by A's key under B's kid: B's key does not verify it.
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA2_KID});
+        let forged = testkeys::mint(&header, &claims_b);
+        assert_eq!(arrive(&host, &mut worker, 4, &forged), Flow::Pause);
+        assert_eq!(status_sent(&host, 4), Some(401));
+        // A's token stays cached and valid when B's keys change, and the other way round.
+        assert_eq!(arrive(&host, &mut worker, 5, &keycloak_token()), Flow::Continue);
+        assert_eq!(arrive(&host, &mut worker, 6, &token_of_b()), Flow::Continue);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.allowed"), 4);
+        assert_eq!(host.counter("mcp_auth.denied.unknown_key"), 1);
+        assert_eq!(host.counter("mcp_auth.denied.bad_signature"), 1);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.ok"), 3);
+    }
+
+    #[test]
+    fn a_token_of_an_unconfigured_issuer_is_refused_without_a_fetch() {
+        let (host, mut worker) = two_providers();
+        let other = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &testkeys::claims_with(json!({"iss": "http://localhost:8082/realms/c"})),
+        );
+        let without_iss = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &testkeys::claims_with(json!({"iss": null})),
+        );
+        assert_eq!(arrive(&host, &mut worker, 1, &other), Flow::Pause);
+        assert_eq!(arrive(&host, &mut worker, 2, &without_iss), Flow::Pause);
+        assert_eq!((status_sent(&host, 1), status_sent(&host, 2)), (Some(401), Some(401)));
+        assert!(host.calls.borrow().is_empty(), "no key set fetched");
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.denied.bad_issuer"), 2);
+    }
+
+    #[test]
+    fn a_failed_fetch_of_one_provider_leaves_the_other_alone() {
+        let (host, mut worker) = two_providers();
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        assert_eq!(arrive(&host, &mut worker, 2, &token_of_b()), Flow::Pause);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b"]);
+        assert!(worker.providers.get(1).unwrap().waiting.contains(2));
+        // B's key set fails: B's waiter gets 503 at once, A's keeps waiting for A's.
+        answer_cluster(&host, &mut worker, "idp-b", "500", &json!({}));
+        assert_eq!(status_sent(&host, 2), Some(503));
+        assert_eq!(status_sent(&host, 1), None);
+        assert!(worker.providers.is_waiting(1));
+        answer_cluster(&host, &mut worker, "idp-a", "200", &testkeys::keycloak_jwks());
+        assert_eq!(host.request(1).resumed, 1);
+        assert!(host.request(1).sent.is_none());
+        // A's tokens keep passing while B retries with backoff.
+        host.advance(500);
+        worker.on_tick(&host);
+        assert_eq!(arrive(&host, &mut worker, 3, &keycloak_token()), Flow::Continue);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b"], "B's retry waits for its backoff");
+        host.advance(600);
+        worker.on_tick(&host);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b", "idp-b"]);
+        answer_cluster(&host, &mut worker, "idp-b", "200", &keys_of_b());
+        assert_eq!(arrive(&host, &mut worker, 4, &token_of_b()), Flow::Continue);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.failed"), 1);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.ok"), 2);
+    }
+
+    #[test]
+    fn metadata_needs_no_keys_and_names_every_issuer() {
+        let (host, mut worker) = two_providers();
+        host.arrive(
+            1,
+            &[(":path", "/.well-known/oauth-protected-resource/mcp"), (":method", "GET")],
+        );
+        assert_eq!(worker.on_request_headers(&host, 1, true), Flow::Pause);
+        let sent = host.request(1).sent.unwrap();
+        assert_eq!(sent.status, 200);
+        let doc: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(doc["authorization_servers"], json!([testkeys::ISSUER, ISSUER_B]));
+        assert!(host.calls.borrow().is_empty());
+    }
 }
