@@ -920,7 +920,7 @@ fn log_refusal(path: &str, outcome: Outcome) {
 fn log_key_set(provider: &Provider, keys: &KeySet, version: u64) {
     let kids: Vec<&str> = keys.kids().collect();
     info!(
-        "key set version {version} of issuer {} loaded: {} keys {kids:?}",
+        "key set version {version} loaded for issuer {}: {} keys {kids:?}",
         provider.issuer,
         keys.keys.len()
     );

@@ -164,8 +164,8 @@ def test_a_token_of_each_server_reaches_the_upstream(setup):
     """Alpha's through discovery of the real dev server, beta's through its jwks.uri."""
     stack, alpha, beta = setup
     log = stack.envoy.log_text()
-    assert f"key set version 1 of issuer {alpha.issuer} loaded" in log, stack.envoy.log_tail()
-    assert f"key set version 1 of issuer {beta.issuer} loaded" in log, stack.envoy.log_tail()
+    assert f"key set version 1 loaded for issuer {alpha.issuer}:" in log, stack.envoy.log_tail()
+    assert f"key set version 1 loaded for issuer {beta.issuer}:" in log, stack.envoy.log_tail()
     for server in (alpha, beta):
         token = server.token()
         assert decode(token)[1]["iss"] == server.issuer
@@ -183,7 +183,7 @@ def test_alpha_key_on_a_token_claiming_beta_never_reaches_the_upstream(setup):
     kid_a, key_a = alpha.signing_key()
     kid_b, _ = beta.signing_key()
     def loads(server) -> int:
-        return stack.envoy.log_text().count(f"of issuer {server.issuer} loaded")
+        return stack.envoy.log_text().count(f"loaded for issuer {server.issuer}:")
 
     loads_before = (loads(alpha), loads(beta))
     # Under alpha's kid: beta's set lacks it (a refetch of beta's set, then the refusal).
