@@ -12,7 +12,7 @@
 //! outgrows the bound, or does not parse as JSON, is replaced by a JSON-RPC error for each list
 //! still waiting (it may have been the answer, and an item is never shown unjudged).
 
-use super::lists::{decode_leniently, error_response, rewrite_message, KeepItem, Unreadable};
+use super::lists::{decode_leniently, error_response, rewrite_text, KeepItem, Rewritten, Unreadable};
 use super::PendingList;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
@@ -292,20 +292,17 @@ impl SseRewriter {
         let parsed = ParsedEvent::parse(event);
         // Clients decode invalid UTF-8 leniently (U+FFFD); judge what they will see.
         let text = decode_leniently(&parsed.data);
-        let rewritten = match rewrite_message(&text, &self.pending) {
-            Ok(plan) => {
-                for &index in &plan.answered {
-                    if let Some(done) = self.answered.get_mut(index) {
-                        *done = true;
-                    }
+        let rewritten = rewrite_text(&text, &self.pending, keep);
+        if let Ok(Rewritten { answered, .. }) = &rewritten {
+            for &index in answered {
+                if let Some(done) = self.answered.get_mut(index) {
+                    *done = true;
                 }
-                plan.apply(&text, keep).ok_or(Unreadable)
             }
-            Err(unreadable) => Err(unreadable),
-        };
+        }
         match rewritten {
-            Ok((_, 0)) => out.extend_from_slice(event),
-            Ok((text, removed)) => {
+            Ok(Rewritten { text: None, .. }) => out.extend_from_slice(event),
+            Ok(Rewritten { text: Some(text), removed, .. }) => {
                 self.removed += removed;
                 out.extend_from_slice(&parsed.other_lines);
                 for line in text.split('\n') {
