@@ -82,7 +82,11 @@ pub fn rewrite_text(
 /// malformed, a surrogate escape where serde_json decodes, a list member that is neither an
 /// array nor null, nesting past its bound). Wherever it answers, it answers as
 /// [`rewrite_text_reference`] does (the unit tests and the `list_rewrite` fuzz target check).
-pub fn rewrite_text_fast(text: &str, pending: &[PendingList], keep: &KeepItem) -> Option<Rewritten> {
+pub fn rewrite_text_fast(
+    text: &str,
+    pending: &[PendingList],
+    keep: &KeepItem,
+) -> Option<Rewritten> {
     scan::rewrite(text, pending, keep)
 }
 
@@ -154,10 +158,7 @@ struct Plan<'t> {
 }
 
 /// Finds, in one message's text, the item arrays of the pending lists it answers.
-fn rewrite_message<'t>(
-    text: &'t str,
-    pending: &[PendingList],
-) -> Result<Plan<'t>, Unreadable> {
+fn rewrite_message<'t>(text: &'t str, pending: &[PendingList]) -> Result<Plan<'t>, Unreadable> {
     match single_pass_plan(text, pending)? {
         Some(plan) => Ok(plan),
         // A list member that is neither an array nor null: the slower reading finds its span.
@@ -1389,7 +1390,10 @@ mod scan {
     /// Whether two of an item's member names are equal.
     fn repeats_a_name(keys: &[Cow<'_, str>]) -> bool {
         if keys.len() <= FEW_MEMBERS {
-            return keys.iter().enumerate().any(|(i, key)| keys.get(..i).is_some_and(|before| before.contains(key)));
+            return keys
+                .iter()
+                .enumerate()
+                .any(|(i, key)| keys.get(..i).is_some_and(|before| before.contains(key)));
         }
         let mut sorted: Vec<&str> = keys.iter().map(|key| key.as_ref()).collect();
         sorted.sort_unstable();
@@ -1753,8 +1757,27 @@ mod tests {
     #[test]
     fn the_scan_and_the_reference_agree_on_mutated_messages() {
         const PIECES: [&str; 22] = [
-            " ", ",", ":", "\"", "\\", "{", "}", "[", "]", "0", "-", "e", ".", "n", "\\u00e9",
-            "\\ud800", "\\ud83d\\ude00", "\"name\":\"secret\",", "\"name\":", "1e400", "\u{1}",
+            " ",
+            ",",
+            ":",
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            "0",
+            "-",
+            "e",
+            ".",
+            "n",
+            "\\u00e9",
+            "\\ud800",
+            "\\ud83d\\ude00",
+            "\"name\":\"secret\",",
+            "\"name\":",
+            "1e400",
+            "\u{1}",
             "{\"name\":\"x\"},",
         ];
         let mut answered = 0;

@@ -12,7 +12,9 @@
 //! outgrows the bound, or does not parse as JSON, is replaced by a JSON-RPC error for each list
 //! still waiting (it may have been the answer, and an item is never shown unjudged).
 
-use super::lists::{decode_leniently, error_response, rewrite_text, KeepItem, Rewritten, Unreadable};
+use super::lists::{
+    decode_leniently, error_response, rewrite_text, KeepItem, Rewritten, Unreadable,
+};
 use super::PendingList;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
@@ -62,6 +64,8 @@ pub struct SseRewriter {
     bom_seen: usize,
     bom_done: bool,
     after_cr: bool,
+    /// Whether the last byte sent (in an earlier chunk) was a CR.
+    sent_cr: bool,
     line: Line,
     event: Event,
     held: Vec<u8>,
@@ -80,6 +84,7 @@ impl SseRewriter {
             bom_seen: 0,
             bom_done: false,
             after_cr: false,
+            sent_cr: false,
             line: Line::Start,
             event: Event::Open,
             held: Vec::new(),
@@ -126,7 +131,14 @@ impl SseRewriter {
             }
         }
         self.feed(rest, &mut out, keep);
+        self.note_sent(&out);
         out
+    }
+
+    fn note_sent(&mut self, out: &[u8]) {
+        if let Some(&last) = out.last() {
+            self.sent_cr = last == b'\r';
+        }
     }
 
     /// Ends the body; returns the last bytes to send. An event left incomplete is judged as
@@ -281,7 +293,7 @@ impl SseRewriter {
                 if !self.send_errors(out) {
                     // End the event whose first lines went out, so they do not join the next
                     // (at most whitespace data went out: a client sees no JSON in it).
-                    out.extend_from_slice(b"\n");
+                    self.end_event(out);
                 }
             }
         }
@@ -317,10 +329,17 @@ impl SseRewriter {
                 self.replaced += 1;
                 out.extend_from_slice(&parsed.other_lines);
                 if !self.send_errors(out) {
-                    out.extend_from_slice(b"\n");
+                    self.end_event(out);
                 }
             }
         }
+    }
+
+    /// Ends the event being sent with a blank line. After a line ended by CR, a LF would only
+    /// complete that line end (CRLF) and the event would join the next one: a CR it is then.
+    fn end_event(&self, out: &mut Vec<u8>) {
+        let after_cr = out.last().map_or(self.sent_cr, |&byte| byte == b'\r');
+        out.push(if after_cr { b'\r' } else { b'\n' });
     }
 
     /// Sends a JSON-RPC error event for each list not yet answered; whether any was sent.
@@ -606,6 +625,30 @@ mod tests {
         assert_eq!(events.len(), 1);
         let error: Value = serde_json::from_str(&events[0].1).unwrap();
         assert_eq!(error["id"], json!(5));
+    }
+
+    #[test]
+    fn an_event_ended_after_a_cr_line_end_does_not_join_the_next() {
+        // fuzz/regressions/list_rewrite/sse-cr-after-over.bin, reduced: the response is over
+        // the bound (an error goes out for the list), then an event of whitespace data and a
+        // line that is not JSON is dropped with nothing left to answer. Its lines end in CR,
+        // so a LF ending it would make a CRLF with the last of them, and `hello` would join it.
+        let over = format!("data: {RESPONSE}\r\r");
+        let input = format!("{over}data:   \ndata: {{\"id\":5,\"r0: 1\rhema\r\rdata: hello\r\r");
+        for chunks in [vec![input.as_bytes()], input.as_bytes().chunks(1).collect()] {
+            let (out, rewriter) = run(&chunks, 64);
+            assert_eq!(rewriter.replaced(), 2);
+            let events = client_events(&out);
+            assert_eq!(events.len(), 3, "{}", String::from_utf8_lossy(&out));
+            let error: Value = serde_json::from_str(&events[0].1).unwrap();
+            assert_eq!(error["id"], json!(5));
+            assert_eq!(events[1].1.trim(), "");
+            assert_eq!(events[2].1, "hello");
+        }
+        // Across chunks: the CR went out in an earlier one.
+        let (first, second) = input.split_at(input.find("hema").unwrap() + 5);
+        let (out, _) = run(&[first.as_bytes(), second.as_bytes()], 64);
+        assert_eq!(client_events(&out)[2].1, "hello");
     }
 
     #[test]
