@@ -1415,12 +1415,14 @@ mod scan {
     /// Where the run of plain string bytes from `at` ends: at the next `"`, `\\` or control
     /// character (or the end). Eight bytes at a time (the bit tricks find the first such byte
     /// in a word; bytes after it may be flagged falsely, and are not looked at).
-    fn plain_run_end(bytes: &[u8], mut at: usize) -> usize {
+    fn plain_run_end(bytes: &[u8], at: usize) -> usize {
         const ONES: u64 = u64::MAX / 255;
         const HIGH_BITS: u64 = ONES << 7;
-        while let Some(chunk) = bytes.get(at..at + 8) {
-            let Ok(chunk) = <[u8; 8]>::try_from(chunk) else { break };
-            let word = u64::from_le_bytes(chunk);
+        let rest = bytes.get(at..).unwrap_or_default();
+        let mut chunks = rest.chunks_exact(8);
+        let mut end = at;
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
             let quote = word ^ (ONES * u64::from(b'"'));
             let backslash = word ^ (ONES * u64::from(b'\\'));
             let found = (quote.wrapping_sub(ONES) & !quote)
@@ -1428,17 +1430,19 @@ mod scan {
                 | (word.wrapping_sub(ONES * 0x20) & !word);
             let found = found & HIGH_BITS;
             if found != 0 {
-                return at + (found.trailing_zeros() / 8) as usize;
+                return end + (found.trailing_zeros() / 8) as usize;
             }
-            at += 8;
+            end += 8;
         }
-        while let Some(&byte) = bytes.get(at) {
-            if byte == b'"' || byte == b'\\' || byte < 0x20 {
-                break;
-            }
-            at += 1;
-        }
-        at
+        end + plain_prefix(chunks.remainder())
+    }
+
+    /// How many bytes of `bytes` come before a `"`, `\\` or control character.
+    fn plain_prefix(bytes: &[u8]) -> usize {
+        bytes
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+            .unwrap_or(bytes.len())
     }
 }
 
