@@ -12,6 +12,8 @@
 //! outgrows the bound, or does not parse as JSON, is replaced by a JSON-RPC error for each list
 //! still waiting (it may have been the answer, and an item is never shown unjudged).
 
+use std::borrow::Cow;
+
 use super::lists::{
     decode_leniently, error_response, rewrite_text, KeepItem, Rewritten, Unreadable,
 };
@@ -360,8 +362,8 @@ impl SseRewriter {
 
 /// One complete (or, at the end of the body, incomplete) event's bytes, taken apart.
 struct ParsedEvent<'a> {
-    /// The data lines' values joined with `\n`.
-    data: Vec<u8>,
+    /// The data lines' values joined with `\n` (borrowed when there is one).
+    data: Cow<'a, [u8]>,
     /// The other lines (comments, `id:`, `event:`, `retry:`, others), with their line ends.
     other_lines: Vec<u8>,
     /// The line end of the first data line, for the lines written in their place.
@@ -373,7 +375,7 @@ struct ParsedEvent<'a> {
 impl<'a> ParsedEvent<'a> {
     fn parse(event: &'a [u8]) -> ParsedEvent<'a> {
         let mut parsed = ParsedEvent {
-            data: Vec::new(),
+            data: Cow::Borrowed(b""),
             other_lines: Vec::new(),
             data_line_end: b"\n",
             blank_line: b"",
@@ -404,12 +406,14 @@ impl<'a> ParsedEvent<'a> {
             };
             if name == DATA {
                 if seen_data {
-                    parsed.data.push(b'\n');
+                    let data = parsed.data.to_mut();
+                    data.push(b'\n');
+                    data.extend_from_slice(value);
                 } else {
+                    parsed.data = Cow::Borrowed(value);
                     parsed.data_line_end = if eol.is_empty() { b"\n" } else { eol };
                 }
                 seen_data = true;
-                parsed.data.extend_from_slice(value);
             } else {
                 parsed.other_lines.extend_from_slice(line);
                 // An incomplete last line (at the end of the body) is ended, so that what is
