@@ -93,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
         ListRewrite::Filtered { body: out, removed } => {
             assert!(removed > 0);
             assert_no_forbidden_item(&String::from_utf8_lossy(&out));
-            assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok(), "invalid JSON out");
+            // JSON by its grammar: a lone surrogate escape the server sent where nothing is
+            // judged (another response's items) goes out as it came; clients read it, and so
+            // does serde_json when skipping, but not into a `Value`.
+            let grammar = serde_json::from_slice::<serde::de::IgnoredAny>(&out);
+            assert!(grammar.is_ok(), "invalid JSON out");
         }
         ListRewrite::Unjudgeable { body: out } => {
             assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());

@@ -1811,6 +1811,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_surrogate_where_nothing_is_judged_goes_out_as_it_came() {
+        // fuzz/regressions/list_rewrite/lone-surrogate-in-another-response.bin: the first
+        // response answers no pending list (no id), the second is filtered.
+        let body = r#"[{"re":1,"result":{"tools":[{"name":"\ud800_x"}]}},{"id":1,"result":{"tools":[{"name":"secret"},{"name":"ok"}]}}]"#;
+        let (out, removed) = filtered(body, &tools_list(1));
+        assert_eq!(removed, 1);
+        assert_eq!(
+            out,
+            r#"[{"re":1,"result":{"tools":[{"name":"\ud800_x"}]}},{"id":1,"result":{"tools":[{"name":"ok"}]}}]"#
+        );
+        assert!(serde_json::from_str::<de::IgnoredAny>(&out).is_ok());
+    }
+
+    #[test]
     fn invalid_utf8_is_judged_as_a_client_decodes_it() {
         let mut body = br#"{"id":1,"result":{"tools":[{"name":"secret","x":""#.to_vec();
         body.push(0xff);
