@@ -5,6 +5,13 @@
 //! (`nextCursor`, `_meta`, whitespace, other batch elements) go out as the server sent them, and
 //! a list with nothing removed stays byte-identical. A message that answers a pending list but
 //! cannot be judged is replaced by a JSON-RPC error: an item is never shown unjudged.
+//!
+//! Two readings give the same answers: a single scan over the bytes (`scan`: the grammar
+//! checked, each item's span and naming member noted, no tree built), and the reference
+//! reading with serde_json. The scan answers the messages it can vouch for; anything else
+//! (malformed text, a surrogate escape where serde_json decodes, a list that is neither an
+//! array nor null, deep nesting) goes to the reference, which also decides every refusal. The
+//! unit tests and the `list_rewrite` fuzz target hold the scan to the reference.
 
 use std::borrow::Cow;
 use std::fmt;
