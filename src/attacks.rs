@@ -363,9 +363,19 @@ pub fn catalogue() -> Vec<(&'static str, Vec<String>, u32, &'static str)> {
         ("tampered payload, original signature", bearer(&tampered), 401, "bad_signature"),
         (
             "signature of another token",
-            bearer(&format!("{h}.{}.{s}", b64(br#"{"iss":"x"}"#))),
+            bearer(&format!(
+                "{h}.{}.{s}",
+                b64(json!({"iss": testkeys::ISSUER}).to_string().as_bytes())
+            )),
             401,
             "bad_signature",
+        ),
+        (
+            // Refused for its issuer before any key is looked up or fetched.
+            "unconfigured issuer, signature of another token",
+            bearer(&format!("{h}.{}.{s}", b64(br#"{"iss":"x"}"#))),
+            401,
+            "bad_issuer",
         ),
         (
             "truncated signature",
@@ -507,7 +517,7 @@ fn status_and_reason(decision: &Decision) -> (u32, &'static str) {
     match decision {
         Decision::Respond(r, o) => (r.status, o.reason().unwrap_or("none")),
         Decision::Allow(_) => (200, "allowed"),
-        Decision::Wait(_) => (0, "wait"),
+        Decision::Wait(..) => (0, "wait"),
     }
 }
 

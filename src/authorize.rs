@@ -32,13 +32,35 @@ pub struct RequestFacts<'a> {
     pub may_refetch: bool,
 }
 
-/// What the filter knows beyond the request: its configuration and the current key set
-/// (`None` until one was loaded).
-#[derive(Debug, Clone, Copy)]
+/// The current key set of each provider, by its index in `FilterConfig::providers`.
+pub trait ProviderKeys {
+    /// `None` until one was loaded.
+    fn keys(&self, provider: usize) -> Option<&KeySet>;
+    /// Whether any provider has one.
+    fn any(&self) -> bool;
+}
+
+/// A single provider's set (the first provider; any other has none).
+impl ProviderKeys for Option<&KeySet> {
+    fn keys(&self, provider: usize) -> Option<&KeySet> {
+        if provider == 0 {
+            *self
+        } else {
+            None
+        }
+    }
+    fn any(&self) -> bool {
+        self.is_some()
+    }
+}
+
+/// What the filter knows beyond the request: its configuration and the providers' current
+/// key sets.
+#[derive(Clone, Copy)]
 pub struct Policy<'a> {
     pub config: &'a FilterConfig,
     pub responses: &'a Responses,
-    pub keys: Option<&'a KeySet>,
+    pub keys: &'a dyn ProviderKeys,
 }
 
 /// Why a request waits instead of being decided now.
@@ -75,7 +97,8 @@ impl Outcome {
 pub enum Decision {
     Allow(Rc<UpstreamChanges>),
     Respond(Rc<LocalResponse>, Outcome),
-    Wait(WaitReason),
+    /// Wait for the key set of the provider at this index.
+    Wait(WaitReason, usize),
 }
 
 /// What an allowed token gets: header changes for the upstream (remove these, then set
@@ -115,7 +138,7 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
     // A token seen before is decided by its cached verdict alone. The candidate skips the
     // scans `bearer_token` makes over a kilobyte of token: a cached token passed them when it
     // was first seen (see `bearer_candidate`). Without keys nothing was ever cached.
-    let candidate = keys.and(bearer_candidate(req.authorization));
+    let candidate = if keys.any() { bearer_candidate(req.authorization) } else { None };
     if let Some(candidate) = candidate {
         if let Some(decision) = cached(config, responses, cache, candidate, now_s) {
             return decision;
@@ -139,8 +162,17 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
     if token.len() > config.max_token_bytes {
         return deny_token(config, responses, TokenError::TooLarge);
     }
-    let Some(keys) = keys else {
-        return Decision::Wait(WaitReason::NoKeys);
+    // The provider the token names judges it, with its keys only: a token naming none is
+    // refused before any key lookup or fetch.
+    let index = match token::provider_for(token, config) {
+        Ok(index) => index,
+        Err(e) => return deny_token(config, responses, e),
+    };
+    let Some(provider) = config.providers.get(index) else {
+        return deny_token(config, responses, TokenError::BadIssuer);
+    };
+    let Some(keys) = keys.keys(index) else {
+        return Decision::Wait(WaitReason::NoKeys, index);
     };
     // Every token `bearer_token` accepts is its value's candidate, already looked up above.
     if candidate.is_none() {
@@ -148,7 +180,7 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
             return decision;
         }
     }
-    match token::validate(token, keys, config, now_s) {
+    match token::validate_for(token, keys, config, provider, now_s) {
         Ok(verified) => {
             let access = access(config, &verified);
             let decision = grant(responses, &access);
@@ -156,6 +188,7 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
                 token,
                 Verdict::Valid {
                     exp: verified.exp,
+                    provider: index,
                     key: verified.key,
                     lookup: verified.lookup,
                     access,
@@ -164,7 +197,9 @@ pub fn decide(req: &RequestFacts<'_>, policy: &Policy<'_>, cache: &mut VerdictCa
             );
             decision
         }
-        Err(TokenError::UnknownKey) if req.may_refetch => Decision::Wait(WaitReason::UnknownKid),
+        Err(TokenError::UnknownKey) if req.may_refetch => {
+            Decision::Wait(WaitReason::UnknownKid, index)
+        }
         Err(e) => {
             cache.put(token, Verdict::Refused(e), now_s);
             deny_token(config, responses, e)
@@ -254,7 +289,7 @@ pub fn decide_at(
     cache: &mut VerdictCache,
 ) -> Decision {
     let req = RequestFacts { now_s, may_refetch, ..*req };
-    decide(&req, &Policy { config, responses, keys }, cache)
+    decide(&req, &Policy { config, responses, keys: &keys }, cache)
 }
 
 #[cfg(test)]
@@ -490,7 +525,7 @@ mod tests {
                 true,
                 &mut TokenCache::new(0, 0)
             ),
-            Decision::Wait(WaitReason::NoKeys)
+            Decision::Wait(WaitReason::NoKeys, 0)
         ));
         let other = testkeys::mint_rotated(&testkeys::claims());
         let auth = format!("Bearer {other}");
@@ -511,7 +546,7 @@ mod tests {
                 true,
                 &mut TokenCache::new(0, 0)
             ),
-            Decision::Wait(WaitReason::UnknownKid)
+            Decision::Wait(WaitReason::UnknownKid, 0)
         ));
         let (r, o) = responded(decide_at(
             &req,
@@ -586,10 +621,10 @@ mod tests {
             decide_at(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
             Decision::Allow(_)
         ));
-        cache.retain_keys(&rotated);
+        cache.retain_keys(0, &rotated);
         assert!(matches!(
             decide_at(&req, &cfg, &Responses::new(&cfg), Some(&rotated), NOW, true, &mut cache),
-            Decision::Wait(WaitReason::UnknownKid)
+            Decision::Wait(WaitReason::UnknownKid, 0)
         ));
         // Past exp + skew a cached token is checked again, and refused as expired.
         let mut cache = TokenCache::new(16, 1 << 20);

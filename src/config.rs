@@ -35,9 +35,9 @@ fn invalid(field: &str, why: impl fmt::Display) -> ConfigError {
 /// The validated configuration the filter runs with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterConfig {
-    pub issuer: String,
-    pub audiences: Vec<String>,
-    pub jwks: JwksConfig,
+    /// The authorization servers whose tokens are accepted, never empty: the top-level
+    /// single-provider form is a list of one.
+    pub providers: Vec<Provider>,
     pub clock_skew_s: u64,
     pub max_token_bytes: usize,
     pub required_scopes: Vec<String>,
@@ -60,6 +60,15 @@ pub struct FilterConfig {
     pub mcp_path: String,
     /// MCP-aware authorization (the `mcp` section), compiled; `None` without the section.
     pub mcp: Option<McpSection>,
+}
+
+/// One authorization server whose tokens are accepted. A token is matched to it by its
+/// `iss` and checked with its keys and audiences only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provider {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks: JwksConfig,
 }
 
 /// The JWT types accepted as access tokens (`token_types`). By default: a header `typ` that
@@ -108,6 +117,9 @@ impl PartialEq for McpSection {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JwksConfig {
+    /// The key of this provider's record in the host's shared data: by cluster, URL and
+    /// issuer, so providers (and filters) never share a record.
+    pub shared_key: String,
     /// Which RSA keys of a key set are used.
     pub rsa_key_policy: RsaKeyPolicy,
     pub cluster: String,
@@ -170,9 +182,18 @@ pub struct ResourceMetadata {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    issuer: String,
-    audiences: Vec<String>,
-    jwks: RawJwks,
+    /// The single-provider form: `issuer`, `audiences` and `jwks` or `discovery`.
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    audiences: Option<Vec<String>>,
+    #[serde(default)]
+    jwks: Option<RawJwks>,
+    #[serde(default)]
+    discovery: Option<RawJwks>,
+    /// The several-provider form, instead of the four above.
+    #[serde(default)]
+    providers: Option<Vec<RawProvider>>,
     #[serde(default = "default_clock_skew")]
     clock_skew_s: u64,
     #[serde(default = "default_max_token_bytes")]
@@ -194,6 +215,18 @@ struct RawConfig {
     session_binding: Option<RawSessionBinding>,
     #[serde(default)]
     mcp: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    issuer: String,
+    audiences: Vec<String>,
+    #[serde(default)]
+    jwks: Option<RawJwks>,
+    /// `jwks` without `uri`, spelt as what it does.
+    #[serde(default)]
+    discovery: Option<RawJwks>,
 }
 
 #[derive(Deserialize)]
@@ -277,7 +310,9 @@ struct RawRsaKeyPolicy {
 #[serde(deny_unknown_fields)]
 struct RawMetadata {
     resource: String,
-    authorization_servers: Vec<String>,
+    /// Optional: every provider's issuer is added to it.
+    #[serde(default)]
+    authorization_servers: Option<Vec<String>>,
     #[serde(default)]
     scopes_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -380,24 +415,22 @@ impl FilterConfig {
     }
 
     /// Checks each section on its own; every error names its field.
-    fn validate(raw: RawConfig) -> Result<FilterConfig, ConfigError> {
+    fn validate(mut raw: RawConfig) -> Result<FilterConfig, ConfigError> {
         validate_token_checks(&raw)?;
+        let providers = validate_providers(&mut raw)?;
         let allowed_algorithms = validate_algorithms(raw.allowed_algorithms)?;
-        let jwks = validate_jwks(raw.jwks, &raw.issuer)?;
         let resource_path = HttpUrl::parse(&raw.resource_metadata.resource)
             .map(|url| url.path_and_query)
             .unwrap_or_default();
         let (mut resource_metadata, metadata_url, metadata_paths) =
-            validate_metadata(raw.resource_metadata)?;
+            validate_metadata(raw.resource_metadata, &providers)?;
         let mcp = validate_mcp(raw.mcp, &resource_path, &mut resource_metadata)?;
         let token_types = validate_token_types(raw.token_types)?;
         let session_binding = validate_session_binding(raw.session_binding)?;
         let claims_to_headers = validate_claims_to_headers(raw.claims_to_headers)?;
         let (token_cache_capacity, token_cache_max_bytes) = validate_token_cache(raw.token_cache)?;
         Ok(FilterConfig {
-            issuer: raw.issuer,
-            audiences: raw.audiences,
-            jwks,
+            providers,
             clock_skew_s: raw.clock_skew_s,
             max_token_bytes: raw.max_token_bytes,
             required_scopes: raw.required_scopes,
@@ -417,6 +450,11 @@ impl FilterConfig {
             ),
             mcp,
         })
+    }
+
+    /// The index of the provider whose issuer is exactly `iss`.
+    pub fn provider_for(&self, iss: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p.issuer == iss)
     }
 
     /// Whether `path` (query ignored) is the MCP endpoint the `mcp` policy applies to.
@@ -535,15 +573,91 @@ fn validate_mcp(
     Ok(Some(McpSection(Arc::new(policy))))
 }
 
-/// The issuer, audiences, required scopes, skew and token size.
+/// The providers: `providers`, or the top-level single-provider form as a list of one.
+fn validate_providers(raw: &mut RawConfig) -> Result<Vec<Provider>, ConfigError> {
+    let Some(list) = raw.providers.take() else {
+        let issuer = raw.issuer.take().ok_or_else(|| {
+            invalid("issuer", "missing (give `issuer`, `audiences` and `jwks`, or `providers`)")
+        })?;
+        let audiences = raw.audiences.take().ok_or_else(|| {
+            invalid("audiences", "missing (give `issuer`, `audiences` and `jwks`, or `providers`)")
+        })?;
+        let provider =
+            validate_provider("", issuer, audiences, raw.jwks.take(), raw.discovery.take())?;
+        return Ok(vec![provider]);
+    };
+    let single_form = [
+        ("issuer", raw.issuer.is_some()),
+        ("audiences", raw.audiences.is_some()),
+        ("jwks", raw.jwks.is_some()),
+        ("discovery", raw.discovery.is_some()),
+    ];
+    if let Some((field, _)) = single_form.iter().find(|(_, given)| *given) {
+        return Err(invalid(
+            field,
+            "not allowed beside `providers` (give it inside each provider instead)",
+        ));
+    }
+    if list.is_empty() {
+        return Err(invalid("providers", "must list at least one provider"));
+    }
+    let mut providers: Vec<Provider> = Vec::with_capacity(list.len());
+    for (i, p) in list.into_iter().enumerate() {
+        let prefix = format!("providers[{i}].");
+        let provider = validate_provider(&prefix, p.issuer, p.audiences, p.jwks, p.discovery)?;
+        if let Some(first) = providers.iter().position(|q| q.issuer == provider.issuer) {
+            return Err(invalid(
+                &format!("{prefix}issuer"),
+                format!("the same issuer as providers[{first}]: a token must name one provider"),
+            ));
+        }
+        providers.push(provider);
+    }
+    Ok(providers)
+}
+
+/// One provider; `prefix` is its path in the configuration (`""` or `providers[1].`).
+fn validate_provider(
+    prefix: &str,
+    issuer: String,
+    audiences: Vec<String>,
+    jwks: Option<RawJwks>,
+    discovery: Option<RawJwks>,
+) -> Result<Provider, ConfigError> {
+    non_empty(&format!("{prefix}issuer"), &issuer)?;
+    if audiences.is_empty() {
+        return Err(invalid(&format!("{prefix}audiences"), "must list at least one audience"));
+    }
+    for (i, aud) in audiences.iter().enumerate() {
+        non_empty(&format!("{prefix}audiences[{i}]"), aud)?;
+    }
+    let jwks = match (jwks, discovery) {
+        (Some(jwks), None) => validate_jwks(jwks, &issuer, prefix, "jwks")?,
+        (None, Some(discovery)) if discovery.uri.is_some() => {
+            return Err(invalid(
+                &format!("{prefix}discovery.uri"),
+                "not allowed: discovery finds the key set through the issuer's metadata                  (give `jwks` with `uri` instead)",
+            ))
+        }
+        (None, Some(discovery)) => validate_jwks(discovery, &issuer, prefix, "discovery")?,
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                &format!("{prefix}discovery"),
+                "give `jwks` or `discovery`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                &format!("{prefix}jwks"),
+                "missing (give `jwks`, with or without `uri`, or `discovery`)",
+            ))
+        }
+    };
+    Ok(Provider { issuer, audiences, jwks })
+}
+
+/// The required scopes, skew and token size.
 fn validate_token_checks(raw: &RawConfig) -> Result<(), ConfigError> {
-    non_empty("issuer", &raw.issuer)?;
-    if raw.audiences.is_empty() {
-        return Err(invalid("audiences", "must list at least one audience"));
-    }
-    for (i, aud) in raw.audiences.iter().enumerate() {
-        non_empty(&format!("audiences[{i}]"), aud)?;
-    }
     for (i, scope) in raw.required_scopes.iter().enumerate() {
         scope_token(&format!("required_scopes[{i}]"), scope)?;
     }
@@ -632,18 +746,26 @@ fn validate_token_cache(raw: Option<RawTokenCache>) -> Result<(usize, usize), Co
     }
 }
 
-fn validate_jwks(raw: RawJwks, issuer: &str) -> Result<JwksConfig, ConfigError> {
-    non_empty("jwks.cluster", &raw.cluster)?;
+/// A provider's `jwks` (or `discovery`, `section`); `prefix` is the provider's path.
+fn validate_jwks(
+    raw: RawJwks,
+    issuer: &str,
+    prefix: &str,
+    section: &str,
+) -> Result<JwksConfig, ConfigError> {
+    let field = |name: &str| format!("{prefix}{section}.{name}");
+    non_empty(&field("cluster"), &raw.cluster)?;
     let (uri, url, discovery) = match raw.uri {
         Some(uri) => {
-            let url = HttpUrl::parse(&uri).map_err(|why| invalid("jwks.uri", why))?;
+            let url = HttpUrl::parse(&uri).map_err(|why| invalid(&field("uri"), why))?;
             (uri, url, None)
         }
         None => {
-            let discovery = discovery_for(issuer)?;
+            let discovery = discovery_for(issuer, prefix)?;
             let uri =
                 format!("{}://{}{}", discovery.scheme, discovery.authority, discovery.openid_path);
-            let url = HttpUrl::parse(&uri).map_err(|why| invalid("issuer", why))?;
+            let url =
+                HttpUrl::parse(&uri).map_err(|why| invalid(&format!("{prefix}issuer"), why))?;
             (uri, url, Some(discovery))
         }
     };
@@ -654,24 +776,27 @@ fn validate_jwks(raw: RawJwks, issuer: &str) -> Result<JwksConfig, ConfigError> 
             Err(invalid(field, format!("must be between {lo} and {hi}")))
         }
     };
-    in_range("jwks.timeout_ms", raw.timeout_ms, 100, 60_000)?;
-    in_range("jwks.cache_duration_s", raw.cache_duration_s, 1, MAX_SECONDS)?;
-    in_range("jwks.min_cache_duration_s", raw.min_cache_duration_s, 1, MAX_SECONDS)?;
-    in_range("jwks.max_cache_duration_s", raw.max_cache_duration_s, 1, MAX_SECONDS)?;
+    in_range(&field("timeout_ms"), raw.timeout_ms, 100, 60_000)?;
+    in_range(&field("cache_duration_s"), raw.cache_duration_s, 1, MAX_SECONDS)?;
+    in_range(&field("min_cache_duration_s"), raw.min_cache_duration_s, 1, MAX_SECONDS)?;
+    in_range(&field("max_cache_duration_s"), raw.max_cache_duration_s, 1, MAX_SECONDS)?;
     if raw.min_cache_duration_s > raw.max_cache_duration_s {
         return Err(invalid(
-            "jwks.min_cache_duration_s",
-            "must not exceed jwks.max_cache_duration_s",
+            &field("min_cache_duration_s"),
+            format!("must not exceed {}", field("max_cache_duration_s")),
         ));
     }
-    in_range("jwks.min_refetch_interval_s", raw.min_refetch_interval_s, 1, MAX_SECONDS)?;
-    in_range("jwks.retry_initial_ms", raw.retry_initial_ms, 10, 3_600_000)?;
-    in_range("jwks.retry_max_ms", raw.retry_max_ms, 10, 3_600_000)?;
+    in_range(&field("min_refetch_interval_s"), raw.min_refetch_interval_s, 1, MAX_SECONDS)?;
+    in_range(&field("retry_initial_ms"), raw.retry_initial_ms, 10, 3_600_000)?;
+    in_range(&field("retry_max_ms"), raw.retry_max_ms, 10, 3_600_000)?;
     if raw.retry_initial_ms > raw.retry_max_ms {
-        return Err(invalid("jwks.retry_initial_ms", "must not exceed jwks.retry_max_ms"));
+        return Err(invalid(
+            &field("retry_initial_ms"),
+            format!("must not exceed {}", field("retry_max_ms")),
+        ));
     }
     if !(1024..=16 * 1024 * 1024).contains(&raw.max_body_bytes) {
-        return Err(invalid("jwks.max_body_bytes", "must be between 1024 and 16777216"));
+        return Err(invalid(&field("max_body_bytes"), "must be between 1024 and 16777216"));
     }
     let defaults = RsaKeyPolicy::default();
     let rsa_key_policy = match raw.rsa_key_policy {
@@ -682,8 +807,9 @@ fn validate_jwks(raw: RawJwks, issuer: &str) -> Result<JwksConfig, ConfigError> 
             allow_any_exponent: p.allow_any_exponent,
         },
     };
-    rsa_key_policy.validate().map_err(|why| invalid("jwks.rsa_key_policy", why))?;
+    rsa_key_policy.validate().map_err(|why| invalid(&field("rsa_key_policy"), why))?;
     Ok(JwksConfig {
+        shared_key: format!("mcp_auth.jwks.{}.{}.{}", raw.cluster, uri, issuer),
         rsa_key_policy,
         cluster: raw.cluster,
         authority: url.authority.clone(),
@@ -702,9 +828,12 @@ fn validate_jwks(raw: RawJwks, issuer: &str) -> Result<JwksConfig, ConfigError> 
 }
 
 /// The discovery URLs of an issuer given without `jwks.uri`.
-fn discovery_for(issuer: &str) -> Result<Discovery, ConfigError> {
+fn discovery_for(issuer: &str, prefix: &str) -> Result<Discovery, ConfigError> {
     let why = |why: String| {
-        invalid("issuer", format!("{why} (needed to discover the key set without jwks.uri)"))
+        invalid(
+            &format!("{prefix}issuer"),
+            format!("{why} (needed to discover the key set without jwks.uri)"),
+        )
     };
     let url = HttpUrl::parse(issuer).map_err(why)?;
     if url.path_and_query.contains('?') {
@@ -723,22 +852,34 @@ fn discovery_for(issuer: &str) -> Result<Discovery, ConfigError> {
 
 fn validate_metadata(
     raw: RawMetadata,
+    providers: &[Provider],
 ) -> Result<(ResourceMetadata, String, Vec<String>), ConfigError> {
     let url =
         HttpUrl::parse(&raw.resource).map_err(|why| invalid("resource_metadata.resource", why))?;
     if url.path_and_query.contains('?') {
         return Err(invalid("resource_metadata.resource", "must not carry a query (RFC 9728)"));
     }
-    if raw.authorization_servers.is_empty() {
+    if raw.authorization_servers.as_ref().is_some_and(Vec::is_empty) {
         return Err(invalid(
             "resource_metadata.authorization_servers",
-            "must list at least one authorization server",
+            "must list at least one authorization server (or be left out: every provider's \
+             issuer is listed anyway)",
         ));
     }
-    for (i, server) in raw.authorization_servers.iter().enumerate() {
+    let configured = raw.authorization_servers.unwrap_or_default();
+    for (i, server) in configured.iter().enumerate() {
         HttpUrl::parse(server).map_err(|why| {
             invalid(&format!("resource_metadata.authorization_servers[{i}]"), why)
         })?;
+    }
+    // The configured list first, then every issuer it lacks: a client must be able to find
+    // each authorization server whose tokens are accepted.
+    let mut authorization_servers: Vec<String> = Vec::with_capacity(configured.len());
+    let issuers = providers.iter().map(|p| &p.issuer);
+    for server in configured.iter().chain(issuers) {
+        if !authorization_servers.contains(server) {
+            authorization_servers.push(server.clone());
+        }
     }
     if let Some(scopes) = &raw.scopes_supported {
         for (i, scope) in scopes.iter().enumerate() {
@@ -770,7 +911,7 @@ fn validate_metadata(
     }
     let metadata = ResourceMetadata {
         resource: raw.resource,
-        authorization_servers: raw.authorization_servers,
+        authorization_servers,
         scopes_supported: raw.scopes_supported,
         bearer_methods_supported: bearer_methods,
         resource_name: raw.resource_name,
@@ -846,10 +987,10 @@ mod tests {
         let c = parse(reference()).unwrap();
         assert_eq!(c.clock_skew_s, 60);
         assert_eq!(c.max_token_bytes, 8192);
-        assert_eq!(c.jwks.timeout_ms, 5000);
-        assert_eq!(c.jwks.cache_duration_s, 300);
-        assert_eq!(c.jwks.authority, "localhost:8080");
-        assert_eq!(c.jwks.path, "/realms/my-realm/protocol/openid-connect/certs");
+        assert_eq!(c.providers[0].jwks.timeout_ms, 5000);
+        assert_eq!(c.providers[0].jwks.cache_duration_s, 300);
+        assert_eq!(c.providers[0].jwks.authority, "localhost:8080");
+        assert_eq!(c.providers[0].jwks.path, "/realms/my-realm/protocol/openid-connect/certs");
         assert!(!c.forward_token);
         assert!(c.required_scopes.is_empty());
         assert_eq!(c.allowed_algorithms.len(), Algorithm::ALL.len());
@@ -872,19 +1013,19 @@ mod tests {
         let mut v = reference();
         v["jwks"].as_object_mut().unwrap().remove("uri");
         let c = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
-        let d = c.jwks.discovery.as_ref().unwrap();
+        let d = c.providers[0].jwks.discovery.as_ref().unwrap();
         assert_eq!(d.issuer, "http://localhost:8080/realms/my-realm");
         assert_eq!(d.openid_path, "/realms/my-realm/.well-known/openid-configuration");
         assert_eq!(d.oauth_path, "/.well-known/oauth-authorization-server/realms/my-realm");
         assert_eq!(
-            (c.jwks.authority.as_str(), c.jwks.path.as_str()),
+            (c.providers[0].jwks.authority.as_str(), c.providers[0].jwks.path.as_str()),
             ("localhost:8080", d.openid_path.as_str())
         );
-        assert_eq!(c.jwks.fetch_budget_ms(), 3 * c.jwks.timeout_ms);
+        assert_eq!(c.providers[0].jwks.fetch_budget_ms(), 3 * c.providers[0].jwks.timeout_ms);
         // An issuer at the root: both forms without a path.
         v["issuer"] = json!("https://idp.example/");
         let c = FilterConfig::parse(v.to_string().as_bytes()).unwrap();
-        let d = c.jwks.discovery.unwrap();
+        let d = c.providers[0].jwks.discovery.clone().unwrap();
         assert_eq!(d.openid_path, "/.well-known/openid-configuration");
         assert_eq!(d.oauth_path, "/.well-known/oauth-authorization-server");
         // An issuer that is no URL cannot be discovered.
@@ -893,8 +1034,8 @@ mod tests {
         assert!(e.contains("issuer") && e.contains("jwks.uri"), "{e}");
         // With jwks.uri, no discovery.
         let c = FilterConfig::parse(reference().to_string().as_bytes()).unwrap();
-        assert!(c.jwks.discovery.is_none());
-        assert_eq!(c.jwks.fetch_budget_ms(), c.jwks.timeout_ms);
+        assert!(c.providers[0].jwks.discovery.is_none());
+        assert_eq!(c.providers[0].jwks.fetch_budget_ms(), c.providers[0].jwks.timeout_ms);
     }
 
     #[test]
@@ -1012,16 +1153,160 @@ mod tests {
     #[test]
     fn rsa_key_policy_defaults_and_widens() {
         let c = parse(reference()).unwrap();
-        assert_eq!(c.jwks.rsa_key_policy, RsaKeyPolicy::default());
+        assert_eq!(c.providers[0].jwks.rsa_key_policy, RsaKeyPolicy::default());
         let mut v = reference();
         v["jwks"]["rsa_key_policy"] = json!({"max_bits": 8192, "allow_any_exponent": true});
         let c = parse(v.clone()).unwrap();
-        assert_eq!(c.jwks.rsa_key_policy.max_bits, 8192);
-        assert_eq!(c.jwks.rsa_key_policy.min_bits, 2048);
-        assert!(c.jwks.rsa_key_policy.allow_any_exponent);
+        assert_eq!(c.providers[0].jwks.rsa_key_policy.max_bits, 8192);
+        assert_eq!(c.providers[0].jwks.rsa_key_policy.min_bits, 2048);
+        assert!(c.providers[0].jwks.rsa_key_policy.allow_any_exponent);
         v["jwks"]["rsa_key_policy"] = json!({"min_bits": 4096, "max_bits": 2048});
         assert!(error_of(v.clone()).contains("jwks.rsa_key_policy"), "{}", error_of(v.clone()));
         v["jwks"]["rsa_key_policy"] = json!({"max_bits": 100000});
         assert!(error_of(v).contains("jwks.rsa_key_policy"));
+    }
+
+    fn two_providers() -> serde_json::Value {
+        json!({
+            "providers": [
+                {"issuer": "http://localhost:8080/realms/a", "audiences": ["api"],
+                 "discovery": {"cluster": "a", "timeout_ms": 1000}},
+                {"issuer": "http://localhost:8081/realms/b", "audiences": ["api", "b"],
+                 "jwks": {"cluster": "b", "uri": "http://localhost:8081/certs"}}
+            ],
+            "resource_metadata": {"resource": "http://localhost:9000/mcp"}
+        })
+    }
+
+    #[test]
+    fn providers_each_have_their_keys_and_all_are_listed_in_the_metadata() {
+        let c = parse(two_providers()).unwrap();
+        assert_eq!(c.providers.len(), 2);
+        let (a, b) = (&c.providers[0], &c.providers[1]);
+        assert_eq!(a.jwks.discovery.as_ref().unwrap().issuer, "http://localhost:8080/realms/a");
+        assert_eq!(
+            (a.jwks.timeout_ms, a.jwks.path.as_str()),
+            (1000, "/realms/a/.well-known/openid-configuration")
+        );
+        assert!(b.jwks.discovery.is_none());
+        assert_eq!(b.audiences, ["api", "b"]);
+        assert_ne!(a.jwks.shared_key, b.jwks.shared_key);
+        assert_eq!(c.provider_for("http://localhost:8081/realms/b"), Some(1));
+        assert_eq!(c.provider_for("http://localhost:8081/realms/b/"), None);
+        assert_eq!(
+            c.resource_metadata.authorization_servers,
+            ["http://localhost:8080/realms/a", "http://localhost:8081/realms/b"]
+        );
+        // A configured list comes first; the issuers it lacks follow, once each.
+        let mut v = two_providers();
+        v["resource_metadata"]["authorization_servers"] = json!([
+            "http://localhost:8081/realms/b",
+            "https://other.example",
+            "https://other.example"
+        ]);
+        let c = parse(v).unwrap();
+        assert_eq!(
+            c.resource_metadata.authorization_servers,
+            [
+                "http://localhost:8081/realms/b",
+                "https://other.example",
+                "http://localhost:8080/realms/a"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_single_provider_form_is_a_list_of_one() {
+        let c = parse(reference()).unwrap();
+        assert_eq!(c.providers.len(), 1);
+        assert_eq!(c.providers[0].issuer, "http://localhost:8080/realms/my-realm");
+        assert_eq!(c.providers[0].audiences, ["echo-mcp-server"]);
+        // `discovery` at top level is `jwks` without `uri`.
+        let mut v = reference();
+        v.as_object_mut().unwrap().remove("jwks");
+        v["discovery"] = json!({"cluster": "authorization_server"});
+        let by_discovery = parse(v.clone()).unwrap();
+        let mut w = reference();
+        w["jwks"].as_object_mut().unwrap().remove("uri");
+        assert_eq!(by_discovery.providers, parse(w).unwrap().providers);
+        // authorization_servers may be left out: the issuer is listed.
+        v["resource_metadata"].as_object_mut().unwrap().remove("authorization_servers");
+        let c = parse(v).unwrap();
+        assert_eq!(
+            c.resource_metadata.authorization_servers,
+            ["http://localhost:8080/realms/my-realm"]
+        );
+    }
+
+    #[test]
+    fn provider_errors_name_their_path() {
+        type Patch = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Patch)> = vec![
+            (
+                "field `issuer`: not allowed beside `providers`",
+                Box::new(|v| v["issuer"] = json!("x")),
+            ),
+            (
+                "field `jwks`: not allowed beside `providers`",
+                Box::new(|v| v["jwks"] = json!({"cluster": "c"})),
+            ),
+            ("field `providers`: must list at least one", Box::new(|v| v["providers"] = json!([]))),
+            (
+                "field `providers[1].issuer`: the same issuer as providers[0]",
+                Box::new(|v| v["providers"][1]["issuer"] = v["providers"][0]["issuer"].clone()),
+            ),
+            (
+                "field `providers[1].discovery`: give `jwks` or `discovery`, not both",
+                Box::new(|v| v["providers"][1]["discovery"] = json!({"cluster": "b"})),
+            ),
+            (
+                "field `providers[0].discovery.uri`: not allowed",
+                Box::new(|v| {
+                    v["providers"][0]["discovery"]["uri"] = json!("http://localhost:8080/certs")
+                }),
+            ),
+            (
+                "field `providers[1].jwks`: missing",
+                Box::new(|v| {
+                    v["providers"][1].as_object_mut().unwrap().remove("jwks");
+                }),
+            ),
+            (
+                "field `providers[0].discovery.timeout_ms`: must be between",
+                Box::new(|v| v["providers"][0]["discovery"]["timeout_ms"] = json!(1)),
+            ),
+            (
+                "providers[1].jwks.timeout_ms",
+                Box::new(|v| v["providers"][1]["jwks"]["timeout_ms"] = json!("x")),
+            ),
+            (
+                "providers[1].jwks.cache_seconds",
+                Box::new(|v| v["providers"][1]["jwks"]["cache_seconds"] = json!(1)),
+            ),
+            (
+                "field `providers[1].audiences`: must list",
+                Box::new(|v| v["providers"][1]["audiences"] = json!([])),
+            ),
+            (
+                "field `providers[0].issuer`",
+                Box::new(|v| v["providers"][0]["issuer"] = json!("not a url")),
+            ),
+            (
+                "field `providers[0]`: missing field `issuer`",
+                Box::new(|v| {
+                    v["providers"][0].as_object_mut().unwrap().remove("issuer");
+                }),
+            ),
+        ];
+        for (expected, patch) in cases {
+            let mut v = two_providers();
+            patch(&mut v);
+            let e = error_of(v);
+            assert!(e.contains(expected), "expected {expected:?} in {e}");
+        }
+        // The single form: both key sources, or neither.
+        let mut v = reference();
+        v["discovery"] = json!({"cluster": "c"});
+        assert!(error_of(v).contains("field `discovery`: give `jwks` or `discovery`, not both"));
     }
 }

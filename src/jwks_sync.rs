@@ -76,28 +76,27 @@ const CAS_ATTEMPTS: usize = 8;
 
 pub struct JwksSync<'a, S: SharedStore> {
     store: &'a S,
-    key: String,
+    key: &'a str,
     config: &'a JwksConfig,
 }
 
 impl<'a, S: SharedStore> JwksSync<'a, S> {
     pub fn new(store: &'a S, config: &'a JwksConfig) -> Self {
-        // Keyed by where the keys come from, so filters for different issuers never mix.
-        let key = format!("mcp_auth.jwks.{}.{}", config.cluster, config.uri);
-        JwksSync { store, key, config }
+        // Keyed by where the keys come from and whose they are, so providers never mix.
+        JwksSync { store, key: &config.shared_key, config }
     }
 
     /// Creates the record if it does not exist. Runs at configuration time, before any VM
     /// claims a fetch, because the host cannot create a key atomically.
     pub fn init(&self) -> Result<(), String> {
-        if self.store.get(&self.key)?.is_none() {
+        if self.store.get(self.key)?.is_none() {
             self.write(&SharedRecord::default(), None)?;
         }
         Ok(())
     }
 
     pub fn read(&self) -> Result<Option<(SharedRecord, u32)>, String> {
-        match self.store.get(&self.key)? {
+        match self.store.get(self.key)? {
             None => Ok(None),
             Some((bytes, cas)) => serde_json::from_slice(&bytes)
                 .map(|record| Some((record, cas)))
@@ -107,7 +106,7 @@ impl<'a, S: SharedStore> JwksSync<'a, S> {
 
     fn write(&self, record: &SharedRecord, cas: Option<u32>) -> Result<bool, String> {
         let bytes = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-        self.store.set(&self.key, &bytes, cas)
+        self.store.set(self.key, &bytes, cas)
     }
 
     /// Tries to claim the fetch for this VM.
@@ -381,7 +380,11 @@ mod tests {
                      "min_refetch_interval_s": 30, "retry_initial_ms": 500, "retry_max_ms": 4000},
             "resource_metadata": {"resource": "http://r/mcp", "authorization_servers": ["http://i"]}
         });
-        crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks
+        crate::config::FilterConfig::parse(v.to_string().as_bytes())
+            .unwrap()
+            .providers
+            .remove(0)
+            .jwks
     }
 
     #[test]
@@ -495,7 +498,11 @@ mod tests {
             "issuer": "http://idp:8080/realms/r", "audiences": ["a"], "jwks": {"cluster": "c"},
             "resource_metadata": {"resource": "http://r/mcp", "authorization_servers": ["http://i"]}
         });
-        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks;
+        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes())
+            .unwrap()
+            .providers
+            .remove(0)
+            .jwks;
         let d = cfg.discovery.as_ref().unwrap();
         let judge = |form, status: Option<&str>, doc: serde_json::Value| {
             let body = doc.to_string().into_bytes();
@@ -572,7 +579,11 @@ mod tests {
             "exceeds",
         );
         v["issuer"] = serde_json::json!("http://idp:8080/");
-        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes()).unwrap().jwks;
+        let cfg = crate::config::FilterConfig::parse(v.to_string().as_bytes())
+            .unwrap()
+            .providers
+            .remove(0)
+            .jwks;
         assert_eq!(
             DiscoveryForm::OAuth.path(cfg.discovery.as_ref().unwrap()),
             "/.well-known/oauth-authorization-server"

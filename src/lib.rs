@@ -21,6 +21,7 @@ pub mod jwks_sync;
 pub mod jws;
 pub mod keys;
 pub mod mcp;
+pub mod providers;
 pub mod response;
 pub mod rsa_verify;
 pub mod sessions;

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::{FilterConfig, TokenTypes};
+use crate::config::{FilterConfig, Provider, TokenTypes};
 use crate::error::TokenError;
 use crate::jws;
 use crate::keys::{KeyId, KeyLookup, KeyMatch, KeySet};
@@ -28,11 +28,40 @@ pub struct VerifiedToken {
     pub lookup: KeyLookup,
 }
 
-/// Validates `token` against `keys` and the configured policy at time `now` (seconds).
+/// Which provider judges `token`, by the `iss` its payload names (read before the signature
+/// is checked, to pick the keys and audiences that judge it, and for nothing else):
+/// `Ok(index)`, or `Err` when it names no configured issuer. A token whose payload cannot be
+/// read goes to the first provider, where it fails as a malformed token always did.
+pub fn provider_for(token: &str, config: &FilterConfig) -> Result<usize, TokenError> {
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let Ok(claims) = jws::decode_payload(payload) else { return Ok(0) };
+    match claims.get("iss") {
+        Some(Value::String(iss)) => config.provider_for(iss).ok_or(TokenError::BadIssuer),
+        _ => Err(TokenError::BadIssuer),
+    }
+}
+
+/// [`validate_for`] the first provider: the single-provider form, for tests and fuzz targets.
+#[cfg(any(test, feature = "test-fixtures"))]
 pub fn validate(
     token: &str,
     keys: &KeySet,
     config: &FilterConfig,
+    now: u64,
+) -> Result<VerifiedToken, TokenError> {
+    match config.providers.first() {
+        Some(provider) => validate_for(token, keys, config, provider, now),
+        None => Err(TokenError::BadIssuer),
+    }
+}
+
+/// Validates `token` against `provider`'s `keys`, its issuer and audiences, and the global
+/// policy of `config` at time `now` (seconds).
+pub fn validate_for(
+    token: &str,
+    keys: &KeySet,
+    config: &FilterConfig,
+    provider: &Provider,
     now: u64,
 ) -> Result<VerifiedToken, TokenError> {
     if token.len() > config.max_token_bytes {
@@ -51,8 +80,8 @@ pub fn validate(
 
     let claims = jws::decode_payload(jws.payload_b64)?;
     check_type(jws.typ.as_deref(), &claims, &config.token_types)?;
-    check_issuer(&claims, &config.issuer)?;
-    check_audience(&claims, &config.audiences)?;
+    check_issuer(&claims, &provider.issuer)?;
+    check_audience(&claims, &provider.audiences)?;
     let skew = config.clock_skew_s;
     let exp = match claims.get("exp") {
         Some(v) => numeric_date(v).ok_or(TokenError::MissingExp)?,

@@ -68,6 +68,8 @@ pub enum Verdict<T> {
     /// `lookup`: how the token named `key`; the verdict holds while a key set selects `key` by it.
     Valid {
         exp: u64,
+        /// The provider whose key set verified it: only that set's changes touch it.
+        provider: usize,
         key: KeyId,
         lookup: KeyLookup,
         access: Access<T>,
@@ -196,12 +198,17 @@ impl<T> TokenCache<T> {
         }
     }
 
-    /// The key set changed: keep only accepted tokens the new set would check with the same key.
-    pub fn retain_keys(&mut self, keys: &KeySet) {
+    /// A provider's key set changed: keep only that provider's accepted tokens the new set
+    /// would check with the same key (a `KeyId` means something in its own provider's set
+    /// only), and every other provider's.
+    pub fn retain_keys(&mut self, provider: usize, keys: &KeySet) {
         self.entries.retain(|_, entry| match &entry.verdict {
             // Not only "is the key still there": a new key may now answer the same kid, or
             // make a kid-less token's choice ambiguous, and the uncached check would differ.
-            Verdict::Valid { key, lookup, .. } => keys.selects(lookup, *key),
+            Verdict::Valid { provider: of, key, lookup, .. } if *of == provider => {
+                keys.selects(lookup, *key)
+            }
+            Verdict::Valid { .. } => true,
             Verdict::Refused(_) => false,
         });
         self.bytes = self.entries.values().map(|e| e.token.len()).sum();
@@ -221,7 +228,7 @@ mod tests {
     }
 
     fn valid_by(exp: u64, key: KeyId, lookup: KeyLookup) -> Verdict<()> {
-        Verdict::Valid { exp, key, lookup, access: Access::Granted(Rc::new(())) }
+        Verdict::Valid { exp, provider: 0, key, lookup, access: Access::Granted(Rc::new(())) }
     }
 
     fn tok(i: usize) -> String {
@@ -329,7 +336,7 @@ mod tests {
         c.put(&tok(1), valid_by(1000, live, by_kid), 0);
         c.put(&tok(2), valid(1000, [9; 32]), 0);
         c.put(&tok(3), Verdict::Refused(TokenError::BadSignature), 0);
-        c.retain_keys(&keys);
+        c.retain_keys(0, &keys);
         assert!(c.get(&tok(1), 0, 0).is_some());
         assert!(c.get(&tok(2), 0, 0).is_none());
         assert!(c.get(&tok(3), 0, 0).is_none());
@@ -348,7 +355,7 @@ mod tests {
         let mut c = TokenCache::new(10, 1 << 20);
         c.put(&tok(1), valid_by(1000, signing.id, kid_less.clone()), 0);
         c.put(&tok(2), valid_by(1000, signing.id, by_kid.clone()), 0);
-        c.retain_keys(&keycloak);
+        c.retain_keys(0, &keycloak);
         assert!(c.get(&tok(1), 0, 0).is_some(), "the only RS256 key: still the kid-less token's");
         assert!(c.get(&tok(2), 0, 0).is_some());
 
@@ -359,7 +366,7 @@ mod tests {
         jwks["keys"].as_array_mut().unwrap().push(rival);
         let both = KeySet::parse(jwks.to_string().as_bytes()).unwrap();
         assert!(both.keys.iter().any(|k| k.id == signing.id));
-        c.retain_keys(&both);
+        c.retain_keys(0, &both);
         assert!(c.get(&tok(1), 0, 0).is_none());
         assert!(c.get(&tok(2), 0, 0).is_some(), "its kid still names the same key");
 
@@ -369,7 +376,7 @@ mod tests {
         impostor["kid"] = serde_json::json!(signing.kid.clone());
         jwks["keys"].as_array_mut().unwrap().insert(0, impostor);
         let shadowed = KeySet::parse(jwks.to_string().as_bytes()).unwrap();
-        c.retain_keys(&shadowed);
+        c.retain_keys(0, &shadowed);
         assert!(c.get(&tok(2), 0, 0).is_none());
     }
 

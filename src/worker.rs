@@ -15,7 +15,7 @@ use log::{debug, info, warn};
 use crate::authorize::{
     self, Decision, Outcome, Policy, RequestFacts, UpstreamChanges, VerdictCache, WaitReason,
 };
-use crate::config::FilterConfig;
+use crate::config::{FilterConfig, Provider};
 use crate::error::DenyReason;
 use crate::host::{Host, RequestHeaders};
 use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
@@ -24,10 +24,11 @@ use crate::mcp::lists::{self, ListRewrite};
 use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpPolicy, McpVerdict};
 use crate::mcp::sse::SseRewriter;
 use crate::mcp::PendingList;
+use crate::providers::{FetchStage, Providers};
 use crate::response::{self, LocalResponse, Responses};
 use crate::sessions::{Digest16, SessionCheck, SessionTable};
 use crate::stats::{Counter, Stats};
-use crate::waiting::{self, FetchState, Resolution, WaitPlan, Waiter, WaitingRoom};
+use crate::waiting::{self, FetchState, Resolution, WaitPlan, Waiter};
 
 /// What the host does with the request after a callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,14 +78,6 @@ impl RoutingHeaders<'_> {
     }
 }
 
-/// What the callout of a fetch in flight asks for: with discovery, the issuer's metadata
-/// first, then the key set it names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum FetchStage {
-    Discovery(DiscoveryForm),
-    Keys { path: String },
-}
-
 /// How a list response's body is being rewritten.
 enum ResponseBody {
     /// Response headers not seen yet.
@@ -98,14 +91,8 @@ enum ResponseBody {
 pub struct Worker {
     config: Rc<FilterConfig>,
     responses: Responses,
-    keys: Option<Rc<KeySet>>,
-    /// The version of the shared key-set record `keys` came from (0: none).
-    version: u64,
-    waiting: WaitingRoom,
-    /// The token of the key-set callout this VM has in flight.
-    fetch_token: Option<u32>,
-    /// What that callout asks for.
-    fetch_stage: FetchStage,
+    /// Each provider's keys, fetch in flight and waiting requests, by provider index.
+    providers: Providers,
     stats: Stats,
     cache: VerdictCache,
     /// Seconds since the epoch as of the last tick (`None`: the clock could not be read).
@@ -124,21 +111,20 @@ impl Worker {
     /// Parses the plugin configuration and prepares the shared key-set record.
     pub fn configure(host: &impl Host, bytes: &[u8]) -> Result<Worker, String> {
         let config = FilterConfig::parse(bytes).map_err(|e| format!("{e}; refusing to start"))?;
-        JwksSync::new(host, &config.jwks).init()?;
-        let source = if config.jwks.discovery.is_some() { "discovered from" } else { "at" };
-        info!(
-            "configured for issuer {} (audiences {:?}), key set {source} {} via cluster {}",
-            config.issuer, config.audiences, config.jwks.uri, config.jwks.cluster
-        );
+        for provider in &config.providers {
+            JwksSync::new(host, &provider.jwks).init()?;
+            let jwks = &provider.jwks;
+            let source = if jwks.discovery.is_some() { "discovered from" } else { "at" };
+            info!(
+                "configured for issuer {} (audiences {:?}), key set {source} {} via cluster {}",
+                provider.issuer, provider.audiences, jwks.uri, jwks.cluster
+            );
+        }
         Ok(Worker {
+            providers: Providers::new(config.providers.len()),
             responses: Responses::new(&config),
             cache: VerdictCache::new(config.token_cache_capacity, config.token_cache_max_bytes),
             config: Rc::new(config),
-            keys: None,
-            version: 0,
-            waiting: WaitingRoom::default(),
-            fetch_token: None,
-            fetch_stage: FetchStage::Keys { path: String::new() },
             stats: Stats::define(host),
             clock_s: host.now_ms().map(|ms| ms / 1000),
             mcp: BTreeMap::new(),
@@ -156,8 +142,11 @@ impl Worker {
         }
         self.clock_s = now.map(|ms| ms / 1000);
         if let Some(now) = now {
-            self.sync_keys(host, now);
-            self.expire_waiters(host, now);
+            // Every provider, also at startup: metadata requests need no keys, tokens do.
+            for provider in 0..self.providers.len() {
+                self.sync_keys(host, now, provider);
+                self.expire_waiters(host, now, provider);
+            }
         }
         self.stats.flush(host);
     }
@@ -171,7 +160,7 @@ impl Worker {
         end_of_stream: bool,
     ) -> Flow {
         let flow = self.handle(host, context_id, true, end_of_stream);
-        if end_of_stream && self.waiting.contains(context_id) {
+        if end_of_stream && self.providers.is_waiting(context_id) {
             self.bodies_ended.insert(context_id);
         }
         flow
@@ -197,7 +186,7 @@ impl Worker {
             let body = read_body(host, policy);
             return self.judge(host, context_id, &grant, &routing.view(), Some(&body));
         }
-        if self.waiting.contains(context_id) {
+        if self.providers.is_waiting(context_id) {
             // Buffered while its token waits for keys; judged when it is decided.
             if end_of_stream {
                 self.bodies_ended.insert(context_id);
@@ -311,7 +300,7 @@ impl Worker {
 
     /// The request went away: if it was waiting, it must never be resumed.
     pub fn on_request_gone(&mut self, context_id: u32) {
-        self.waiting.leave(context_id);
+        self.providers.leave(context_id);
         self.mcp.remove(&context_id);
         self.bodies_ended.remove(&context_id);
         self.session_starts.remove(&context_id);
@@ -380,12 +369,16 @@ impl Worker {
         }
     }
 
-    /// An HTTP callout answered; ours if it is the key-set fetch in flight.
+    /// An HTTP callout answered; ours if it is a provider's key-set fetch in flight.
     pub fn on_call_response(&mut self, host: &impl Host, token: u32, body_size: usize) {
-        if self.fetch_token != Some(token) {
+        let Some(index) = self.providers.take_fetch(token) else { return };
+        let config = Rc::clone(&self.config);
+        let (Some(provider), Some(state)) =
+            (config.providers.get(index), self.providers.get(index))
+        else {
             return;
-        }
-        self.fetch_token = None;
+        };
+        let jwks = &provider.jwks;
         let Some(now) = host.now_ms() else {
             warn!("cannot read the host clock; dropping the key-set response");
             return;
@@ -393,28 +386,28 @@ impl Worker {
         // Only the headers needed: the key-set server's others are none of our business.
         let status = host.call_response_header(":status");
         if let (FetchStage::Discovery(form), Some(discovery)) =
-            (&self.fetch_stage, self.config.jwks.discovery.as_ref())
+            (&state.fetch_stage, jwks.discovery.as_ref())
         {
             let step = jwks_sync::judge_discovery(
                 *form,
                 discovery,
                 status.as_deref(),
                 body_size,
-                self.config.jwks.max_body_bytes,
+                jwks.max_body_bytes,
                 || host.call_response_body(body_size),
             );
             match step {
                 DiscoveryStep::FetchKeys { path } => {
-                    if let Err(e) = JwksSync::new(host, &self.config.jwks).set_jwks_path(&path) {
+                    if let Err(e) = JwksSync::new(host, jwks).set_jwks_path(&path) {
                         warn!("{e}");
                     }
-                    self.dispatch(host, now, FetchStage::Keys { path }, None);
+                    self.dispatch(host, now, index, FetchStage::Keys { path }, None);
                 }
                 DiscoveryStep::TryOAuthForm => {
                     let stage = FetchStage::Discovery(DiscoveryForm::OAuth);
-                    self.dispatch(host, now, stage, None);
+                    self.dispatch(host, now, index, stage, None);
                 }
-                DiscoveryStep::Fail(why) => self.finish_fetch(host, now, Err(why), None),
+                DiscoveryStep::Fail(why) => self.finish_fetch(host, now, index, Err(why), None),
             }
             return;
         }
@@ -423,13 +416,15 @@ impl Worker {
         let judged = jwks_sync::judge_response(
             status.as_deref(),
             body_size,
-            self.config.jwks.max_body_bytes,
-            &self.config.jwks.rsa_key_policy,
+            jwks.max_body_bytes,
+            &jwks.rsa_key_policy,
             || host.call_response_body(body_size),
         );
         match judged {
-            Ok((body, keys)) => self.finish_fetch(host, now, Ok((body, max_age)), Some(keys)),
-            Err(why) => self.finish_fetch(host, now, Err(why), None),
+            Ok((body, keys)) => {
+                self.finish_fetch(host, now, index, Ok((body, max_age)), Some(keys));
+            }
+            Err(why) => self.finish_fetch(host, now, index, Err(why), None),
         }
     }
 
@@ -470,11 +465,8 @@ impl Worker {
             may_refetch,
         };
         for _ in 0..MAX_DECISIONS {
-            let policy = Policy {
-                config: &self.config,
-                responses: &self.responses,
-                keys: self.keys.as_deref(),
-            };
+            let policy =
+                Policy { config: &self.config, responses: &self.responses, keys: &self.providers };
             match authorize::decide(&facts, &policy, &mut self.cache) {
                 Decision::Allow(changes) => {
                     let is_post = method == "POST";
@@ -502,10 +494,12 @@ impl Worker {
                     host.send_response(&response);
                     return Flow::Pause;
                 }
-                Decision::Wait(reason) => match self.wait(host, context_id, reason) {
-                    Some(may_refetch) => facts.may_refetch = may_refetch,
-                    None => return Flow::Pause,
-                },
+                Decision::Wait(reason, provider) => {
+                    match self.wait(host, context_id, reason, provider) {
+                        Some(may_refetch) => facts.may_refetch = may_refetch,
+                        None => return Flow::Pause,
+                    }
+                }
             }
         }
         warn!("request still undecided after {MAX_DECISIONS} attempts; answering 503");
@@ -596,42 +590,62 @@ impl Worker {
         }
     }
 
-    /// Parks the request until keys arrive (or a refetch ends), starting a fetch if due.
-    /// Returns `Some(may_refetch)` when it should be decided again now instead.
-    fn wait(&mut self, host: &impl Host, context_id: u32, reason: WaitReason) -> Option<bool> {
+    /// Parks the request until its provider's keys arrive (or a refetch ends), starting a
+    /// fetch if due. Returns `Some(may_refetch)` when it should be decided again now instead.
+    fn wait(
+        &mut self,
+        host: &impl Host,
+        context_id: u32,
+        reason: WaitReason,
+        index: usize,
+    ) -> Option<bool> {
         let Some(now) = host.now_ms() else {
             self.refuse(host, DenyReason::ClockUnavailable, &response::keys_unavailable(1));
+            return None;
+        };
+        let config = Rc::clone(&self.config);
+        let (Some(provider), Some(version)) =
+            (config.providers.get(index), self.providers.get(index).map(|s| s.version))
+        else {
+            // Cannot happen (the index came from the configuration): fail closed.
+            self.unavailable(host, 1);
             return None;
         };
         let trigger = match reason {
             WaitReason::NoKeys => Trigger::Scheduled,
             WaitReason::UnknownKid => Trigger::UnknownKid,
         };
-        let claim = JwksSync::new(host, &self.config.jwks)
+        let claim = JwksSync::new(host, &provider.jwks)
             .try_claim(now, trigger)
             .map_err(|e| warn!("{e}"))
             .ok();
-        let park = Waiter { since_ms: now, reason, version_at_wait: self.version };
-        match waiting::plan(reason, claim, now, self.config.jwks.fetch_budget_ms()) {
+        let park = Waiter { since_ms: now, reason, version_at_wait: version };
+        match waiting::plan(reason, claim, now, provider.jwks.fetch_budget_ms()) {
             WaitPlan::FetchAndPark => {
-                self.start_fetch(host, now, trigger, Some(context_id));
-                self.waiting.park(context_id, park);
+                self.start_fetch(host, now, index, trigger, Some(context_id));
+                self.park(index, context_id, park);
             }
-            WaitPlan::Park => self.waiting.park(context_id, park),
+            WaitPlan::Park => self.park(index, context_id, park),
             WaitPlan::InstallPublished { unavailable_retry_after_s } => {
-                if self.install_published(host) {
+                if self.install_published(host, index) {
                     return Some(park.may_refetch());
                 }
                 match unavailable_retry_after_s {
                     Some(retry_after_s) => {
                         self.unavailable(host, retry_after_s);
                     }
-                    None => self.waiting.park(context_id, park),
+                    None => self.park(index, context_id, park),
                 }
             }
             WaitPlan::DecideAgain { may_refetch } => return Some(may_refetch),
         }
         None
+    }
+
+    fn park(&mut self, index: usize, context_id: u32, waiter: Waiter) {
+        if let Some(state) = self.providers.get_mut(index) {
+            state.waiting.park(context_id, waiter);
+        }
     }
 
     fn unavailable(&mut self, host: &impl Host, retry_after_s: u64) -> Flow {
@@ -654,17 +668,26 @@ impl Worker {
         });
     }
 
-    /// Starts the fetch this VM claimed: the key set, or with discovery the issuer's metadata
-    /// first (an unknown-`kid` refetch goes straight to the key-set path last discovered).
-    /// `current` is the request being handled, if any: it becomes the effective context
-    /// again after others resumed.
-    fn start_fetch(&mut self, host: &impl Host, now: u64, trigger: Trigger, current: Option<u32>) {
-        let stage = if self.config.jwks.discovery.is_none() {
-            FetchStage::Keys { path: self.config.jwks.path.clone() }
+    /// Starts the fetch of a provider's keys this VM claimed: the key set, or with discovery
+    /// the issuer's metadata first (an unknown-`kid` refetch goes straight to the key-set path
+    /// last discovered). `current` is the request being handled, if any: it becomes the
+    /// effective context again after others resumed.
+    fn start_fetch(
+        &mut self,
+        host: &impl Host,
+        now: u64,
+        index: usize,
+        trigger: Trigger,
+        current: Option<u32>,
+    ) {
+        let config = Rc::clone(&self.config);
+        let Some(jwks) = config.providers.get(index).map(|p| &p.jwks) else { return };
+        let stage = if jwks.discovery.is_none() {
+            FetchStage::Keys { path: jwks.path.clone() }
         } else {
             let known = match trigger {
                 Trigger::Scheduled => None,
-                Trigger::UnknownKid => JwksSync::new(host, &self.config.jwks)
+                Trigger::UnknownKid => JwksSync::new(host, jwks)
                     .read()
                     .ok()
                     .flatten()
@@ -676,13 +699,20 @@ impl Worker {
                 None => FetchStage::Discovery(DiscoveryForm::OpenId),
             }
         };
-        self.dispatch(host, now, stage, current);
+        self.dispatch(host, now, index, stage, current);
     }
 
-    /// Sends one callout of a fetch through the configured cluster.
-    fn dispatch(&mut self, host: &impl Host, now: u64, stage: FetchStage, current: Option<u32>) {
+    /// Sends one callout of a provider's fetch through its cluster.
+    fn dispatch(
+        &mut self,
+        host: &impl Host,
+        now: u64,
+        index: usize,
+        stage: FetchStage,
+        current: Option<u32>,
+    ) {
         let config = Rc::clone(&self.config);
-        let jwks = &config.jwks;
+        let Some(jwks) = config.providers.get(index).map(|p| &p.jwks) else { return };
         let path = match (&stage, jwks.discovery.as_ref()) {
             (FetchStage::Keys { path }, _) => path.as_str(),
             (FetchStage::Discovery(form), Some(discovery)) => form.path(discovery),
@@ -697,12 +727,14 @@ impl Worker {
         ];
         match host.dispatch_call(&jwks.cluster, &headers, jwks.timeout_ms) {
             Ok(token) => {
-                self.fetch_token = Some(token);
-                self.fetch_stage = stage;
+                if let Some(state) = self.providers.get_mut(index) {
+                    state.fetch_token = Some(token);
+                    state.fetch_stage = stage;
+                }
             }
             Err(status) => {
                 let why = format!("cannot call cluster `{}`: {status}", jwks.cluster);
-                self.finish_fetch(host, now, Err(why), None);
+                self.finish_fetch(host, now, index, Err(why), None);
                 if let Some(id) = current {
                     host.set_effective_context(id);
                 }
@@ -710,20 +742,23 @@ impl Worker {
         }
     }
 
-    /// Publishes this VM's fetch result to the others, installs good keys here and settles
-    /// the requests that waited for it.
+    /// Publishes this VM's fetch result for a provider to the others, installs good keys here
+    /// and settles the requests that waited for that provider's keys.
     fn finish_fetch(
         &mut self,
         host: &impl Host,
         now: u64,
+        index: usize,
         result: FetchResult,
         keys: Option<KeySet>,
     ) {
-        let record = JwksSync::new(host, &self.config.jwks).complete(now, &result);
+        let config = Rc::clone(&self.config);
+        let Some(provider) = config.providers.get(index) else { return };
+        let record = JwksSync::new(host, &provider.jwks).complete(now, &result);
         match (&result, record) {
             (Ok(_), Ok(record)) => {
                 if let Some(keys) = keys {
-                    log_key_set(&keys, record.version);
+                    log_key_set(provider, &keys, record.version);
                     let refused = keys
                         .skipped
                         .iter()
@@ -731,97 +766,131 @@ impl Worker {
                         .count();
                     self.stats.add(Counter::KeyRefused, refused as u64);
                     self.stats.count(Counter::JwksFetchOk);
-                    self.install(keys, record.version);
+                    self.install(index, keys, record.version);
                 }
             }
             (Err(why), record) => {
                 let retry = record.map(|r| r.next_fetch_ms.saturating_sub(now)).unwrap_or(0);
                 warn!(
-                    "key-set fetch from {} failed: {why}; keeping the last good keys, retry in {retry} ms",
-                    self.config.jwks.uri
+                    "key-set fetch of issuer {} from {} failed: {why}; keeping the last good keys, retry in {retry} ms",
+                    provider.issuer, provider.jwks.uri
                 );
                 self.stats.count(Counter::JwksFetchFailed);
             }
             (Ok(_), Err(e)) => warn!("{e}"),
         }
         if result.is_ok() {
-            self.resume_after_keys(host, now);
+            self.resume_after_keys(host, now, index);
         } else {
-            self.expire_waiters(host, now);
+            self.expire_waiters(host, now, index);
         }
     }
 
-    /// Installs a key set; cached verdicts of keys that left the set go with them.
-    fn install(&mut self, keys: KeySet, version: u64) {
-        self.cache.retain_keys(&keys);
-        self.keys = Some(Rc::new(keys));
-        self.version = version;
+    /// Installs a provider's key set; cached verdicts of its keys that left the set go with
+    /// them (other providers' stay).
+    fn install(&mut self, index: usize, keys: KeySet, version: u64) {
+        self.cache.retain_keys(index, &keys);
+        if let Some(state) = self.providers.get_mut(index) {
+            state.keys = Some(Rc::new(keys));
+            state.version = version;
+        }
     }
 
-    /// Picks up a key set another VM published. Returns true when a newer one was installed.
-    fn install_published(&mut self, host: &impl Host) -> bool {
-        let record = match JwksSync::new(host, &self.config.jwks).read() {
-            Ok(Some((record, _))) if record.version > self.version => record,
+    /// Picks up a provider's key set another VM published. Returns true when a newer one was
+    /// installed.
+    fn install_published(&mut self, host: &impl Host, index: usize) -> bool {
+        let config = Rc::clone(&self.config);
+        let (Some(provider), Some(state)) =
+            (config.providers.get(index), self.providers.get(index))
+        else {
+            return false;
+        };
+        let record = match JwksSync::new(host, &provider.jwks).read() {
+            Ok(Some((record, _))) if record.version > state.version => record,
             Ok(_) => return false,
             Err(e) => {
                 warn!("{e}");
                 return false;
             }
         };
-        match KeySet::parse_with(record.body.as_bytes(), &self.config.jwks.rsa_key_policy) {
+        match KeySet::parse_with(record.body.as_bytes(), &provider.jwks.rsa_key_policy) {
             Ok(keys) => {
-                self.install(keys, record.version);
+                self.install(index, keys, record.version);
                 true
             }
             Err(e) => {
-                warn!("published key set version {} unusable: {e}", record.version);
+                warn!(
+                    "published key set version {} of issuer {} unusable: {e}",
+                    record.version, provider.issuer
+                );
                 false
             }
         }
     }
 
-    /// The tick's key-set work: pick up what others published, start a due refresh.
-    fn sync_keys(&mut self, host: &impl Host, now: u64) {
-        if self.install_published(host) {
-            self.resume_after_keys(host, now);
+    /// The tick's work for one provider's keys: pick up what others published, start a due
+    /// refresh.
+    fn sync_keys(&mut self, host: &impl Host, now: u64, index: usize) {
+        if self.install_published(host, index) {
+            self.resume_after_keys(host, now, index);
         }
-        match JwksSync::new(host, &self.config.jwks).try_claim(now, Trigger::Scheduled) {
-            Ok(Claim::Started) => self.start_fetch(host, now, Trigger::Scheduled, None),
+        let config = Rc::clone(&self.config);
+        let Some(provider) = config.providers.get(index) else { return };
+        match JwksSync::new(host, &provider.jwks).try_claim(now, Trigger::Scheduled) {
+            Ok(Claim::Started) => self.start_fetch(host, now, index, Trigger::Scheduled, None),
             Ok(_) => {}
             Err(e) => warn!("{e}"),
         }
     }
 
-    fn resume_after_keys(&mut self, host: &impl Host, now: u64) {
-        let due =
-            self.waiting.due_after_keys(now, self.version, self.config.jwks.fetch_budget_ms());
-        self.resume_all(host, due);
+    fn resume_after_keys(&mut self, host: &impl Host, now: u64, index: usize) {
+        let config = Rc::clone(&self.config);
+        let (Some(provider), Some(state)) =
+            (config.providers.get(index), self.providers.get_mut(index))
+        else {
+            return;
+        };
+        let due = state.waiting.due_after_keys(now, state.version, provider.jwks.fetch_budget_ms());
+        self.resume_all(host, provider, index, due);
     }
 
-    /// Settles waiters whose time is up or whose fetch ended.
-    fn expire_waiters(&mut self, host: &impl Host, now: u64) {
-        if self.waiting.is_empty() {
+    /// Settles a provider's waiters whose time is up or whose fetch ended.
+    fn expire_waiters(&mut self, host: &impl Host, now: u64, index: usize) {
+        let config = Rc::clone(&self.config);
+        let (Some(provider), Some(state)) =
+            (config.providers.get(index), self.providers.get_mut(index))
+        else {
+            return;
+        };
+        if state.waiting.is_empty() {
             return;
         }
-        let fetch = match JwksSync::new(host, &self.config.jwks).read() {
+        let fetch = match JwksSync::new(host, &provider.jwks).read() {
             Ok(Some((record, _))) => FetchState {
                 fetching: record.fetching_until_ms > now,
                 last_failed_ms: record.last_failed_ms,
             },
             _ => FetchState::default(),
         };
-        let due = self.waiting.due_on_tick(now, self.config.jwks.fetch_budget_ms(), fetch);
-        self.resume_all(host, due);
+        let due = state.waiting.due_on_tick(now, provider.jwks.fetch_budget_ms(), fetch);
+        self.resume_all(host, provider, index, due);
     }
 
-    fn resume_all(&mut self, host: &impl Host, due: Vec<(u32, Waiter)>) {
+    fn resume_all(
+        &mut self,
+        host: &impl Host,
+        provider: &Provider,
+        index: usize,
+        due: Vec<(u32, Waiter)>,
+    ) {
         for (id, waiter) in due {
             if !host.set_effective_context(id) {
                 continue; // The request is gone.
             }
-            let flow = match waiting::resolve(&waiter, self.keys.is_some()) {
+            let has_keys = self.providers.get(index).is_some_and(|s| s.keys.is_some());
+            let flow = match waiting::resolve(&waiter, has_keys) {
                 Resolution::Unavailable => {
-                    self.unavailable(host, 1 + self.config.jwks.retry_initial_ms / 1000)
+                    self.unavailable(host, 1 + provider.jwks.retry_initial_ms / 1000)
                 }
                 Resolution::DecideAgain { may_refetch } => {
                     let body_ended = self.bodies_ended.remove(&id);
@@ -879,9 +948,13 @@ fn log_refusal(path: &str, outcome: Outcome) {
     }
 }
 
-fn log_key_set(keys: &KeySet, version: u64) {
+fn log_key_set(provider: &Provider, keys: &KeySet, version: u64) {
     let kids: Vec<&str> = keys.kids().collect();
-    info!("key set version {version} loaded: {} keys {kids:?}", keys.keys.len());
+    info!(
+        "key set version {version} loaded for issuer {}: {} keys {kids:?}",
+        provider.issuer,
+        keys.keys.len()
+    );
     for duplicate in &keys.duplicates {
         warn!("key set: {duplicate}");
     }
@@ -949,14 +1022,14 @@ mod tests {
         assert_eq!(host.calls.borrow().len(), 1, "one fetch dispatched");
         assert_eq!(host.calls.borrow()[0].cluster, "idp");
         assert_eq!(host.calls.borrow()[0].path, "/certs");
-        assert!(worker.waiting.contains(1));
+        assert!(worker.providers.get(0).unwrap().waiting.contains(1));
         answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
         let request = host.request(1);
         assert_eq!(request.resumed, 1);
         assert!(request.sent.is_none());
         assert_eq!(host.header_of(1, "authorization"), None, "the token does not go upstream");
         assert!(host.header_of(1, "x-mcp-subject").is_some());
-        assert!(worker.waiting.is_empty());
+        assert!(worker.providers.get(0).unwrap().waiting.is_empty());
         worker.on_tick(&host);
         assert_eq!(host.counter("mcp_auth.allowed"), 1);
         assert_eq!(host.counter("mcp_auth.jwks_fetch.ok"), 1);
@@ -1094,7 +1167,7 @@ mod tests {
         let token = host.calls.borrow()[0].token;
         host.respond_to_call(&[(":status", "200")], b"{}");
         worker.on_call_response(&host, token, 10 << 20);
-        assert!(worker.keys.is_none());
+        assert!(worker.providers.get(0).unwrap().keys.is_none());
         host.advance(100);
         worker.on_tick(&host);
         assert_eq!(status_sent(&host, 1), Some(503));
@@ -1110,8 +1183,8 @@ mod tests {
             testkeys::keycloak_jwks().to_string().as_bytes(),
         );
         worker.on_call_response(&host, 999, 10);
-        assert!(worker.keys.is_none());
-        assert!(worker.waiting.contains(1));
+        assert!(worker.providers.get(0).unwrap().keys.is_none());
+        assert!(worker.providers.get(0).unwrap().waiting.contains(1));
     }
 
     fn mcp_setup() -> (MemoryHost, Worker) {
@@ -1573,5 +1646,152 @@ mod tests {
         worker.on_tick(&host);
         answer_fetch(&host, &mut worker, "500", &json!({}));
         assert_eq!(arrive(&host, &mut worker, 2, &keycloak_token()), Flow::Continue);
+    }
+
+    const ISSUER_B: &str = "http://localhost:8081/realms/b";
+
+    /// Two providers: A (the fixtures' issuer, its Keycloak key set) and B (another issuer,
+    /// whose set holds only the second RSA key), each through its own cluster.
+    fn two_providers() -> (MemoryHost, Worker) {
+        let config = json!({
+            "providers": [
+                {"issuer": testkeys::ISSUER, "audiences": [testkeys::AUDIENCE],
+                 "jwks": {"cluster": "idp-a", "uri": "http://localhost:8080/certs"}},
+                {"issuer": ISSUER_B, "audiences": ["b-api", testkeys::AUDIENCE],
+                 "jwks": {"cluster": "idp-b", "uri": "http://localhost:8081/certs"}}
+            ],
+            "resource_metadata": {"resource": "http://localhost:9000/mcp"},
+            "claims_to_headers": {"sub": "x-mcp-subject"}
+        });
+        let host = MemoryHost::new(NOW_MS);
+        let worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
+        (host, worker)
+    }
+
+    fn keys_of_b() -> Value {
+        json!({"keys": [testkeys::rotated_jwk()]})
+    }
+
+    /// B's token: B's issuer, signed with B's key.
+    fn token_of_b() -> String {
+        testkeys::mint_rotated(&testkeys::claims_with(json!({"iss": ISSUER_B})))
+    }
+
+    /// Answers the callout to `cluster` in flight.
+    fn answer_cluster(
+        host: &MemoryHost,
+        worker: &mut Worker,
+        cluster: &str,
+        status: &str,
+        body: &Value,
+    ) {
+        let token = host.calls.borrow().iter().rev().find(|c| c.cluster == cluster).unwrap().token;
+        let body = body.to_string().into_bytes();
+        host.respond_to_call(&[(":status", status)], &body);
+        worker.on_call_response(host, token, body.len());
+    }
+
+    fn clusters_called(host: &MemoryHost) -> Vec<String> {
+        host.calls.borrow().iter().map(|c| c.cluster.clone()).collect()
+    }
+
+    #[test]
+    fn two_providers_each_token_verifies_with_its_own_keys_only() {
+        let (host, mut worker) = two_providers();
+        worker.on_tick(&host);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b"], "startup fetches every provider");
+        answer_cluster(&host, &mut worker, "idp-a", "200", &testkeys::keycloak_jwks());
+        answer_cluster(&host, &mut worker, "idp-b", "200", &keys_of_b());
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Continue);
+        assert_eq!(arrive(&host, &mut worker, 2, &token_of_b()), Flow::Continue);
+        // A's key and kid on a token claiming B: B's set lacks the kid, so B's (and only B's)
+        // key set is fetched again, and without the kid the token is refused.
+        let claims_b = testkeys::claims_with(json!({"iss": ISSUER_B}));
+        let forged = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &claims_b,
+        );
+        assert_eq!(arrive(&host, &mut worker, 3, &forged), Flow::Pause);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b", "idp-b"]);
+        answer_cluster(&host, &mut worker, "idp-b", "200", &keys_of_b());
+        assert_eq!(status_sent(&host, 3), Some(401));
+        assert_eq!(host.request(3).resumed, 0);
+        // Signed by A's key under B's kid: B's key does not verify it.
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA2_KID});
+        let forged = testkeys::mint(&header, &claims_b);
+        assert_eq!(arrive(&host, &mut worker, 4, &forged), Flow::Pause);
+        assert_eq!(status_sent(&host, 4), Some(401));
+        // A's token stays cached and valid when B's keys change, and the other way round.
+        assert_eq!(arrive(&host, &mut worker, 5, &keycloak_token()), Flow::Continue);
+        assert_eq!(arrive(&host, &mut worker, 6, &token_of_b()), Flow::Continue);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.allowed"), 4);
+        assert_eq!(host.counter("mcp_auth.denied.unknown_key"), 1);
+        assert_eq!(host.counter("mcp_auth.denied.bad_signature"), 1);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.ok"), 3);
+    }
+
+    #[test]
+    fn a_token_of_an_unconfigured_issuer_is_refused_without_a_fetch() {
+        let (host, mut worker) = two_providers();
+        let other = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &testkeys::claims_with(json!({"iss": "http://localhost:8082/realms/c"})),
+        );
+        let without_iss = testkeys::mint(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
+            &testkeys::claims_with(json!({"iss": null})),
+        );
+        assert_eq!(arrive(&host, &mut worker, 1, &other), Flow::Pause);
+        assert_eq!(arrive(&host, &mut worker, 2, &without_iss), Flow::Pause);
+        assert_eq!((status_sent(&host, 1), status_sent(&host, 2)), (Some(401), Some(401)));
+        assert!(host.calls.borrow().is_empty(), "no key set fetched");
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.denied.bad_issuer"), 2);
+    }
+
+    #[test]
+    fn a_failed_fetch_of_one_provider_leaves_the_other_alone() {
+        let (host, mut worker) = two_providers();
+        assert_eq!(arrive(&host, &mut worker, 1, &keycloak_token()), Flow::Pause);
+        assert_eq!(arrive(&host, &mut worker, 2, &token_of_b()), Flow::Pause);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b"]);
+        assert!(worker.providers.get(1).unwrap().waiting.contains(2));
+        // B's key set fails: B's waiter gets 503 at once, A's keeps waiting for A's.
+        answer_cluster(&host, &mut worker, "idp-b", "500", &json!({}));
+        assert_eq!(status_sent(&host, 2), Some(503));
+        assert_eq!(status_sent(&host, 1), None);
+        assert!(worker.providers.is_waiting(1));
+        answer_cluster(&host, &mut worker, "idp-a", "200", &testkeys::keycloak_jwks());
+        assert_eq!(host.request(1).resumed, 1);
+        assert!(host.request(1).sent.is_none());
+        // A's tokens keep passing while B retries with backoff.
+        host.advance(500);
+        worker.on_tick(&host);
+        assert_eq!(arrive(&host, &mut worker, 3, &keycloak_token()), Flow::Continue);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b"], "B's retry waits for its backoff");
+        host.advance(600);
+        worker.on_tick(&host);
+        assert_eq!(clusters_called(&host), ["idp-a", "idp-b", "idp-b"]);
+        answer_cluster(&host, &mut worker, "idp-b", "200", &keys_of_b());
+        assert_eq!(arrive(&host, &mut worker, 4, &token_of_b()), Flow::Continue);
+        worker.on_tick(&host);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.failed"), 1);
+        assert_eq!(host.counter("mcp_auth.jwks_fetch.ok"), 2);
+    }
+
+    #[test]
+    fn metadata_needs_no_keys_and_names_every_issuer() {
+        let (host, mut worker) = two_providers();
+        host.arrive(
+            1,
+            &[(":path", "/.well-known/oauth-protected-resource/mcp"), (":method", "GET")],
+        );
+        assert_eq!(worker.on_request_headers(&host, 1, true), Flow::Pause);
+        let sent = host.request(1).sent.unwrap();
+        assert_eq!(sent.status, 200);
+        let doc: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(doc["authorization_servers"], json!([testkeys::ISSUER, ISSUER_B]));
+        assert!(host.calls.borrow().is_empty());
     }
 }

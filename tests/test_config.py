@@ -6,6 +6,10 @@ import pytest
 
 from envoy_config import UNSET
 
+_PROVIDER = {"issuer": "http://localhost:8080/realms/my-realm", "audiences": ["echo-mcp-server"],
+             "discovery": {"cluster": "authorization_server"}}
+_NO_SINGLE_FORM = {"issuer": UNSET, "audiences": UNSET, "jwks": UNSET}
+
 CASES = {
     # id: (overrides, field the log must name)
     "unknown_top_level_key": ({"bogus_option": 1}, "bogus_option"),
@@ -24,8 +28,21 @@ CASES = {
     "no_jwks_uri_and_issuer_not_a_url": ({"jwks.uri": UNSET, "issuer": "my-realm"}, "issuer"),
     "jwks_uri_not_absolute_http": ({"jwks.uri": "/realms/my-realm/certs"}, "uri"),
     "missing_resource": ({"resource_metadata.resource": UNSET}, "resource"),
-    "missing_authorization_servers": ({"resource_metadata.authorization_servers": UNSET}, "authorization_servers"),
+    # authorization_servers may be left out (every provider's issuer is listed), not empty.
+    "empty_authorization_servers": ({"resource_metadata.authorization_servers": []}, "authorization_servers"),
     "unsupported_allowed_algorithm": ({"allowed_algorithms": ["RS256", "HS256"]}, "allowed_algorithms"),
+    # Several issuers (`providers`): errors name the provider's path.
+    "providers_beside_top_level_issuer": ({"providers": [_PROVIDER]}, "issuer"),
+    "providers_empty": ({"providers": [], **_NO_SINGLE_FORM}, "providers"),
+    "providers_same_issuer_twice": ({"providers": [_PROVIDER, _PROVIDER], **_NO_SINGLE_FORM},
+                                    "providers[1].issuer"),
+    "providers_jwks_and_discovery": (
+        {"providers": [dict(_PROVIDER, jwks={"cluster": "authorization_server"})], **_NO_SINGLE_FORM},
+        "providers[0].discovery"),
+    "providers_bad_timeout": (
+        {"providers": [dict(_PROVIDER, discovery={"cluster": "authorization_server", "timeout_ms": 1})],
+         **_NO_SINGLE_FORM},
+        "providers[0].discovery.timeout_ms"),
 }
 
 

@@ -181,14 +181,18 @@ CASES = {
     "nbf_future": (lambda s, k: mint(k.sig, s.claims(nbf=now() + 300)), "token not yet valid"),
     "iat_future": (lambda s, k: mint(k.sig, s.claims(iat=now() + 300, auth_time=now() + 300)),
                    "token issued in the future"),
-    # check order: extraction -> header -> alg/crit -> key -> signature -> payload -> iss -> aud -> exp -> nbf -> iat
+    # check order: extraction -> (an `iss` no provider names) -> header -> alg/crit -> key -> signature -> payload
+    # -> iss -> aud -> exp -> nbf -> iat. The unverified `iss` only picks the provider whose keys judge the
+    # token; one naming no provider is refused before any key lookup (issue 12).
     "order_alg_before_kid": (lambda s, k: mint(k.sig, s.claims(), alg="none", kid="no-such-kid"),
                              "unsupported algorithm"),
     "order_crit_before_kid": (lambda s, k: mint(k.foreign, s.claims(), header={"crit": ["x"], "x": 1}),
                               "unsupported critical header"),
     "order_signature_before_payload": (lambda s, k: flip_signature(mint(k.sig, {}, raw_payload=b"not json")),
                                        "invalid signature"),
-    "order_signature_before_iss": (lambda s, k: tamper_payload(mint(k.sig, s.claims()), iss="http://x"),
+    "order_unknown_iss_before_signature": (lambda s, k: tamper_payload(mint(k.sig, s.claims()), iss="http://x"),
+                                           "invalid issuer"),
+    "order_signature_before_aud": (lambda s, k: tamper_payload(mint(k.sig, s.claims()), aud="nobody"),
                                    "invalid signature"),
     "order_iss_before_aud": (lambda s, k: mint(k.sig, s.claims(iss="http://x", aud="nobody")), "invalid issuer"),
     "order_aud_before_exp": (lambda s, k: mint(k.sig, s.claims(aud="nobody", exp=now() - 1000)),

@@ -199,8 +199,8 @@ fuzz_target!(|input: Input| {
             assert!(is_genuine(t), "allowed a token no fixed key signed: {t:?}");
             check_upstream_changes(&changes, cfg);
         }
-        Decision::Wait(WaitReason::NoKeys) => assert!(keys.is_none()),
-        Decision::Wait(WaitReason::UnknownKid) => assert!(keys.is_some() && input.may_refetch),
+        Decision::Wait(WaitReason::NoKeys, _) => assert!(keys.is_none()),
+        Decision::Wait(WaitReason::UnknownKid, _) => assert!(keys.is_some() && input.may_refetch),
     }
 
     let r = response::keys_unavailable(input.retry_after);

@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(age, Some(0), "no-store not honoured in {value:?}");
     }
 
-    let jwks = &config().jwks;
+    let jwks = &config().providers[0].jwks;
     let sync = JwksSync::new(&NoStore, jwks);
     let lifetime = sync.lifetime_s(age);
     match age {

@@ -51,16 +51,27 @@ fuzz_target!(|data: &[u8]| {
     if verbose() {
         eprintln!("config_parse: ok {cfg:?}");
     }
-    assert!(!cfg.issuer.trim().is_empty());
-    assert!(!cfg.audiences.is_empty());
+    assert!(!cfg.providers.is_empty());
+    for (i, p) in cfg.providers.iter().enumerate() {
+        assert!(!p.issuer.trim().is_empty());
+        assert!(!p.audiences.is_empty());
+        // One provider per issuer, each in the metadata document, each with its own record.
+        assert_eq!(cfg.provider_for(&p.issuer), Some(i));
+        assert!(cfg.resource_metadata.authorization_servers.contains(&p.issuer));
+        let others = cfg.providers.iter().filter(|q| q.jwks.shared_key == p.jwks.shared_key);
+        assert_eq!(others.count(), 1);
+        let j = &p.jwks;
+        assert!(
+            j.min_cache_duration_s <= j.max_cache_duration_s
+                && j.retry_initial_ms <= j.retry_max_ms
+        );
+        assert!(j.path.starts_with('/') && !j.authority.is_empty());
+    }
+    let servers = &cfg.resource_metadata.authorization_servers;
+    assert!(servers.iter().enumerate().all(|(i, s)| !servers[..i].contains(s)));
     assert!(!cfg.allowed_algorithms.is_empty());
     assert!(cfg.clock_skew_s <= 600);
     assert!((256..=65_536).contains(&cfg.max_token_bytes));
-    let j = &cfg.jwks;
-    assert!(
-        j.min_cache_duration_s <= j.max_cache_duration_s && j.retry_initial_ms <= j.retry_max_ms
-    );
-    assert!(j.path.starts_with('/') && !j.authority.is_empty());
     assert!(cfg.metadata_url.starts_with("http://") || cfg.metadata_url.starts_with("https://"));
     assert!(!cfg
         .metadata_url

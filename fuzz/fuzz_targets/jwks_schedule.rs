@@ -113,7 +113,7 @@ fuzz_target!(|input: Input| {
         "resource_metadata": {"resource": "http://r/mcp", "authorization_servers": ["http://i"]}
     });
     let Ok(cfg) = FilterConfig::parse(doc.to_string().as_bytes()) else { return };
-    let jwks = &cfg.jwks;
+    let jwks = &cfg.providers[0].jwks;
     let store = Store::default();
     let vms: Vec<JwksSync<'_, Store>> = (0..VMS).map(|_| JwksSync::new(&store, jwks)).collect();
     for vm in &vms {

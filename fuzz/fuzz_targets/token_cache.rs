@@ -83,7 +83,7 @@ fn copy(d: &Decision) -> Decision {
     match d {
         Decision::Allow(changes) => Decision::Allow(Rc::clone(changes)),
         Decision::Respond(r, o) => Decision::Respond(Rc::clone(r), *o),
-        Decision::Wait(w) => Decision::Wait(*w),
+        Decision::Wait(w, p) => Decision::Wait(*w, *p),
     }
 }
 
@@ -118,7 +118,7 @@ fuzz_target!(|input: Input| {
             Step::Keys(i) => {
                 keys = key_set(*i);
                 if let Some(k) = keys {
-                    cache.retain_keys(k);
+                    cache.retain_keys(0, k);
                 }
                 continue;
             }

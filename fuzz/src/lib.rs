@@ -207,14 +207,15 @@ pub fn check_challenge(value: &str) {
 pub fn check_accepted_claims(claims: &Map<String, Value>, exp: u64, cfg: &FilterConfig, now: u64) {
     assert_eq!(
         claims.get("iss").and_then(Value::as_str),
-        Some(cfg.issuer.as_str()),
+        Some(cfg.providers[0].issuer.as_str()),
         "accepted iss"
     );
     let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => cfg.audiences.contains(a),
-        Some(Value::Array(l)) => {
-            l.iter().filter_map(Value::as_str).any(|a| cfg.audiences.iter().any(|c| c == a))
-        }
+        Some(Value::String(a)) => cfg.providers[0].audiences.contains(a),
+        Some(Value::Array(l)) => l
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| cfg.providers[0].audiences.iter().any(|c| c == a)),
         _ => false,
     };
     assert!(aud_ok, "accepted aud {:?}", claims.get("aud"));
@@ -263,7 +264,7 @@ pub fn same_decision(
     match (a, b) {
         (Allow(x), Allow(y)) => x == y,
         (Respond(r1, o1), Respond(r2, o2)) => **r1 == **r2 && o1 == o2,
-        (Wait(w1), Wait(w2)) => w1 == w2,
+        (Wait(w1, p1), Wait(w2, p2)) => (w1, p1) == (w2, p2),
         _ => false,
     }
 }

@@ -28,10 +28,10 @@ pub fn claims_verdict(
     }
     let get = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
     match get("iss") {
-        Some(Value::String(s)) if *s == cfg.issuer => {}
+        Some(Value::String(s)) if *s == cfg.providers[0].issuer => {}
         _ => return Err(TokenError::BadIssuer),
     }
-    let accepted = |s: &str| cfg.audiences.iter().any(|a| a == s);
+    let accepted = |s: &str| cfg.providers[0].audiences.iter().any(|a| a == s);
     let aud_ok = match get("aud") {
         Some(Value::String(s)) => accepted(s),
         Some(Value::Array(items)) => {

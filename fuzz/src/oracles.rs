@@ -96,8 +96,8 @@ fn check_jwt_simple(
     let options = js::VerificationOptions {
         artificial_time: Some(js::UnixTimeStamp::from_secs(now)),
         time_tolerance: Some(js::Duration::from_secs(cfg.clock_skew_s)),
-        allowed_issuers: Some(HashSet::from([cfg.issuer.clone()])),
-        allowed_audiences: Some(cfg.audiences.iter().cloned().collect()),
+        allowed_issuers: Some(HashSet::from([cfg.providers[0].issuer.clone()])),
+        allowed_audiences: Some(cfg.providers[0].audiences.iter().cloned().collect()),
         max_token_length: Some(cfg.max_token_bytes),
         ..Default::default()
     };

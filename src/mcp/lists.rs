@@ -5,6 +5,13 @@
 //! (`nextCursor`, `_meta`, whitespace, other batch elements) go out as the server sent them, and
 //! a list with nothing removed stays byte-identical. A message that answers a pending list but
 //! cannot be judged is replaced by a JSON-RPC error: an item is never shown unjudged.
+//!
+//! Two readings give the same answers: a single scan over the bytes (`scan`: the grammar
+//! checked, each item's span and naming member noted, no tree built), and the reference
+//! reading with serde_json. The scan answers the messages it can vouch for; anything else
+//! (malformed text, a surrogate escape where serde_json decodes, a list that is neither an
+//! array nor null, deep nesting) goes to the reference, which also decides every refusal. The
+//! unit tests and the `list_rewrite` fuzz target hold the scan to the reference.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -45,16 +52,61 @@ pub fn rewrite_json_body(body: &[u8], pending: &[PendingList], keep: &KeepItem) 
     }
     // Clients decode invalid UTF-8 leniently (U+FFFD) before parsing; judge what they will see.
     let text = decode_leniently(body);
-    match rewrite_message(&text, pending) {
-        Ok(plan) => match plan.apply(&text, keep) {
-            Some((rewritten, removed)) if removed > 0 => {
-                ListRewrite::Filtered { body: rewritten.into_bytes(), removed }
-            }
-            Some(_) => ListRewrite::Unchanged,
-            None => ListRewrite::Unjudgeable { body: error_response_body(pending) },
-        },
+    match rewrite_text(&text, pending, keep) {
+        Ok(Rewritten { text: Some(rewritten), removed, .. }) => {
+            ListRewrite::Filtered { body: rewritten.into_bytes(), removed }
+        }
+        Ok(Rewritten { text: None, .. }) => ListRewrite::Unchanged,
         Err(Unreadable) => ListRewrite::Unjudgeable { body: error_response_body(pending) },
     }
+}
+
+/// What became of one message's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The rewritten text; `None` when nothing was removed (the original stands).
+    pub text: Option<String>,
+    /// Items removed.
+    pub removed: usize,
+    /// Indices into the pending lists of those this message answers.
+    pub answered: Vec<usize>,
+}
+
+/// Rewrites one JSON-RPC message (or batch) given as text: by the single scan
+/// ([`rewrite_text_fast`]), or, for what the scan leaves to it, by the reference reading.
+pub fn rewrite_text(
+    text: &str,
+    pending: &[PendingList],
+    keep: &KeepItem,
+) -> Result<Rewritten, Unreadable> {
+    match scan::rewrite(text, pending, keep) {
+        Some(rewritten) => Ok(rewritten),
+        None => rewrite_text_reference(text, pending, keep),
+    }
+}
+
+/// The single scan alone: `None` for a message it leaves to the reference reading (anything
+/// malformed, a surrogate escape where serde_json decodes, a list member that is neither an
+/// array nor null, nesting past its bound). Wherever it answers, it answers as
+/// [`rewrite_text_reference`] does (the unit tests and the `list_rewrite` fuzz target check).
+pub fn rewrite_text_fast(
+    text: &str,
+    pending: &[PendingList],
+    keep: &KeepItem,
+) -> Option<Rewritten> {
+    scan::rewrite(text, pending, keep)
+}
+
+/// The reference reading, with serde_json: the model the single scan is held to, and what
+/// decides the messages the scan leaves to it.
+pub fn rewrite_text_reference(
+    text: &str,
+    pending: &[PendingList],
+    keep: &KeepItem,
+) -> Result<Rewritten, Unreadable> {
+    let plan = rewrite_message(text, pending)?;
+    let (rewritten, removed) = plan.apply(text, keep).ok_or(Unreadable)?;
+    Ok(Rewritten { text: (removed > 0).then_some(rewritten), removed, answered: plan.answered })
 }
 
 /// `bytes` as a client decodes them: invalid UTF-8 replaced by U+FFFD, as
@@ -100,23 +152,20 @@ pub fn id_matches(response_id: &Value, pending: &RequestId) -> bool {
 
 /// The message text could not be parsed as JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Unreadable;
+pub struct Unreadable;
 
 /// The item arrays to filter in one message, as byte ranges of its text.
 #[derive(Debug, Default)]
-pub(crate) struct Plan<'t> {
+struct Plan<'t> {
     /// (start, end, kind, items) of each array (or non-array member value) to rewrite; the
     /// items when the single pass already found them.
     members: Vec<(usize, usize, ListKind, Option<Vec<&'t RawValue>>)>,
     /// Indices into the pending lists of those this message answers.
-    pub(crate) answered: Vec<usize>,
+    answered: Vec<usize>,
 }
 
 /// Finds, in one message's text, the item arrays of the pending lists it answers.
-pub(crate) fn rewrite_message<'t>(
-    text: &'t str,
-    pending: &[PendingList],
-) -> Result<Plan<'t>, Unreadable> {
+fn rewrite_message<'t>(text: &'t str, pending: &[PendingList]) -> Result<Plan<'t>, Unreadable> {
     match single_pass_plan(text, pending)? {
         Some(plan) => Ok(plan),
         // A list member that is neither an array nor null: the slower reading finds its span.
@@ -246,7 +295,7 @@ impl<'t> Plan<'t> {
 
     /// Applies the plan: the rewritten text and the number of items removed, or `None` when
     /// the ranges do not fit the text (never expected; the caller fails closed).
-    pub(crate) fn apply(&self, text: &str, keep: &KeepItem) -> Option<(String, usize)> {
+    fn apply(&self, text: &str, keep: &KeepItem) -> Option<(String, usize)> {
         if self.members.is_empty() {
             return Some((String::new(), 0));
         }
@@ -755,6 +804,655 @@ impl<'de> Visitor<'de> for MemberSeed {
     }
 }
 
+/// The single scan: one pass over the message's bytes that checks the JSON grammar, finds the
+/// item arrays of the responses answering pending lists, and reads each item's naming member,
+/// building no tree (see [`rewrite_text_fast`]). It answers only where it is sure to answer as
+/// the reference reading does; anything else is left to that reading (`Bail`).
+mod scan {
+    use std::borrow::Cow;
+    use std::ops::Range;
+
+    use serde_json::Value;
+
+    use super::{
+        id_matches, KeepItem, ListKind, PendingList, Rewritten, FEW_MEMBERS, MAX_NESTED_MEMBERS,
+    };
+
+    /// The scan leaves the message to the reference reading.
+    struct Bail;
+
+    type Scan<T> = Result<T, Bail>;
+
+    /// Nesting deeper than this is left to the reference reading (which skips any depth).
+    const MAX_DEPTH: usize = 512;
+
+    /// One item of a list array: its bytes, and how the policy will see it.
+    struct Item<'t> {
+        start: usize,
+        end: usize,
+        /// The naming member's decoded value (`None`: missing or not a string).
+        name: Option<Cow<'t, str>>,
+        /// False when the item is not an object, repeats a member name, holds a number out of
+        /// range at its top level or too many nested members: removed unjudged.
+        judgeable: bool,
+    }
+
+    /// An item array of a response that answers a pending list of its kind.
+    struct List {
+        /// The `[`.
+        open: usize,
+        /// Just past the `]`.
+        close: usize,
+        kind: ListKind,
+        /// Its items, in `Reader::items`.
+        items: Range<usize>,
+    }
+
+    struct Reader<'t, 'p> {
+        text: &'t str,
+        bytes: &'t [u8],
+        at: usize,
+        pending: &'p [PendingList],
+        items: Vec<Item<'t>>,
+        lists: Vec<List>,
+        answered: Vec<usize>,
+        /// The closing bytes of the containers being skipped.
+        stack: Vec<u8>,
+        /// The member names of the item being read.
+        keys: Vec<Cow<'t, str>>,
+    }
+
+    pub(super) fn rewrite(
+        text: &str,
+        pending: &[PendingList],
+        keep: &KeepItem,
+    ) -> Option<Rewritten> {
+        let mut reader = Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+            pending,
+            items: Vec::new(),
+            lists: Vec::new(),
+            answered: Vec::new(),
+            stack: Vec::new(),
+            keys: Vec::new(),
+        };
+        reader.message().ok()?;
+        reader.splice(keep)
+    }
+
+    impl<'t> Reader<'t, '_> {
+        fn peek(&self) -> Option<u8> {
+            self.bytes.get(self.at).copied()
+        }
+
+        fn eat(&mut self, byte: u8) -> bool {
+            let found = self.peek() == Some(byte);
+            if found {
+                self.at += 1;
+            }
+            found
+        }
+
+        fn expect(&mut self, byte: u8) -> Scan<()> {
+            if self.eat(byte) {
+                Ok(())
+            } else {
+                Err(Bail)
+            }
+        }
+
+        /// JSON's insignificant whitespace.
+        fn space(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+                self.at += 1;
+            }
+        }
+
+        /// After a member or element: `Ok(true)` past a comma, `Ok(false)` past `close`.
+        fn next_or_close(&mut self, close: u8) -> Scan<bool> {
+            self.space();
+            if self.eat(b',') {
+                self.space();
+                Ok(true)
+            } else if self.eat(close) {
+                Ok(false)
+            } else {
+                Err(Bail)
+            }
+        }
+
+        /// Past `{` or `[` and any whitespace: whether the container is empty (then past its
+        /// close too).
+        fn open(&mut self, close: u8) -> bool {
+            self.at += 1;
+            self.space();
+            self.eat(close)
+        }
+
+        /// The whole message: a response, a batch, or any other JSON value.
+        fn message(&mut self) -> Scan<()> {
+            self.space();
+            match self.peek() {
+                Some(b'{') => self.response()?,
+                Some(b'[') => {
+                    if !self.open(b']') {
+                        loop {
+                            if self.peek() == Some(b'{') {
+                                self.response()?;
+                            } else {
+                                self.read_value()?;
+                            }
+                            if !self.next_or_close(b']')? {
+                                break;
+                            }
+                        }
+                    }
+                }
+                _ => self.read_value()?,
+            }
+            self.space();
+            if self.at == self.bytes.len() {
+                Ok(())
+            } else {
+                Err(Bail)
+            }
+        }
+
+        /// A member name, decoded (as serde_json decodes it: a lone surrogate is left to the
+        /// reference reading), then the colon.
+        fn key(&mut self) -> Scan<Cow<'t, str>> {
+            self.expect(b'"')?;
+            let (start, end, escaped) = self.string()?;
+            let key = self.decoded(start, end, escaped)?;
+            self.space();
+            self.expect(b':')?;
+            self.space();
+            Ok(key)
+        }
+
+        /// One response object: its ids, and the item arrays of its results.
+        fn response(&mut self) -> Scan<()> {
+            let lists_before = self.lists.len();
+            let mut ids: Vec<Range<usize>> = Vec::new();
+            if !self.open(b'}') {
+                loop {
+                    let key = self.key()?;
+                    match &*key {
+                        "id" => {
+                            let start = self.at;
+                            self.skip_value()?;
+                            ids.push(start..self.at);
+                        }
+                        "result" => self.result()?,
+                        _ => self.skip_value()?,
+                    }
+                    if !self.next_or_close(b'}')? {
+                        break;
+                    }
+                }
+            }
+            // The pending lists it answers, by any of its ids (compared as the reference does).
+            let mut kinds: Vec<ListKind> = Vec::new();
+            for id in ids {
+                let raw = self.text.get(id).ok_or(Bail)?;
+                let Ok(id) = serde_json::from_str::<Value>(raw) else { continue };
+                for (index, list) in self.pending.iter().enumerate() {
+                    if id_matches(&id, &list.id) {
+                        if !self.answered.contains(&index) {
+                            self.answered.push(index);
+                        }
+                        if !kinds.contains(&list.kind) {
+                            kinds.push(list.kind);
+                        }
+                    }
+                }
+            }
+            let found = self.lists.split_off(lists_before);
+            self.lists.extend(found.into_iter().filter(|list| kinds.contains(&list.kind)));
+            Ok(())
+        }
+
+        /// A response's `result`: its list members are read when some pending list is of
+        /// their kind (the response's id is not known yet), the rest skipped.
+        fn result(&mut self) -> Scan<()> {
+            if self.peek() != Some(b'{') {
+                return self.read_value();
+            }
+            if self.open(b'}') {
+                return Ok(());
+            }
+            loop {
+                let key = self.key()?;
+                match ListKind::ALL.into_iter().find(|kind| kind.member() == key) {
+                    Some(kind) => match self.peek() {
+                        Some(b'[') if self.pending.iter().any(|list| list.kind == kind) => {
+                            self.list(kind)?
+                        }
+                        Some(b'[') => self.skip_value()?,
+                        Some(b'n') => self.literal(b"null")?,
+                        // Neither an array nor null: for the reference reading.
+                        _ => return Err(Bail),
+                    },
+                    None => self.skip_value()?,
+                }
+                if !self.next_or_close(b'}')? {
+                    return Ok(());
+                }
+            }
+        }
+
+        /// An item array.
+        fn list(&mut self, kind: ListKind) -> Scan<()> {
+            let open = self.at;
+            let first = self.items.len();
+            if !self.open(b']') {
+                loop {
+                    let start = self.at;
+                    let (name, judgeable) = self.item(kind.naming_member())?;
+                    self.items.push(Item { start, end: self.at, name, judgeable });
+                    if !self.next_or_close(b']')? {
+                        break;
+                    }
+                }
+            }
+            self.lists.push(List { open, close: self.at, kind, items: first..self.items.len() });
+            Ok(())
+        }
+
+        /// One item, read as the reference reads it for the policy: its top-level member names
+        /// and string values decoded, its numbers checked for range, the names of the members
+        /// of its object members decoded, anything deeper only checked for grammar.
+        fn item(&mut self, member: &str) -> Scan<(Option<Cow<'t, str>>, bool)> {
+            if self.peek() != Some(b'{') {
+                self.skip_value()?;
+                return Ok((None, false));
+            }
+            let mut name = None;
+            let mut judgeable = true;
+            let mut nested = 0;
+            let mut keys = std::mem::take(&mut self.keys);
+            keys.clear();
+            if !self.open(b'}') {
+                loop {
+                    let key = self.key()?;
+                    match self.peek() {
+                        Some(b'"') => {
+                            self.at += 1;
+                            let (start, end, escaped) = self.string()?;
+                            if key == member {
+                                name = Some(self.decoded(start, end, escaped)?);
+                            } else if escaped {
+                                self.decoded(start, end, escaped)?;
+                            }
+                        }
+                        Some(b'{') => {
+                            nested += 1;
+                            self.object_member()?;
+                        }
+                        Some(b'[') => {
+                            nested += 1;
+                            self.skip_value()?;
+                        }
+                        Some(b'-' | b'0'..=b'9') => {
+                            let start = self.at;
+                            self.number()?;
+                            judgeable &= self.in_range(start);
+                        }
+                        _ => self.skip_value()?,
+                    }
+                    judgeable &= nested <= MAX_NESTED_MEMBERS;
+                    keys.push(key);
+                    if !self.next_or_close(b'}')? {
+                        break;
+                    }
+                }
+            }
+            judgeable &= !repeats_a_name(&keys);
+            self.keys = keys;
+            Ok((name, judgeable))
+        }
+
+        /// An item's member whose value is an object: its member names decoded, their values
+        /// skipped.
+        fn object_member(&mut self) -> Scan<()> {
+            if self.open(b'}') {
+                return Ok(());
+            }
+            loop {
+                self.key()?;
+                self.skip_value()?;
+                if !self.next_or_close(b'}')? {
+                    return Ok(());
+                }
+            }
+        }
+
+        /// A value where the reference reads scalars (a message, a batch element, a result that
+        /// is not an object): a string it cannot decode or a number out of range is left to
+        /// it; arrays and objects are skipped.
+        fn read_value(&mut self) -> Scan<()> {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    let (start, end, escaped) = self.string()?;
+                    if escaped {
+                        self.decoded(start, end, escaped)?;
+                    }
+                    Ok(())
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.at;
+                    self.number()?;
+                    if self.in_range(start) {
+                        Ok(())
+                    } else {
+                        Err(Bail)
+                    }
+                }
+                _ => self.skip_value(),
+            }
+        }
+
+        /// Whether the number from `start` to here is one serde_json reads (not out of range).
+        fn in_range(&self, start: usize) -> bool {
+            let Some(number) = self.text.get(start..self.at) else { return false };
+            let digits = number.strip_prefix('-').unwrap_or(number);
+            // Up to 18 digits without a fraction or exponent: an i64 or u64 at most.
+            (digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()))
+                || serde_json::from_str::<Value>(number).is_ok()
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Scan<()> {
+            if self.bytes.get(self.at..self.at + word.len()) == Some(word) {
+                self.at += word.len();
+                Ok(())
+            } else {
+                Err(Bail)
+            }
+        }
+
+        /// A number, by JSON's grammar.
+        fn number(&mut self) -> Scan<()> {
+            self.eat(b'-');
+            match self.peek() {
+                Some(b'0') => self.at += 1,
+                Some(b'1'..=b'9') => self.digits(),
+                _ => return Err(Bail),
+            }
+            if self.eat(b'.') {
+                self.some_digits()?;
+            }
+            if let Some(b'e' | b'E') = self.peek() {
+                self.at += 1;
+                if let Some(b'+' | b'-') = self.peek() {
+                    self.at += 1;
+                }
+                self.some_digits()?;
+            }
+            Ok(())
+        }
+
+        fn digits(&mut self) {
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.at += 1;
+            }
+        }
+
+        fn some_digits(&mut self) -> Scan<()> {
+            let start = self.at;
+            self.digits();
+            if self.at > start {
+                Ok(())
+            } else {
+                Err(Bail)
+            }
+        }
+
+        /// A string's contents, from past its opening quote to past its closing one: (start,
+        /// end) of the contents and whether they hold escapes. Escapes are checked as
+        /// serde_json checks the strings it skips (any `\uXXXX`).
+        fn string(&mut self) -> Scan<(usize, usize, bool)> {
+            let start = self.at;
+            let mut escaped = false;
+            loop {
+                self.at = plain_run_end(self.bytes, self.at);
+                match self.peek() {
+                    Some(b'"') => {
+                        self.at += 1;
+                        return Ok((start, self.at - 1, escaped));
+                    }
+                    Some(b'\\') => {
+                        escaped = true;
+                        match self.bytes.get(self.at + 1) {
+                            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                                self.at += 2
+                            }
+                            Some(b'u') => {
+                                hex4(self.bytes.get(self.at + 2..self.at + 6)).ok_or(Bail)?;
+                                self.at += 6;
+                            }
+                            _ => return Err(Bail),
+                        }
+                    }
+                    // A control character, or the end of the text.
+                    _ => return Err(Bail),
+                }
+            }
+        }
+
+        /// A string's contents decoded, borrowed when they hold no escape. A surrogate escape
+        /// other than a well-formed pair is left to the reference reading.
+        fn decoded(&self, start: usize, end: usize, escaped: bool) -> Scan<Cow<'t, str>> {
+            let raw = self.text.get(start..end).ok_or(Bail)?;
+            if !escaped {
+                return Ok(Cow::Borrowed(raw));
+            }
+            let mut out = String::with_capacity(raw.len());
+            let mut rest = raw;
+            while let Some(backslash) = rest.find('\\') {
+                out.push_str(rest.get(..backslash).ok_or(Bail)?);
+                let escape = rest.get(backslash + 1..).ok_or(Bail)?;
+                let (decoded, after) = match escape.as_bytes().first() {
+                    Some(b'"') => ('"', 1),
+                    Some(b'\\') => ('\\', 1),
+                    Some(b'/') => ('/', 1),
+                    Some(b'b') => ('\u{8}', 1),
+                    Some(b'f') => ('\u{c}', 1),
+                    Some(b'n') => ('\n', 1),
+                    Some(b'r') => ('\r', 1),
+                    Some(b't') => ('\t', 1),
+                    Some(b'u') => {
+                        let unit = hex4(escape.as_bytes().get(1..5)).ok_or(Bail)?;
+                        match unit {
+                            0xD800..=0xDBFF => {
+                                let low = match escape.as_bytes().get(5..7) {
+                                    Some(b"\\u") => hex4(escape.as_bytes().get(7..11)),
+                                    _ => None,
+                                };
+                                let Some(low @ 0xDC00..=0xDFFF) = low else { return Err(Bail) };
+                                let code = 0x10000
+                                    + ((u32::from(unit) - 0xD800) << 10)
+                                    + (u32::from(low) - 0xDC00);
+                                (char::from_u32(code).ok_or(Bail)?, 11)
+                            }
+                            0xDC00..=0xDFFF => return Err(Bail),
+                            _ => (char::from_u32(u32::from(unit)).ok_or(Bail)?, 5),
+                        }
+                    }
+                    _ => return Err(Bail),
+                };
+                out.push(decoded);
+                rest = escape.get(after..).ok_or(Bail)?;
+            }
+            out.push_str(rest);
+            Ok(Cow::Owned(out))
+        }
+
+        /// Any JSON value, checked for grammar and passed over.
+        fn skip_value(&mut self) -> Scan<()> {
+            self.stack.clear();
+            loop {
+                match self.peek() {
+                    Some(open @ (b'{' | b'[')) => {
+                        let close = if open == b'{' { b'}' } else { b']' };
+                        if !self.open(close) {
+                            if self.stack.len() >= MAX_DEPTH {
+                                return Err(Bail);
+                            }
+                            self.stack.push(close);
+                            if close == b'}' {
+                                self.skipped_key()?;
+                            }
+                            continue;
+                        }
+                    }
+                    Some(b'"') => {
+                        self.at += 1;
+                        self.string()?;
+                    }
+                    Some(b'-' | b'0'..=b'9') => self.number()?,
+                    Some(b't') => self.literal(b"true")?,
+                    Some(b'f') => self.literal(b"false")?,
+                    Some(b'n') => self.literal(b"null")?,
+                    _ => return Err(Bail),
+                }
+                // A value has ended: close the containers it ends, or go on to the next.
+                loop {
+                    let Some(&close) = self.stack.last() else { return Ok(()) };
+                    if self.next_or_close(close)? {
+                        if close == b'}' {
+                            self.skipped_key()?;
+                        }
+                        break;
+                    }
+                    self.stack.pop();
+                }
+            }
+        }
+
+        /// A member name in a skipped object (not decoded), then the colon.
+        fn skipped_key(&mut self) -> Scan<()> {
+            self.expect(b'"')?;
+            self.string()?;
+            self.space();
+            self.expect(b':')?;
+            self.space();
+            Ok(())
+        }
+
+        /// Judges the items and writes the message without those refused.
+        fn splice(self, keep: &KeepItem) -> Option<Rewritten> {
+            let mut kept = vec![true; self.items.len()];
+            let mut removed = 0;
+            for list in &self.lists {
+                let items = self.items.get(list.items.clone())?;
+                let verdicts = kept.get_mut(list.items.clone())?;
+                for (item, verdict) in items.iter().zip(verdicts) {
+                    *verdict = item.judgeable && keep(list.kind, item.name.as_deref());
+                    removed += usize::from(!*verdict);
+                }
+            }
+            let answered = self.answered;
+            if removed == 0 {
+                return Some(Rewritten { text: None, removed, answered });
+            }
+            let text = self.text;
+            let mut out = String::with_capacity(text.len());
+            let mut at = 0;
+            for list in &self.lists {
+                let items = self.items.get(list.items.clone())?;
+                let verdicts = kept.get(list.items.clone())?;
+                let (Some(first), Some(last)) = (items.first(), items.last()) else { continue };
+                if verdicts.iter().all(|kept| *kept) {
+                    continue;
+                }
+                // As the reference writes it: the first kept item gets the whitespace after
+                // `[`, each later one the text between it and the item before it.
+                let inside = list.open + 1;
+                out.push_str(text.get(at..inside)?);
+                let mut previous_end = inside;
+                let mut first_kept = true;
+                for (item, &kept) in items.iter().zip(verdicts) {
+                    if kept {
+                        if first_kept {
+                            out.push_str(text.get(inside..first.start)?);
+                            out.push_str(text.get(item.start..item.end)?);
+                        } else {
+                            out.push_str(text.get(previous_end..item.end)?);
+                        }
+                        first_kept = false;
+                    }
+                    previous_end = item.end;
+                }
+                out.push_str(text.get(last.end..list.close)?);
+                at = list.close;
+            }
+            out.push_str(text.get(at..)?);
+            Some(Rewritten { text: Some(out), removed, answered })
+        }
+    }
+
+    /// Whether two of an item's member names are equal.
+    fn repeats_a_name(keys: &[Cow<'_, str>]) -> bool {
+        if keys.len() <= FEW_MEMBERS {
+            return keys
+                .iter()
+                .enumerate()
+                .any(|(i, key)| keys.get(..i).is_some_and(|before| before.contains(key)));
+        }
+        let mut sorted: Vec<&str> = keys.iter().map(|key| key.as_ref()).collect();
+        sorted.sort_unstable();
+        sorted.windows(2).any(|pair| pair.first() == pair.last())
+    }
+
+    /// Four hexadecimal digits.
+    fn hex4(digits: Option<&[u8]>) -> Option<u16> {
+        let digits = digits?;
+        if digits.len() != 4 {
+            return None;
+        }
+        digits.iter().try_fold(0u16, |value, &digit| {
+            let nibble = char::from(digit).to_digit(16)?;
+            Some(value << 4 | nibble as u16)
+        })
+    }
+
+    /// Where the run of plain string bytes from `at` ends: at the next `"`, `\\` or control
+    /// character (or the end). Eight bytes at a time (the bit tricks find the first such byte
+    /// in a word; bytes after it may be flagged falsely, and are not looked at).
+    fn plain_run_end(bytes: &[u8], at: usize) -> usize {
+        const ONES: u64 = u64::MAX / 255;
+        const HIGH_BITS: u64 = ONES << 7;
+        let rest = bytes.get(at..).unwrap_or_default();
+        let mut chunks = rest.chunks_exact(8);
+        let mut end = at;
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            let quote = word ^ (ONES * u64::from(b'"'));
+            let backslash = word ^ (ONES * u64::from(b'\\'));
+            let found = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (word.wrapping_sub(ONES * 0x20) & !word);
+            let found = found & HIGH_BITS;
+            if found != 0 {
+                return end + (found.trailing_zeros() / 8) as usize;
+            }
+            end += 8;
+        }
+        end + plain_prefix(chunks.remainder())
+    }
+
+    /// How many bytes of `bytes` come before a `"`, `\\` or control character.
+    fn plain_prefix(bytes: &[u8]) -> usize {
+        bytes
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+            .unwrap_or(bytes.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,6 +1683,152 @@ mod tests {
         // A list that is neither an array nor null is left to the level-by-level reading.
         let body = r#"{"id":1,"result":{"tools":{"name":"secret"}}}"#;
         assert!(single_pass_plan(body, &tools_list(1)).unwrap().is_none());
+    }
+
+    /// The lists the scan is compared on: tools, prompts and resources, by three ids.
+    fn three_lists() -> Vec<PendingList> {
+        vec![
+            PendingList { id: RequestId(json!(1)), kind: ListKind::Tools },
+            PendingList { id: RequestId(json!("p")), kind: ListKind::Prompts },
+            PendingList { id: RequestId(json!(7)), kind: ListKind::Resources },
+        ]
+    }
+
+    /// Whether the single scan answered `body`; where it did, it answered as the reference.
+    fn scan_agrees(body: &str, pending: &[PendingList]) -> bool {
+        let fast = rewrite_text_fast(body, pending, &not_secret);
+        if let Some(fast) = &fast {
+            let reference = rewrite_text_reference(body, pending, &not_secret);
+            assert_eq!(Ok(fast), reference.as_ref(), "{body:?}");
+        }
+        fast.is_some()
+    }
+
+    /// Well-formed messages the scan must answer itself (not leave to the reference).
+    fn scanned_bodies() -> Vec<String> {
+        let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+        let members: String = (0..40).map(|i| format!(r#","m{i}":{i}"#)).collect();
+        let nested: String = (0..70).map(|i| format!(r#","n{i}":{{}}"#)).collect();
+        vec![
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","inputSchema":{"type":"object"}}, {"name":"secret_a"},{"name":"whoami"}],"nextCursor":"c2"}}"#.into(),
+            "{\n  \"id\": 1,\n  \"result\": {\n    \"tools\": [\n      {\"name\": \"secret_1\"},\n      {\"name\": \"a\"},\n      {\"name\": \"b\"},\n      {\"name\": \"secret_2\"}\n    ]\n  }\n}".into(),
+            r#"{"id":1,"result":{"tools":[ {"name":"secret_1"} , {"name":"secret_2"} ]}}"#.into(),
+            r#"[{"id":"x","result":{"tools":[{"name":"secret"}]}}, {"id":"p","result":{"prompts":[{"name":"secret"},{"name":"ok"}]}},{"id":7,"result":{"resources":[{"uri":"secret://a"},{"uri":"file:///b","name":"b"}]}}]"#.into(),
+            r#"{"i\u0064":1,"resul\u0074":{"tool\u0073":[{"name":"\u0073ecret"},{"name":"ok"}]}}"#.into(),
+            r#"{"id":2,"id":1,"result":{"tools":[{"name":"secret"}]},"result":{"tools":[{"name":"a"}],"tools":[{"name":"secret"}]}}"#.into(),
+            r#"{"id":1.0,"result":{"tools":[{"name":"secret"}]}}"#.into(),
+            r#"{"id":1e0,"result":{"tools":[{"name":"secret"},{"name":"a"}]}}"#.into(),
+            r#"{"id":1,"result":{"tools":[{"name":"ok"},{"name":"ok","name":"secret"},"secret",[{"name":"x"}],{"name":"ok2"}]}}"#.into(),
+            format!(r#"{{"id":1,"x":{deep},"y":1e400,"result":{{"tools":[{{"name":"secret"}},{{"name":"ok"}},{{"name":"deep","d":{deep}}},{{"name":"big","n":1e400}},{{"name":"n","n":-12.5e-3,"m":123456789012345678901}}]}}}}"#),
+            r#"{"id":1,"result":{"tools":[{"n\u0061me":"ech\u006f","x":1,"t":true,"u":null,"inputSchema":{"type":"object"},"icons":[1]},{"name":1,"uri":"a"},{"title":"x"}]}}"#.into(),
+            r#"{"id":1,"result":{"tools":[{"name":"a","s":{},"s":[]},{"name":"b","s":1,"s":{}},{"name":"secret\ud83d\ude00"},{"name":"\ud83d\ude00ok"}]}}"#.into(),
+            format!(r#"{{"id":1,"result":{{"tools":[{{"name":"a"{members},"m3":{{}}}},{{"name":"b"{members}}},{{"name":"c"{members},"name":"c"}},{{"name":"d"{nested}}}]}}}}"#),
+            r#"{"id":1,"result":{"tools":[{"name":"ok","d":"a\"b\\c\/d\b\f\n\r\t\u00e9"},{"name":"secret","o":{"k\u00e9":[{"\ud800":1}]}}]}}"#.into(),
+            r#"{"id":1,"result":{"tools":null,"prompts":[{"name":"secret"}],"nextCursor":"n"}}"#.into(),
+            r#"{"id":1,"result":{"tools":[]},"error":{"code":1}}"#.into(),
+            r#"{"id":"p","result":{"prompts":[{"name":"secret"}],"tools":[{"name":"secret"}]}}"#.into(),
+            r#"[1,"a",[{"id":1,"result":{"tools":[{"name":"secret"}]}}],{},null,true,false]"#.into(),
+            r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#.into(),
+            r#""a string""#.into(),
+            " 12 ".into(),
+            r#"{"id":1,"result":"tools"}"#.into(),
+            r#"{"id":1,"result":[{"tools":[{"name":"secret"}]}]}"#.into(),
+            r#"{"id":{"a":[1]},"result":{"tools":[{"name":"secret"}]}}"#.into(),
+        ]
+    }
+
+    #[test]
+    fn the_scan_answers_as_the_reference_reading() {
+        for body in scanned_bodies() {
+            assert!(scan_agrees(&body, &three_lists()), "left to the reference: {body}");
+        }
+        // Left to the reference reading: malformed text, lone surrogates where serde_json
+        // decodes, a list that is neither an array nor null, nesting past the bound.
+        let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+        for body in [
+            r#"{"id":1,"result":{"tools":[{"name":"secret"}]"#.to_string(),
+            r#"{"id":1,"result":{"tools":[{"name":"secret"}]}} trailing"#.into(),
+            r#"{"id":1,"result":{"tools":[{"name":"secret"}],}}"#.into(),
+            r#"[{"id":1,"result":{"tools":[{"name":"secret"}]},"\ud800":0}]"#.into(),
+            r#"{"id":1,"result":{"tools":[{"name":"secret","\udc00":1}]}}"#.into(),
+            r#"{"id":1,"result":{"tools":[{"name":"\ud800secret"}]}}"#.into(),
+            r#"{"id":1,"result":{"tools":[{"name":"a","d":"\ud800"}]}}"#.into(),
+            r#"[1e400,{"id":1,"result":{"tools":[]}}]"#.into(),
+            r#"{"id":1,"result":"\udc00"}"#.into(),
+            r#"{"id":1,"result":{"tools":{"name":"secret"}}}"#.into(),
+            r#"{"id":9,"result":{"resources":1e400}}"#.into(),
+            format!(r#"{{"id":1,"x":{deep},"result":{{"tools":[]}}}}"#),
+            "{\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\tb\"}]}}".into(),
+            "".into(),
+        ] {
+            assert!(!scan_agrees(&body, &three_lists()), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_scan_and_the_reference_agree_on_mutated_messages() {
+        const PIECES: [&str; 22] = [
+            " ",
+            ",",
+            ":",
+            "\"",
+            "\\",
+            "{",
+            "}",
+            "[",
+            "]",
+            "0",
+            "-",
+            "e",
+            ".",
+            "n",
+            "\\u00e9",
+            "\\ud800",
+            "\\ud83d\\ude00",
+            "\"name\":\"secret\",",
+            "\"name\":",
+            "1e400",
+            "\u{1}",
+            "{\"name\":\"x\"},",
+        ];
+        let mut answered = 0;
+        let mut total = 0;
+        for seed in scanned_bodies().iter().filter(|body| body.len() < 400) {
+            let boundaries = (0..=seed.len()).filter(|&i| seed.is_char_boundary(i));
+            for at in boundaries {
+                let (before, after) = seed.split_at(at);
+                let mut variants = Vec::new();
+                if let Some(c) = after.chars().next() {
+                    variants.push(format!("{before}{}", &after[c.len_utf8()..]));
+                    for piece in PIECES {
+                        variants.push(format!("{before}{piece}{}", &after[c.len_utf8()..]));
+                    }
+                }
+                for piece in PIECES {
+                    variants.push(format!("{before}{piece}{after}"));
+                }
+                for body in variants {
+                    total += 1;
+                    answered += usize::from(scan_agrees(&body, &three_lists()));
+                }
+            }
+        }
+        // Most mutations leave valid JSON the scan reads itself.
+        assert!(answered * 5 > total, "{answered} of {total}");
+    }
+
+    #[test]
+    fn a_lone_surrogate_where_nothing_is_judged_goes_out_as_it_came() {
+        // fuzz/regressions/list_rewrite/lone-surrogate-in-another-response.bin: the first
+        // response answers no pending list (no id), the second is filtered.
+        let body = r#"[{"re":1,"result":{"tools":[{"name":"\ud800_x"}]}},{"id":1,"result":{"tools":[{"name":"secret"},{"name":"ok"}]}}]"#;
+        let (out, removed) = filtered(body, &tools_list(1));
+        assert_eq!(removed, 1);
+        assert_eq!(
+            out,
+            r#"[{"re":1,"result":{"tools":[{"name":"\ud800_x"}]}},{"id":1,"result":{"tools":[{"name":"ok"}]}}]"#
+        );
+        assert!(serde_json::from_str::<de::IgnoredAny>(&out).is_ok());
     }
 
     #[test]

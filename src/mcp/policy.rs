@@ -240,7 +240,7 @@ pub struct Caller {
     scopes: Vec<String>,
     /// (method, item, permitted): the rules depend only on the claims, the method and the
     /// item, so a repeated call costs a lookup instead of CEL evaluations. Bounded.
-    answers: RefCell<Vec<(String, String, bool)>>,
+    answers: RefCell<Vec<(u64, String, String, bool)>>,
     /// The policy that built it: another policy's rules ignore the answers.
     policy: u64,
 }
@@ -680,9 +680,10 @@ impl McpPolicy {
         if caller.policy != self.id {
             return self.evaluate_rules(method, kind, item, caller);
         }
+        let key = answer_key(method, item);
         if let Ok(answers) = caller.answers.try_borrow() {
-            if let Some((_, _, permitted)) =
-                answers.iter().find(|(m, i, _)| m == method && i == item)
+            if let Some((_, _, _, permitted)) =
+                answers.iter().find(|(k, m, i, _)| *k == key && i == item && m == method)
             {
                 return *permitted;
             }
@@ -690,7 +691,7 @@ impl McpPolicy {
         let permitted = self.evaluate_rules(method, kind, item, caller);
         if let Ok(mut answers) = caller.answers.try_borrow_mut() {
             if answers.len() < ANSWERS_PER_CALLER {
-                answers.push((method.to_string(), item.to_string(), permitted));
+                answers.push((key, method.to_string(), item.to_string(), permitted));
             }
         }
         permitted
@@ -728,6 +729,16 @@ impl McpPolicy {
         }
         self.rules_permit(item_kind.use_method(), item_kind, name, caller)
     }
+}
+
+/// A fingerprint of a remembered answer's (method, item) (FNV-1a; 0xff, never in UTF-8, between
+/// them), compared before the strings: a list response looks up one answer per item among as
+/// many remembered ones.
+fn answer_key(method: &str, item: &str) -> u64 {
+    let bytes = method.bytes().chain([0xff]).chain(item.bytes());
+    bytes.fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// An SEP-2243 header value as a server decodes it: a value wrapped as `=?base64?…?=`

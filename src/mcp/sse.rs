@@ -12,7 +12,11 @@
 //! outgrows the bound, or does not parse as JSON, is replaced by a JSON-RPC error for each list
 //! still waiting (it may have been the answer, and an item is never shown unjudged).
 
-use super::lists::{decode_leniently, error_response, rewrite_message, KeepItem, Unreadable};
+use std::borrow::Cow;
+
+use super::lists::{
+    decode_leniently, error_response, rewrite_text, KeepItem, Rewritten, Unreadable,
+};
 use super::PendingList;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
@@ -62,6 +66,8 @@ pub struct SseRewriter {
     bom_seen: usize,
     bom_done: bool,
     after_cr: bool,
+    /// Whether the last byte sent (in an earlier chunk) was a CR.
+    sent_cr: bool,
     line: Line,
     event: Event,
     held: Vec<u8>,
@@ -80,6 +86,7 @@ impl SseRewriter {
             bom_seen: 0,
             bom_done: false,
             after_cr: false,
+            sent_cr: false,
             line: Line::Start,
             event: Event::Open,
             held: Vec::new(),
@@ -126,7 +133,14 @@ impl SseRewriter {
             }
         }
         self.feed(rest, &mut out, keep);
+        self.note_sent(&out);
         out
+    }
+
+    fn note_sent(&mut self, out: &[u8]) {
+        if let Some(&last) = out.last() {
+            self.sent_cr = last == b'\r';
+        }
     }
 
     /// Ends the body; returns the last bytes to send. An event left incomplete is judged as
@@ -281,7 +295,7 @@ impl SseRewriter {
                 if !self.send_errors(out) {
                     // End the event whose first lines went out, so they do not join the next
                     // (at most whitespace data went out: a client sees no JSON in it).
-                    out.extend_from_slice(b"\n");
+                    self.end_event(out);
                 }
             }
         }
@@ -292,20 +306,17 @@ impl SseRewriter {
         let parsed = ParsedEvent::parse(event);
         // Clients decode invalid UTF-8 leniently (U+FFFD); judge what they will see.
         let text = decode_leniently(&parsed.data);
-        let rewritten = match rewrite_message(&text, &self.pending) {
-            Ok(plan) => {
-                for &index in &plan.answered {
-                    if let Some(done) = self.answered.get_mut(index) {
-                        *done = true;
-                    }
+        let rewritten = rewrite_text(&text, &self.pending, keep);
+        if let Ok(Rewritten { answered, .. }) = &rewritten {
+            for &index in answered {
+                if let Some(done) = self.answered.get_mut(index) {
+                    *done = true;
                 }
-                plan.apply(&text, keep).ok_or(Unreadable)
             }
-            Err(unreadable) => Err(unreadable),
-        };
+        }
         match rewritten {
-            Ok((_, 0)) => out.extend_from_slice(event),
-            Ok((text, removed)) => {
+            Ok(Rewritten { text: None, .. }) => out.extend_from_slice(event),
+            Ok(Rewritten { text: Some(text), removed, .. }) => {
                 self.removed += removed;
                 out.extend_from_slice(&parsed.other_lines);
                 for line in text.split('\n') {
@@ -320,10 +331,17 @@ impl SseRewriter {
                 self.replaced += 1;
                 out.extend_from_slice(&parsed.other_lines);
                 if !self.send_errors(out) {
-                    out.extend_from_slice(b"\n");
+                    self.end_event(out);
                 }
             }
         }
+    }
+
+    /// Ends the event being sent with a blank line. After a line ended by CR, a LF would only
+    /// complete that line end (CRLF) and the event would join the next one: a CR it is then.
+    fn end_event(&self, out: &mut Vec<u8>) {
+        let after_cr = out.last().map_or(self.sent_cr, |&byte| byte == b'\r');
+        out.push(if after_cr { b'\r' } else { b'\n' });
     }
 
     /// Sends a JSON-RPC error event for each list not yet answered; whether any was sent.
@@ -344,8 +362,8 @@ impl SseRewriter {
 
 /// One complete (or, at the end of the body, incomplete) event's bytes, taken apart.
 struct ParsedEvent<'a> {
-    /// The data lines' values joined with `\n`.
-    data: Vec<u8>,
+    /// The data lines' values joined with `\n` (borrowed when there is one).
+    data: Cow<'a, [u8]>,
     /// The other lines (comments, `id:`, `event:`, `retry:`, others), with their line ends.
     other_lines: Vec<u8>,
     /// The line end of the first data line, for the lines written in their place.
@@ -357,7 +375,7 @@ struct ParsedEvent<'a> {
 impl<'a> ParsedEvent<'a> {
     fn parse(event: &'a [u8]) -> ParsedEvent<'a> {
         let mut parsed = ParsedEvent {
-            data: Vec::new(),
+            data: Cow::Borrowed(b""),
             other_lines: Vec::new(),
             data_line_end: b"\n",
             blank_line: b"",
@@ -388,12 +406,14 @@ impl<'a> ParsedEvent<'a> {
             };
             if name == DATA {
                 if seen_data {
-                    parsed.data.push(b'\n');
+                    let data = parsed.data.to_mut();
+                    data.push(b'\n');
+                    data.extend_from_slice(value);
                 } else {
+                    parsed.data = Cow::Borrowed(value);
                     parsed.data_line_end = if eol.is_empty() { b"\n" } else { eol };
                 }
                 seen_data = true;
-                parsed.data.extend_from_slice(value);
             } else {
                 parsed.other_lines.extend_from_slice(line);
                 // An incomplete last line (at the end of the body) is ended, so that what is
@@ -609,6 +629,30 @@ mod tests {
         assert_eq!(events.len(), 1);
         let error: Value = serde_json::from_str(&events[0].1).unwrap();
         assert_eq!(error["id"], json!(5));
+    }
+
+    #[test]
+    fn an_event_ended_after_a_cr_line_end_does_not_join_the_next() {
+        // fuzz/regressions/list_rewrite/sse-cr-after-over.bin, reduced: the response is over
+        // the bound (an error goes out for the list), then an event of whitespace data and a
+        // line that is not JSON is dropped with nothing left to answer. Its lines end in CR,
+        // so a LF ending it would make a CRLF with the last of them, and `hello` would join it.
+        let over = format!("data: {RESPONSE}\r\r");
+        let input = format!("{over}data:   \ndata: {{\"id\":5,\"r0: 1\rhema\r\rdata: hello\r\r");
+        for chunks in [vec![input.as_bytes()], input.as_bytes().chunks(1).collect()] {
+            let (out, rewriter) = run(&chunks, 64);
+            assert_eq!(rewriter.replaced(), 2);
+            let events = client_events(&out);
+            assert_eq!(events.len(), 3, "{}", String::from_utf8_lossy(&out));
+            let error: Value = serde_json::from_str(&events[0].1).unwrap();
+            assert_eq!(error["id"], json!(5));
+            assert_eq!(events[1].1.trim(), "");
+            assert_eq!(events[2].1, "hello");
+        }
+        // Across chunks: the CR went out in an earlier one.
+        let (first, second) = input.split_at(input.find("hema").unwrap() + 5);
+        let (out, _) = run(&[first.as_bytes(), second.as_bytes()], 64);
+        assert_eq!(client_events(&out)[2].1, "hello");
     }
 
     #[test]

@@ -6,6 +6,10 @@
 // self-contained JWTs, checked against `jwks` served by the test's own JWKS server.
 //
 //   node tests/helpers/authserver_tokens.mjs PORT USER...
+//   node tests/helpers/authserver_tokens.mjs ISSUER USER...
+//
+// Given an issuer URL instead of a port, it signs in at that running server (found through its
+// `<issuer>/.well-known/openid-configuration`) and neither starts nor stops one.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,17 +19,18 @@ import { createAuthServer, REALM_DEFAULTS } from '../../authserver/lib/authserve
 import { authorizeAsUser } from '../../authserver/lib/login-agent.js';
 
 const [portArg, ...users] = process.argv.slice(2);
+const running = /^https?:\/\//.test(portArg ?? '');
 const port = Number(portArg);
-if (!Number.isSafeInteger(port) || port <= 0 || users.length === 0) {
-  console.error('usage: authserver_tokens.mjs PORT USER...');
+if ((!running && (!Number.isSafeInteger(port) || port <= 0)) || users.length === 0) {
+  console.error('usage: authserver_tokens.mjs PORT|ISSUER USER...');
   process.exit(2);
 }
 
 const redirectUri = REALM_DEFAULTS.redirectUris[0];
-const origin = `http://localhost:${port}`;
-const issuer = `${origin}/realms/my-realm`;
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'authserver-tokens-'));
-const app = createAuthServer({ issuer, dataDir, log: () => {} });
+const origin = running ? new URL(portArg).origin : `http://localhost:${port}`;
+const issuer = running ? portArg.replace(/\/+$/, '') : `${origin}/realms/my-realm`;
+const dataDir = running ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'authserver-tokens-'));
+const app = running ? null : createAuthServer({ issuer, dataDir, log: () => {} });
 
 async function signIn(meta, username) {
   const verifier = crypto.randomBytes(32).toString('base64url');
@@ -58,11 +63,16 @@ async function signIn(meta, username) {
 }
 
 try {
-  await new Promise((resolve, reject) => {
-    app.server.once('error', reject);
-    app.server.listen(port, '127.0.0.1', resolve);
-  });
-  const meta = await (await fetch(`${origin}/.well-known/oauth-authorization-server/realms/my-realm`)).json();
+  if (app) {
+    await new Promise((resolve, reject) => {
+      app.server.once('error', reject);
+      app.server.listen(port, '127.0.0.1', resolve);
+    });
+  }
+  const metaUrl = running
+    ? `${issuer}/.well-known/openid-configuration`
+    : `${origin}/.well-known/oauth-authorization-server/realms/my-realm`;
+  const meta = await (await fetch(metaUrl)).json();
   const jwks = await (await fetch(meta.jwks_uri)).json();
   const tokens = {};
   for (const user of users) tokens[user] = await signIn(meta, user);
@@ -71,7 +81,9 @@ try {
   console.error(`authserver_tokens: ${err.stack ?? err}`);
   process.exitCode = 1;
 } finally {
-  app.server.closeAllConnections();
-  await new Promise((resolve) => { app.server.close(resolve); });
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  if (app) {
+    app.server.closeAllConnections();
+    await new Promise((resolve) => { app.server.close(resolve); });
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 }

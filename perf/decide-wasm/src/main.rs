@@ -54,7 +54,7 @@ fn main() {
                     "other"
                 }
             }
-            Decision::Wait(_) => "wait",
+            Decision::Wait(..) => "wait",
         };
         let t = Instant::now();
         for _ in 0..iters {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mcp_auth_filter::mcp::lists::{rewrite_json_body, KeepItem, ListRewrite};
 use mcp_auth_filter::mcp::sse::SseRewriter;
-use mcp_auth_filter::mcp::{ListKind, PendingList, RequestId};
+use mcp_auth_filter::mcp::{ListKind, McpPolicy, PendingList, RequestId};
 use serde_json::{json, Value};
 
 /// A response shaped like a real server's: 50 tools with a title, a description and a schema.
@@ -14,7 +14,7 @@ fn tools_list() -> Vec<u8> {
     let tools: Vec<Value> = (0..50)
         .map(|i| {
             json!({
-                "name": format!("tool_{i:02}"),
+                "name": format!("{}_{:02}", if i % 2 == 0 { "public" } else { "private" }, i / 2),
                 "title": format!("Tool number {i}"),
                 "description": "Does one thing to the given text and returns the result; used by agents in the examples.",
                 "inputSchema": {
@@ -34,9 +34,33 @@ fn tools_list() -> Vec<u8> {
         .into_bytes()
 }
 
-/// Keeps the even-numbered tools: 25 of 50.
+/// Keeps the `public_*` tools: 25 of 50.
 fn half(_: ListKind, name: Option<&str>) -> bool {
-    name.unwrap_or("").bytes().last().is_some_and(|digit| digit % 2 == 0)
+    name.is_some_and(|name| name.starts_with("public_"))
+}
+
+/// The policy of the bench's MCP cells (bench/configs.py `MCP_POLICY`): ten scope patterns and
+/// two rules, the second keeping the `public_*` tools.
+fn bench_policy() -> McpPolicy {
+    let config = json!({
+        "endpoint": "/mcp",
+        "rules": [
+            "mcp.tool.name == \"echo\" && \"admin\" in jwt.roles",
+            "mcp.tool.name.startsWith(\"public_\")"
+        ],
+        "scopes": {
+            "tools": {
+                "echo": ["mcp:tools"], "public_*": ["mcp:tools"], "private_*": ["mcp:tools"],
+                "admin_*": ["mcp:admin"], "debug_*": ["mcp:admin"], "*": ["mcp:tools"]
+            },
+            "prompts": {"*": ["mcp:prompts"], "summary_*": ["mcp:tools"]},
+            "resources": {"file:///private/*": ["mcp:private"], "file:///*": ["mcp:tools"]}
+        }
+    });
+    match mcp_auth_filter::mcp::compile_value(config, "/mcp") {
+        Ok(policy) => policy,
+        Err(error) => panic!("{error}"),
+    }
 }
 
 fn all(_: ListKind, _: Option<&str>) -> bool {
@@ -93,6 +117,17 @@ fn main() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    if std::env::args().any(|arg| arg == "--profile") {
+        // Only the filtered JSON row, for a profiler.
+        let n: usize = (0..20_000)
+            .map(|_| match rewrite_json_body(&body, &pending, &half) {
+                ListRewrite::Filtered { body, .. } => body.len(),
+                _ => 0,
+            })
+            .sum();
+        println!("{n}");
+        return;
+    }
     let sse: Vec<u8> = [b"event: message\ndata: ".as_slice(), &body, b"\n\n"].concat();
     let notifications: Vec<u8> = (0..100)
         .flat_map(|i| {
@@ -100,6 +135,25 @@ fn main() {
                 .into_bytes()
         })
         .collect();
+    // The bench's caller (a cached token: its rule answers are remembered across responses).
+    let policy = bench_policy();
+    let claims = json!({"sub": "u", "scope": "mcp:tools", "roles": ["admin"]});
+    let caller = policy.caller(claims.as_object().unwrap_or(&serde_json::Map::new()));
+    let by_policy = |kind, name: Option<&str>| policy.permits_listed(kind, name, &caller);
+    match rewrite_json_body(&body, &pending, &by_policy) {
+        ListRewrite::Filtered { removed: 25, .. } => {}
+        other => panic!("the bench's policy: {other:?}"),
+    }
+    if std::env::args().any(|arg| arg == "--profile-policy") {
+        let n: usize = (0..20_000)
+            .map(|_| match rewrite_json_body(&body, &pending, &by_policy) {
+                ListRewrite::Filtered { body, .. } => body.len(),
+                _ => 0,
+            })
+            .sum();
+        println!("{n}");
+        return;
+    }
     let sse_run = |keep: &KeepItem| {
         let mut rw = SseRewriter::new(pending.clone(), 1 << 20);
         let mut n = 0;
@@ -123,8 +177,16 @@ fn main() {
                 _ => 0,
             }),
         ),
+        (
+            "json: 50 -> 25 by the bench's policy",
+            Box::new(|| match rewrite_json_body(&body, &pending, &by_policy) {
+                ListRewrite::Filtered { body, .. } => body.len(),
+                _ => 0,
+            }),
+        ),
         ("sse: keep all, 4 KiB chunks", Box::new(|| sse_run(&all))),
         ("sse: 50 -> 25, 4 KiB chunks", Box::new(|| sse_run(&half))),
+        ("sse: 50 -> 25 by the bench's policy, 4 KiB chunks", Box::new(|| sse_run(&by_policy))),
         (
             "sse: keep all, one chunk",
             Box::new(|| {
