@@ -1312,8 +1312,8 @@ mod tests {
         assert_eq!(host.counter("mcp_auth.mcp.list_filtered"), 2);
     }
 
-    #[test]
-    fn mcp_repeated_routing_headers_go_upstream_as_the_one_judged() {
+    /// A worker whose `mcp` policy trusts the routing headers, its keys loaded.
+    fn trusting_setup() -> (MemoryHost, Worker) {
         let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
         config["mcp"] = json!({
             "rules": ["mcp.tool.name == \"echo\""],
@@ -1323,6 +1323,12 @@ mod tests {
         let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
         arrive(&host, &mut worker, 100, &keycloak_token());
         answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        (host, worker)
+    }
+
+    #[test]
+    fn mcp_repeated_routing_headers_go_upstream_as_the_one_judged() {
+        let (host, mut worker) = trusting_setup();
         let auth = bearer(&keycloak_token());
         host.arrive(
             1,
@@ -1382,8 +1388,8 @@ mod tests {
         assert_eq!(worker.on_request_headers(&host, 2, false), Flow::Continue);
     }
 
-    #[test]
-    fn a_session_id_is_bound_to_the_subject_that_started_it() {
+    /// A worker with its keys loaded (request 1, alice's, fetched them) and two users' tokens.
+    fn alice_and_bob_setup() -> (MemoryHost, Worker, String, String) {
         let (host, mut worker) = setup();
         let alice = keycloak_token();
         let bob = testkeys::mint(
@@ -1392,6 +1398,12 @@ mod tests {
         );
         arrive(&host, &mut worker, 1, &alice);
         answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        (host, worker, alice, bob)
+    }
+
+    #[test]
+    fn a_session_id_is_bound_to_the_subject_that_started_it() {
+        let (host, mut worker, alice, bob) = alice_and_bob_setup();
         // The server hands out a session on the response to alice's first request.
         host.set_response_headers(1, &[("mcp-session-id", "s-1")]);
         worker.on_response_headers(&host, 1);
@@ -1466,14 +1478,7 @@ mod tests {
 
     #[test]
     fn only_a_post_without_a_session_id_may_start_one() {
-        let (host, mut worker) = setup();
-        let alice = keycloak_token();
-        let bob = testkeys::mint(
-            &json!({"alg": "RS256", "typ": "JWT", "kid": testkeys::RSA_KID}),
-            &testkeys::claims_with(json!({"sub": "bob"})),
-        );
-        arrive(&host, &mut worker, 1, &alice);
-        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let (host, mut worker, alice, bob) = alice_and_bob_setup();
         worker.on_request_gone(1);
         let request =
             |worker: &mut Worker, id: u32, method: &str, token: &str, session: Option<&str>| {
@@ -1502,15 +1507,7 @@ mod tests {
 
     #[test]
     fn single_headers_judged_as_they_came_are_not_edited() {
-        let mut config: Value = serde_json::from_slice(&config_bytes()).unwrap();
-        config["mcp"] = json!({
-            "rules": ["mcp.tool.name == \"echo\""],
-            "trust_routing_headers": true
-        });
-        let host = MemoryHost::new(NOW_MS);
-        let mut worker = Worker::configure(&host, config.to_string().as_bytes()).unwrap();
-        arrive(&host, &mut worker, 100, &keycloak_token());
-        answer_fetch(&host, &mut worker, "200", &testkeys::keycloak_jwks());
+        let (host, mut worker) = trusting_setup();
         let auth = bearer(&keycloak_token());
         host.arrive(
             1,
