@@ -96,7 +96,7 @@ pub struct Lookup<'a> {
 impl<'a> Lookup<'a> {
     /// The first value as text (invalid UTF-8 replaced by U+FFFD, without a copy otherwise).
     pub fn text(&self) -> Option<Cow<'a, str>> {
-        self.first.map(text)
+        self.first.map(decode_leniently)
     }
 
     pub fn is_repeated(&self) -> bool {
@@ -177,17 +177,18 @@ impl RequestHeaders {
     /// Every value under `name` as text.
     pub fn texts(&self, name: &str) -> Vec<Cow<'_, str>> {
         let named = self.pairs().filter(|(key, _)| *key == name.as_bytes());
-        named.map(|(_, value)| text(value)).collect()
+        named.map(|(_, value)| decode_leniently(value)).collect()
     }
 }
 
-/// A header value as text: borrowed when it is UTF-8, else with invalid sequences replaced by
-/// U+FFFD. Checked with `from_utf8` first: its ASCII fast path is what a kilobyte of token on
-/// every request needs, where `from_utf8_lossy` goes byte by byte.
-fn text(value: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(value) {
+/// Bytes from the host (a header value, a response body) as a client decodes them: borrowed
+/// when they are UTF-8, else with invalid sequences replaced by U+FFFD. Checked with
+/// `from_utf8` first: its ASCII fast path is what a kilobyte of token on every request, or a
+/// list response, needs, where `from_utf8_lossy` goes byte by byte.
+pub fn decode_leniently(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
         Ok(valid) => Cow::Borrowed(valid),
-        Err(_) => String::from_utf8_lossy(value),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

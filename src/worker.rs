@@ -17,7 +17,7 @@ use crate::authorize::{
 };
 use crate::config::{FilterConfig, Provider};
 use crate::error::DenyReason;
-use crate::host::{Host, RequestHeaders};
+use crate::host::{Host, Lookup, RequestHeaders};
 use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
 use crate::keys::{KeySet, SkipReason};
 use crate::mcp::lists::{self, ListRewrite};
@@ -338,14 +338,9 @@ impl Worker {
                 Some(self.refuse(host, DenyReason::SessionMismatch, &response::session_not_found()))
             }
             Ok(SessionCheck::Same | SessionCheck::Unknown) => {
-                // Only the first `Mcp-Session-Id` was judged, so the server gets that one alone:
-                // a second copy naming another subject's session would otherwise reach a server
-                // that reads the last. Removed first, then set: a replace may change only the
-                // first of several copies. A single copy is the one judged: left as it is.
-                if found.is_repeated() {
-                    host.set_request_header("mcp-session-id", None);
-                    host.set_request_header("mcp-session-id", Some(&session_id));
-                }
+                // Only the first `Mcp-Session-Id` was judged: a second copy naming another
+                // subject's session would otherwise reach a server that reads the last.
+                pin_judged_copy(host, "mcp-session-id", &found, &session_id);
                 None
             }
             Err(e) => {
@@ -911,18 +906,15 @@ fn read_body(host: &impl Host, policy: &McpPolicy) -> Vec<u8> {
 }
 
 /// The request headers the `mcp` policy reads (`Content-Encoding`, `Mcp-Method`, `Mcp-Name`),
-/// each judged by its first value. A repeated `Mcp-Method` or `Mcp-Name` is left as exactly
-/// one copy, the one judged: a server may read another one, and with `Mcp-Name: echo` and
-/// `Mcp-Name: secret` a trusted header would be judged `echo` while a server checking the
-/// last one against a `secret` body would run it. A single copy is left untouched.
+/// each judged by its first value. A repeated `Mcp-Method` or `Mcp-Name` is pinned to the copy
+/// judged: with `Mcp-Name: echo` and `Mcp-Name: secret` a trusted header would be judged
+/// `echo` while a server checking the last one against a `secret` body would run it.
 fn routing_headers<'a>(host: &impl Host, headers: &'a RequestHeaders) -> RoutingHeaders<'a> {
     let pinned = |name: &str| {
         let found = headers.lookup(name);
         let value = found.text();
-        if let (true, Some(value)) = (found.is_repeated(), value.as_deref()) {
-            // Removing drops every copy; setting then adds the one judged.
-            host.set_request_header(name, None);
-            host.set_request_header(name, Some(value));
+        if let Some(value) = value.as_deref() {
+            pin_judged_copy(host, name, &found, value);
         }
         value
     };
@@ -930,6 +922,17 @@ fn routing_headers<'a>(host: &impl Host, headers: &'a RequestHeaders) -> Routing
         mcp_method: pinned("mcp-method"),
         mcp_name: pinned("mcp-name"),
         content_encoding: headers.lookup("content-encoding").text(),
+    }
+}
+
+/// Leaves a repeated header as exactly one copy, `judged` (its first value, the one the filter
+/// judged): a server may read another copy. Removing drops every copy and setting then adds
+/// the one judged, because a replace may change only the first of several. A single copy is
+/// the one judged and is left untouched (no host call).
+fn pin_judged_copy(host: &impl Host, name: &str, found: &Lookup, judged: &str) {
+    if found.is_repeated() {
+        host.set_request_header(name, None);
+        host.set_request_header(name, Some(judged));
     }
 }
 

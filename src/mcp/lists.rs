@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{ListKind, PendingList, RequestId};
+use crate::host::decode_leniently;
 
 /// Decides whether the caller may see one list item, given the value of the item's naming
 /// member ([`ListKind::naming_member`]): `None` when it is missing or not a string (see
@@ -107,16 +108,6 @@ pub fn rewrite_text_reference(
     let plan = rewrite_message(text, pending)?;
     let (rewritten, removed) = plan.apply(text, keep).ok_or(Unreadable)?;
     Ok(Rewritten { text: (removed > 0).then_some(rewritten), removed, answered: plan.answered })
-}
-
-/// `bytes` as a client decodes them: invalid UTF-8 replaced by U+FFFD, as
-/// `String::from_utf8_lossy` does, but with the faster validation when (as nearly always) there
-/// is nothing to replace.
-pub(crate) fn decode_leniently(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
 }
 
 /// A JSON-RPC error response for each pending list (one object, or an array for several).

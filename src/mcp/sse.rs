@@ -14,10 +14,9 @@
 
 use std::borrow::Cow;
 
-use super::lists::{
-    decode_leniently, error_response, rewrite_text, KeepItem, Rewritten, Unreadable,
-};
+use super::lists::{error_response, rewrite_text, KeepItem, Rewritten, Unreadable};
 use super::PendingList;
+use crate::host::decode_leniently;
 
 const BOM: &[u8; 3] = b"\xEF\xBB\xBF";
 /// Bounds a `data:` line held while it holds only whitespace (beyond it: fail closed).
