@@ -118,8 +118,8 @@ MCP_CELL_VARIANTS = {
     "mcp_call": ("mcp_off", "mcp_policy") + (("mcp_off_b", "mcp_policy_b") if configs.OURS_WASM_B else ()),
     "mcp_call_2026": ("mcp_off", "mcp_policy_trust", "mcp_policy")
     + (("mcp_off_b", "mcp_policy_trust_b") if configs.OURS_WASM_B else ()),
-    "mcp_list_json": ("mcp_policy_norules", "mcp_policy"),
-    "mcp_list_sse": ("mcp_policy_norules", "mcp_policy"),
+    "mcp_list_json": ("mcp_policy_norules", "mcp_policy") + (("mcp_policy_b",) if configs.OURS_WASM_B else ()),
+    "mcp_list_sse": ("mcp_policy_norules", "mcp_policy") + (("mcp_policy_b",) if configs.OURS_WASM_B else ()),
 }
 MCP_WORKLOAD = {"mcp_call": "call", "mcp_call_2026": "call_2026", "mcp_list_json": "list_json",
                 "mcp_list_sse": "list_sse"}
@@ -790,7 +790,8 @@ class Bench:
                 ratio_row("(m2) the same with trust on build B (BENCH_OURS_WASM_B)",
                           cell("mcp_policy_trust_b", "mcp_call_2026"), cell("mcp_off_b", "mcp_call_2026"), None)
                 for variant, name in (("mcp_off", "mcp_call"), ("mcp_policy", "mcp_call"),
-                                      ("mcp_off", "mcp_call_2026"), ("mcp_policy_trust", "mcp_call_2026")):
+                                      ("mcp_off", "mcp_call_2026"), ("mcp_policy_trust", "mcp_call_2026"),
+                                      ("mcp_policy", "mcp_list_json"), ("mcp_policy", "mcp_list_sse")):
                     ratio_row(f"{MCP_CELLS[name].split(' ')[0]} {LABELS[variant]} / build B",
                               cell(variant, name), cell(f"{variant}_b", name), None)
             ratio_row("(m3) tools/list JSON, 50 → 25: filtered / unfiltered (no rules)",

@@ -847,8 +847,6 @@ mod scan {
         items: Vec<Item<'t>>,
         lists: Vec<List>,
         answered: Vec<usize>,
-        /// The closing bytes of the containers being skipped.
-        stack: Vec<u8>,
         /// The member names of the item being read.
         keys: Vec<Cow<'t, str>>,
     }
@@ -866,7 +864,6 @@ mod scan {
             items: Vec::new(),
             lists: Vec::new(),
             answered: Vec::new(),
-            stack: Vec::new(),
             keys: Vec::new(),
         };
         reader.message().ok()?;
@@ -895,10 +892,9 @@ mod scan {
         }
 
         /// JSON's insignificant whitespace.
+        #[inline(always)]
         fn space(&mut self) {
-            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-                self.at += 1;
-            }
+            self.at = skip_space(self.bytes, self.at);
         }
 
         /// After a member or element: `Ok(true)` past a comma, `Ok(false)` past `close`.
@@ -1156,81 +1152,24 @@ mod scan {
         }
 
         fn literal(&mut self, word: &[u8]) -> Scan<()> {
-            if self.bytes.get(self.at..self.at + word.len()) == Some(word) {
-                self.at += word.len();
-                Ok(())
-            } else {
-                Err(Bail)
-            }
+            self.at = skip_literal(self.bytes, self.at, word)?;
+            Ok(())
         }
 
         /// A number, by JSON's grammar.
         fn number(&mut self) -> Scan<()> {
-            self.eat(b'-');
-            match self.peek() {
-                Some(b'0') => self.at += 1,
-                Some(b'1'..=b'9') => self.digits(),
-                _ => return Err(Bail),
-            }
-            if self.eat(b'.') {
-                self.some_digits()?;
-            }
-            if let Some(b'e' | b'E') = self.peek() {
-                self.at += 1;
-                if let Some(b'+' | b'-') = self.peek() {
-                    self.at += 1;
-                }
-                self.some_digits()?;
-            }
+            self.at = skip_number(self.bytes, self.at)?;
             Ok(())
         }
 
-        fn digits(&mut self) {
-            while let Some(b'0'..=b'9') = self.peek() {
-                self.at += 1;
-            }
-        }
-
-        fn some_digits(&mut self) -> Scan<()> {
-            let start = self.at;
-            self.digits();
-            if self.at > start {
-                Ok(())
-            } else {
-                Err(Bail)
-            }
-        }
-
         /// A string's contents, from past its opening quote to past its closing one: (start,
-        /// end) of the contents and whether they hold escapes. Escapes are checked as
-        /// serde_json checks the strings it skips (any `\uXXXX`).
+        /// end) of the contents and whether they hold escapes.
+        #[inline(always)]
         fn string(&mut self) -> Scan<(usize, usize, bool)> {
             let start = self.at;
-            let mut escaped = false;
-            loop {
-                self.at = plain_run_end(self.bytes, self.at);
-                match self.peek() {
-                    Some(b'"') => {
-                        self.at += 1;
-                        return Ok((start, self.at - 1, escaped));
-                    }
-                    Some(b'\\') => {
-                        escaped = true;
-                        match self.bytes.get(self.at + 1) {
-                            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                                self.at += 2
-                            }
-                            Some(b'u') => {
-                                hex4(self.bytes.get(self.at + 2..self.at + 6)).ok_or(Bail)?;
-                                self.at += 6;
-                            }
-                            _ => return Err(Bail),
-                        }
-                    }
-                    // A control character, or the end of the text.
-                    _ => return Err(Bail),
-                }
-            }
+            let (end, escaped) = string_end(self.bytes, start)?;
+            self.at = end + 1;
+            Ok((start, end, escaped))
         }
 
         /// A string's contents decoded, borrowed when they hold no escape. A surrogate escape
@@ -1283,53 +1222,7 @@ mod scan {
 
         /// Any JSON value, checked for grammar and passed over.
         fn skip_value(&mut self) -> Scan<()> {
-            self.stack.clear();
-            loop {
-                match self.peek() {
-                    Some(open @ (b'{' | b'[')) => {
-                        let close = if open == b'{' { b'}' } else { b']' };
-                        if !self.open(close) {
-                            if self.stack.len() >= MAX_DEPTH {
-                                return Err(Bail);
-                            }
-                            self.stack.push(close);
-                            if close == b'}' {
-                                self.skipped_key()?;
-                            }
-                            continue;
-                        }
-                    }
-                    Some(b'"') => {
-                        self.at += 1;
-                        self.string()?;
-                    }
-                    Some(b'-' | b'0'..=b'9') => self.number()?,
-                    Some(b't') => self.literal(b"true")?,
-                    Some(b'f') => self.literal(b"false")?,
-                    Some(b'n') => self.literal(b"null")?,
-                    _ => return Err(Bail),
-                }
-                // A value has ended: close the containers it ends, or go on to the next.
-                loop {
-                    let Some(&close) = self.stack.last() else { return Ok(()) };
-                    if self.next_or_close(close)? {
-                        if close == b'}' {
-                            self.skipped_key()?;
-                        }
-                        break;
-                    }
-                    self.stack.pop();
-                }
-            }
-        }
-
-        /// A member name in a skipped object (not decoded), then the colon.
-        fn skipped_key(&mut self) -> Scan<()> {
-            self.expect(b'"')?;
-            self.string()?;
-            self.space();
-            self.expect(b':')?;
-            self.space();
+            self.at = skip_value(self.bytes, self.at)?;
             Ok(())
         }
 
@@ -1385,6 +1278,172 @@ mod scan {
         }
     }
 
+    /// Past JSON's insignificant whitespace from `at`.
+    #[inline(always)]
+    fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+            at += 1;
+        }
+        at
+    }
+
+    /// Past the string whose contents start at `at` (just past its opening quote).
+    #[inline(always)]
+    fn skip_string(bytes: &[u8], at: usize) -> Scan<usize> {
+        string_end(bytes, at).map(|(end, _)| end + 1)
+    }
+
+    /// The end of the string contents starting at `at` (the index of the closing quote), and
+    /// whether they hold escapes. Escapes are checked as serde_json checks the strings it
+    /// skips (any `\uXXXX`).
+    #[inline]
+    fn string_end(bytes: &[u8], mut at: usize) -> Scan<(usize, bool)> {
+        let mut escaped = false;
+        loop {
+            at = plain_run_end(bytes, at);
+            match bytes.get(at) {
+                Some(b'"') => return Ok((at, escaped)),
+                Some(b'\\') => {
+                    escaped = true;
+                    match bytes.get(at + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => at += 2,
+                        Some(b'u') => {
+                            hex4(bytes.get(at + 2..at + 6)).ok_or(Bail)?;
+                            at += 6;
+                        }
+                        _ => return Err(Bail),
+                    }
+                }
+                // A control character, or the end of the text.
+                _ => return Err(Bail),
+            }
+        }
+    }
+
+    /// Past the number at `at`, by JSON's grammar.
+    #[inline]
+    fn skip_number(bytes: &[u8], mut at: usize) -> Scan<usize> {
+        if bytes.get(at) == Some(&b'-') {
+            at += 1;
+        }
+        match bytes.get(at) {
+            Some(b'0') => at += 1,
+            Some(b'1'..=b'9') => at = skip_digits(bytes, at + 1),
+            _ => return Err(Bail),
+        }
+        if bytes.get(at) == Some(&b'.') {
+            at = some_digits(bytes, at + 1)?;
+        }
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = bytes.get(at) {
+                at += 1;
+            }
+            at = some_digits(bytes, at)?;
+        }
+        Ok(at)
+    }
+
+    #[inline(always)]
+    fn skip_digits(bytes: &[u8], mut at: usize) -> usize {
+        while let Some(b'0'..=b'9') = bytes.get(at) {
+            at += 1;
+        }
+        at
+    }
+
+    #[inline(always)]
+    fn some_digits(bytes: &[u8], at: usize) -> Scan<usize> {
+        let end = skip_digits(bytes, at);
+        if end > at {
+            Ok(end)
+        } else {
+            Err(Bail)
+        }
+    }
+
+    /// Past `word` at `at`.
+    #[inline(always)]
+    fn skip_literal(bytes: &[u8], at: usize, word: &[u8]) -> Scan<usize> {
+        if bytes.get(at..at + word.len()) == Some(word) {
+            Ok(at + word.len())
+        } else {
+            Err(Bail)
+        }
+    }
+
+    /// Past a skipped object's member name (not decoded), its colon and the whitespace after.
+    #[inline(always)]
+    fn skip_key(bytes: &[u8], at: usize) -> Scan<usize> {
+        if bytes.get(at) != Some(&b'"') {
+            return Err(Bail);
+        }
+        let at = skip_space(bytes, skip_string(bytes, at + 1)?);
+        if bytes.get(at) != Some(&b':') {
+            return Err(Bail);
+        }
+        Ok(skip_space(bytes, at + 1))
+    }
+
+    /// Past the JSON value at `at`, its grammar checked. The open containers are kept as bits
+    /// (set: an object), so that any depth up to [`MAX_DEPTH`] costs no allocation.
+    fn skip_value(bytes: &[u8], mut at: usize) -> Scan<usize> {
+        let mut objects = [0u64; MAX_DEPTH / 64];
+        let mut depth = 0usize;
+        loop {
+            // At a value.
+            match bytes.get(at) {
+                Some(b'"') => at = skip_string(bytes, at + 1)?,
+                Some(&open @ (b'{' | b'[')) => {
+                    let object = open == b'{';
+                    at = skip_space(bytes, at + 1);
+                    if bytes.get(at) == Some(if object { &b'}' } else { &b']' }) {
+                        at += 1;
+                    } else {
+                        let word = objects.get_mut(depth / 64).ok_or(Bail)?;
+                        let bit = 1u64 << (depth % 64);
+                        *word = if object { *word | bit } else { *word & !bit };
+                        depth += 1;
+                        if object {
+                            at = skip_key(bytes, at)?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => at = skip_number(bytes, at)?,
+                Some(b't') => at = skip_literal(bytes, at, b"true")?,
+                Some(b'f') => at = skip_literal(bytes, at, b"false")?,
+                Some(b'n') => at = skip_literal(bytes, at, b"null")?,
+                _ => return Err(Bail),
+            }
+            // A value has ended: close the containers it ends, or go on to the next.
+            loop {
+                let Some(inner) = depth.checked_sub(1) else { return Ok(at) };
+                let word = objects.get(inner / 64).copied().unwrap_or_default();
+                let object = word >> (inner % 64) & 1 == 1;
+                at = skip_space(bytes, at);
+                match bytes.get(at) {
+                    Some(b',') => {
+                        at = skip_space(bytes, at + 1);
+                        if object {
+                            at = skip_key(bytes, at)?;
+                        }
+                        break;
+                    }
+                    Some(b'}') if object => {
+                        at += 1;
+                        depth = inner;
+                    }
+                    Some(b']') if !object => {
+                        at += 1;
+                        depth = inner;
+                    }
+                    _ => return Err(Bail),
+                }
+            }
+        }
+    }
+
     /// Whether two of an item's member names are equal.
     fn repeats_a_name(keys: &[Cow<'_, str>]) -> bool {
         if keys.len() <= FEW_MEMBERS {
@@ -1411,8 +1470,34 @@ mod scan {
     }
 
     /// Where the run of plain string bytes from `at` ends: at the next `"`, `\\` or control
+    /// character (or the end). Sixteen bytes at a time with wasm SIMD (one compare per kind of
+    /// byte, then the first flagged lane).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn plain_run_end(bytes: &[u8], at: usize) -> usize {
+        use core::arch::wasm32::{u8x16, u8x16_bitmask, u8x16_eq, u8x16_lt, u8x16_splat, v128_or};
+        let rest = bytes.get(at..).unwrap_or_default();
+        let (chunks, tail) = rest.as_chunks::<16>();
+        let (quote, backslash, control) =
+            (u8x16_splat(b'"'), u8x16_splat(b'\\'), u8x16_splat(0x20));
+        for (index, c) in chunks.iter().enumerate() {
+            let v = u8x16(
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
+                c[13], c[14], c[15],
+            );
+            let flagged =
+                v128_or(v128_or(u8x16_eq(v, quote), u8x16_eq(v, backslash)), u8x16_lt(v, control));
+            let mask = u8x16_bitmask(flagged);
+            if mask != 0 {
+                return at + index * 16 + mask.trailing_zeros() as usize;
+            }
+        }
+        at + chunks.len() * 16 + plain_prefix(tail)
+    }
+
+    /// Where the run of plain string bytes from `at` ends: at the next `"`, `\\` or control
     /// character (or the end). Eight bytes at a time (the bit tricks find the first such byte
     /// in a word; bytes after it may be flagged falsely, and are not looked at).
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     fn plain_run_end(bytes: &[u8], at: usize) -> usize {
         const ONES: u64 = u64::MAX / 255;
         const HIGH_BITS: u64 = ONES << 7;

@@ -23,6 +23,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use cel::common::value::{CowVal, Val};
@@ -238,11 +239,41 @@ impl Rule {
 pub struct Caller {
     jwt: Box<dyn Val>,
     scopes: Vec<String>,
-    /// (method, item, permitted): the rules depend only on the claims, the method and the
-    /// item, so a repeated call costs a lookup instead of CEL evaluations. Bounded.
-    answers: RefCell<Vec<(u64, String, String, bool)>>,
+    /// The rules' answers by the fingerprint of (method, item): they depend only on the claims,
+    /// the method and the item, so a repeated call, or a list response of the items seen
+    /// before, costs lookups instead of CEL evaluations. Bounded.
+    answers: RefCell<HashMap<u64, Answer, BuildHasherDefault<Fingerprint>>>,
     /// The policy that built it: another policy's rules ignore the answers.
     policy: u64,
+}
+
+/// One remembered answer of the rules, with what it answers (a fingerprint may collide).
+#[derive(Debug)]
+struct Answer {
+    method: String,
+    item: String,
+    permitted: bool,
+}
+
+/// Hashes the fingerprints that key [`Caller::answers`] as they are: they are hashes already.
+#[derive(Debug, Default)]
+struct Fingerprint(u64);
+
+impl std::hash::Hasher for Fingerprint {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the keys are u64); fold anything else in anyway.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, fingerprint: u64) {
+        self.0 = fingerprint;
+    }
 }
 
 /// How many rule answers a caller remembers (a client calls few distinct tools; a list
@@ -514,7 +545,7 @@ impl McpPolicy {
             // Never happens for JSON-made values; an empty map keeps every claim missing.
             Err(_) => Box::new(cel::common::types::CelMap::from(HashMap::new())),
         };
-        Caller { jwt, scopes, answers: RefCell::new(Vec::new()), policy: self.id }
+        Caller { jwt, scopes, answers: RefCell::default(), policy: self.id }
     }
 
     /// Whether the decision needs the body: always, unless `trust_routing_headers` is set,
@@ -682,16 +713,19 @@ impl McpPolicy {
         }
         let key = answer_key(method, item);
         if let Ok(answers) = caller.answers.try_borrow() {
-            if let Some((_, _, _, permitted)) =
-                answers.iter().find(|(k, m, i, _)| *k == key && i == item && m == method)
-            {
-                return *permitted;
+            if let Some(answer) = answers.get(&key) {
+                if answer.item == item && answer.method == method {
+                    return answer.permitted;
+                }
+                // Another (method, item) with the same fingerprint: answered afresh.
             }
         }
         let permitted = self.evaluate_rules(method, kind, item, caller);
         if let Ok(mut answers) = caller.answers.try_borrow_mut() {
             if answers.len() < ANSWERS_PER_CALLER {
-                answers.push((key, method.to_string(), item.to_string(), permitted));
+                let answer =
+                    Answer { method: method.to_string(), item: item.to_string(), permitted };
+                answers.entry(key).or_insert(answer);
             }
         }
         permitted
@@ -731,14 +765,20 @@ impl McpPolicy {
     }
 }
 
-/// A fingerprint of a remembered answer's (method, item) (FNV-1a; 0xff, never in UTF-8, between
-/// them), compared before the strings: a list response looks up one answer per item among as
-/// many remembered ones.
+/// A fingerprint of a remembered answer's (method, item), eight bytes at a time (the rotate,
+/// xor and multiply of rustc's Fx hash; the lengths folded in keep ("ab", "c") apart from
+/// ("a", "bc")): a list response looks up one answer per item.
 fn answer_key(method: &str, item: &str) -> u64 {
-    let bytes = method.bytes().chain([0xff]).chain(item.bytes());
-    bytes.fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
+    let mix = |hash: u64, word: u64| (hash.rotate_left(26) ^ word).wrapping_mul(K);
+    let text = |hash: u64, text: &str| {
+        let (words, tail) = text.as_bytes().as_chunks::<8>();
+        let hash = words.iter().fold(hash, |hash, word| mix(hash, u64::from_le_bytes(*word)));
+        let mut last = [0u8; 8];
+        last.get_mut(..tail.len()).map(|slot| slot.copy_from_slice(tail));
+        mix(mix(hash, u64::from_le_bytes(last)), text.len() as u64)
+    };
+    text(text(0, method), item)
 }
 
 /// An SEP-2243 header value as a server decodes it: a value wrapped as `=?base64?…?=`
