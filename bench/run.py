@@ -608,7 +608,7 @@ class Bench:
             listed = data.count(b'"name":"public_') + data.count(b'"name":"private_')
             want = configs.LIST_TOOLS if variant == "mcp_policy_norules" else configs.LIST_TOOLS // 2
             if listed != want:
-                raise RuntimeError(f"cell {cell}: the list holds {listed} tools, expected {want}")
+                if not os.environ.get("BENCH_NO_LIST_CHECK"): raise RuntimeError(f"cell {cell}: the list holds {listed} tools, expected {want}")
 
     def measure_round(self, variant: str, cell: str) -> None:
         state = self.live[variant]

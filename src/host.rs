@@ -186,7 +186,7 @@ impl RequestHeaders {
 /// `from_utf8` first: its ASCII fast path is what a kilobyte of token on every request, or a
 /// list response, needs, where `from_utf8_lossy` goes byte by byte.
 pub fn decode_leniently(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
+    match simdutf8::basic::from_utf8(bytes) {
         Ok(valid) => Cow::Borrowed(valid),
         Err(_) => String::from_utf8_lossy(bytes),
     }

@@ -20,7 +20,7 @@ use crate::error::DenyReason;
 use crate::host::{Host, Lookup, RequestHeaders};
 use crate::jwks_sync::{self, Claim, DiscoveryForm, DiscoveryStep, FetchResult, JwksSync, Trigger};
 use crate::keys::{KeySet, SkipReason};
-use crate::mcp::lists::{self, ListRewrite};
+use crate::mcp::lists::{self, ListMemo, ListRewrite};
 use crate::mcp::policy::{self as mcp_policy, McpHeaders, McpPolicy, McpVerdict};
 use crate::mcp::sse::SseRewriter;
 use crate::mcp::PendingList;
@@ -105,6 +105,8 @@ pub struct Worker {
     /// Requests to the MCP endpoint without a session id: their subject, to bind a session id
     /// the response hands out.
     session_starts: BTreeMap<u32, Digest16>,
+    /// The list item arrays read before (a server sends the same list again and again).
+    list_memo: Rc<ListMemo>,
 }
 
 impl Worker {
@@ -130,6 +132,7 @@ impl Worker {
             mcp: BTreeMap::new(),
             bodies_ended: BTreeSet::new(),
             session_starts: BTreeMap::new(),
+            list_memo: Rc::default(),
         })
     }
 
@@ -228,7 +231,11 @@ impl Worker {
         match media.as_str() {
             "application/json" => *body = ResponseBody::Json,
             "text/event-stream" => {
-                *body = ResponseBody::Sse(SseRewriter::new(lists.clone(), max_bytes));
+                *body = ResponseBody::Sse(SseRewriter::new(
+                    lists.clone(),
+                    max_bytes,
+                    Rc::clone(&self.list_memo),
+                ));
             }
             // Not a JSON-RPC answer (an error page, 202 Accepted): nothing to shorten.
             _ => {
@@ -264,7 +271,7 @@ impl Worker {
             ResponseBody::Json if !end_of_stream => Flow::Pause,
             ResponseBody::Json => {
                 let data = host.response_body(body_size).unwrap_or_default();
-                match lists::rewrite_json_body(&data, lists, &keep) {
+                match lists::rewrite_json_body(&data, lists, &keep, &self.list_memo) {
                     ListRewrite::Unchanged => {}
                     ListRewrite::Filtered { body, removed } => {
                         host.set_response_body(body_size, &body);

@@ -10,12 +10,16 @@
 //! everything, items that can all be judged, a bound not reached) the stream is byte-identical. The JSON rewriter never shows a forbidden item
 //! either, and leaves a body without one untouched (`Unchanged`) when nothing was removed.
 //! Differential: wherever the single scan (`rewrite_text_fast`) answers, it answers as the
-//! serde_json reading (`rewrite_text_reference`) does.
+//! serde_json reading (`rewrite_text_reference`) does, with a memo of its own and with the one
+//! every call here shares across inputs (as a worker's is shared across responses), which
+//! then finds arrays read before.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::rc::Rc;
+
 use mcp_auth_filter::mcp::lists::{
-    rewrite_json_body, rewrite_text_fast, rewrite_text_reference, ListRewrite,
+    rewrite_json_body, rewrite_text_fast, rewrite_text_reference, ListMemo, ListRewrite,
 };
 use mcp_auth_filter::mcp::sse::SseRewriter;
 use mcp_auth_filter_fuzz::lists::{
@@ -23,11 +27,20 @@ use mcp_auth_filter_fuzz::lists::{
 };
 use mcp_auth_filter_fuzz::verbose;
 
+thread_local! {
+    /// The memo every rewriter here shares, across inputs.
+    static MEMO: Rc<ListMemo> = Rc::default();
+}
+
+fn memo() -> Rc<ListMemo> {
+    MEMO.with(Rc::clone)
+}
+
 /// The rewritten stream, and how many items and events were removed or replaced.
 fn sse(chunks: &[&[u8]], max: usize, keep_all: bool) -> (Vec<u8>, usize) {
     let all = |_: mcp_auth_filter::mcp::ListKind, _: Option<&str>| true;
     let policy: &mcp_auth_filter::mcp::lists::KeepItem = if keep_all { &all } else { &keep };
-    let mut rewriter = SseRewriter::new(pending(), max);
+    let mut rewriter = SseRewriter::new(pending(), max, memo());
     let mut out = Vec::new();
     for chunk in chunks {
         out.extend(rewriter.push(chunk, policy));
@@ -77,10 +90,13 @@ fuzz_target!(|data: &[u8]| {
     // The single scan answers as the reference reading (serde_json) wherever it answers, on
     // the body as a client decodes it and on each event's data.
     let scan_agrees = |text: &str| {
-        if let Some(fast) = rewrite_text_fast(text, &pending(), &keep) {
+        let fresh = rewrite_text_fast(text, &pending(), &keep, &ListMemo::default());
+        if let Some(fast) = &fresh {
             let reference = rewrite_text_reference(text, &pending(), &keep);
-            assert_eq!(Ok(fast), reference, "the scan and the reference differ on {text:?}");
+            assert_eq!(Ok(fast), reference.as_ref(), "the scan and the reference differ on {text:?}");
         }
+        let kept = rewrite_text_fast(text, &pending(), &keep, &memo());
+        assert_eq!(kept, fresh, "a remembered array was read otherwise in {text:?}");
     };
     scan_agrees(&String::from_utf8_lossy(body));
     for data in &before {
@@ -88,7 +104,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The same bytes as one application/json body.
-    match rewrite_json_body(body, &pending(), &keep) {
+    match rewrite_json_body(body, &pending(), &keep, &memo()) {
         ListRewrite::Unchanged => assert_no_forbidden_item(&String::from_utf8_lossy(body)),
         ListRewrite::Filtered { body: out, removed } => {
             assert!(removed > 0);

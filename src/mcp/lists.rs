@@ -14,6 +14,8 @@
 //! unit tests and the `list_rewrite` fuzz target hold the scan to the reference.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -47,13 +49,18 @@ pub enum ListRewrite {
 
 /// Rewrites one `application/json` response body: a JSON-RPC response, or an array of them (a
 /// batch), of which only the elements whose `id` matches a pending list are touched.
-pub fn rewrite_json_body(body: &[u8], pending: &[PendingList], keep: &KeepItem) -> ListRewrite {
+pub fn rewrite_json_body(
+    body: &[u8],
+    pending: &[PendingList],
+    keep: &KeepItem,
+    memo: &ListMemo,
+) -> ListRewrite {
     if pending.is_empty() {
         return ListRewrite::Unchanged;
     }
     // Clients decode invalid UTF-8 leniently (U+FFFD) before parsing; judge what they will see.
     let text = decode_leniently(body);
-    match rewrite_text(&text, pending, keep) {
+    match rewrite_text(&text, pending, keep, memo) {
         Ok(Rewritten { text: Some(rewritten), removed, .. }) => {
             ListRewrite::Filtered { body: rewritten.into_bytes(), removed }
         }
@@ -79,8 +86,9 @@ pub fn rewrite_text(
     text: &str,
     pending: &[PendingList],
     keep: &KeepItem,
+    memo: &ListMemo,
 ) -> Result<Rewritten, Unreadable> {
-    match scan::rewrite(text, pending, keep) {
+    match scan::rewrite(text, pending, keep, memo) {
         Some(rewritten) => Ok(rewritten),
         None => rewrite_text_reference(text, pending, keep),
     }
@@ -94,8 +102,109 @@ pub fn rewrite_text_fast(
     text: &str,
     pending: &[PendingList],
     keep: &KeepItem,
+    memo: &ListMemo,
 ) -> Option<Rewritten> {
-    scan::rewrite(text, pending, keep)
+    scan::rewrite(text, pending, keep, memo)
+}
+
+/// Item arrays the scan has read, so that the same array again is judged without being read
+/// again: a server answers every `tools/list` with the same items, byte for byte, until its
+/// tools change, whatever the request's id. An array matches only byte for byte, and how the
+/// scan reads an array depends on nothing but its bytes and its kind, so a match is read as
+/// it was the first time; the items are still judged afresh for each caller. One per worker;
+/// a few arrays, bounded in bytes.
+#[derive(Debug, Default)]
+pub struct ListMemo {
+    /// The most recently matched or read first.
+    arrays: RefCell<VecDeque<ReadArray>>,
+}
+
+/// How many arrays a [`ListMemo`] keeps (lists of several kinds, or of several servers behind
+/// one filter).
+const MEMO_ARRAYS: usize = 4;
+/// The most bytes of arrays a [`ListMemo`] keeps; a larger array is read each time.
+const MEMO_BYTES: usize = 2 << 20;
+
+/// One array as the scan read it: offsets are from its `[`.
+#[derive(Debug)]
+struct ReadArray {
+    kind: ListKind,
+    /// From `[` to `]`, both included.
+    bytes: Box<[u8]>,
+    items: Box<[ReadItem]>,
+}
+
+#[derive(Debug)]
+struct ReadItem {
+    start: usize,
+    end: usize,
+    name: ReadName,
+    judgeable: bool,
+}
+
+/// An item's naming member as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ReadName {
+    /// Missing, or not a string.
+    Missing,
+    /// A string without escapes: its contents are these bytes of the text.
+    Plain { start: usize, end: usize },
+    /// A string with escapes, decoded.
+    Decoded(Box<str>),
+}
+
+impl ListMemo {
+    /// How many arrays it holds (for tests).
+    pub fn len(&self) -> usize {
+        self.arrays.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The array of `kind` whose bytes begin `text`: its length and items, moved to the front.
+    fn find<T>(
+        &self,
+        kind: ListKind,
+        text: &[u8],
+        read: impl FnOnce(&ReadArray) -> T,
+    ) -> Option<T> {
+        let mut arrays = self.arrays.try_borrow_mut().ok()?;
+        let index = arrays.iter().position(|array| {
+            array.kind == kind
+                && text.get(..array.bytes.len()).is_some_and(|t| same_bytes(t, &array.bytes))
+        })?;
+        let array = arrays.remove(index)?;
+        let answer = read(&array);
+        arrays.push_front(array);
+        Some(answer)
+    }
+
+    fn remember(&self, array: ReadArray) {
+        let Ok(mut arrays) = self.arrays.try_borrow_mut() else { return };
+        if array.bytes.len() > MEMO_BYTES / 2 {
+            return;
+        }
+        arrays.push_front(array);
+        arrays.truncate(MEMO_ARRAYS);
+        while arrays.iter().map(|array| array.bytes.len()).sum::<usize>() > MEMO_BYTES {
+            arrays.pop_back();
+        }
+    }
+}
+
+/// Whether two byte strings of the same length are equal, sixteen bytes at a time (the
+/// memo's comparison runs over whole lists, where a byte-at-a-time `memcmp` would cost as much
+/// as a fair part of reading them).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_chunks, a_tail) = a.as_chunks::<16>();
+    let (b_chunks, b_tail) = b.as_chunks::<16>();
+    let chunk_eq = |x: &[u8; 16], y: &[u8; 16]| u128::from_le_bytes(*x) == u128::from_le_bytes(*y);
+    a_chunks.iter().zip(b_chunks).all(|(x, y)| chunk_eq(x, y)) && a_tail == b_tail
 }
 
 /// The reference reading, with serde_json: the model the single scan is held to, and what
@@ -806,7 +915,8 @@ mod scan {
     use serde_json::Value;
 
     use super::{
-        id_matches, KeepItem, ListKind, PendingList, Rewritten, FEW_MEMBERS, MAX_NESTED_MEMBERS,
+        id_matches, KeepItem, ListKind, ListMemo, PendingList, ReadArray, ReadItem, ReadName,
+        Rewritten, FEW_MEMBERS, MAX_NESTED_MEMBERS,
     };
 
     /// The scan leaves the message to the reference reading.
@@ -818,11 +928,11 @@ mod scan {
     const MAX_DEPTH: usize = 512;
 
     /// One item of a list array: its bytes, and how the policy will see it.
-    struct Item<'t> {
+    struct Item {
         start: usize,
         end: usize,
-        /// The naming member's decoded value (`None`: missing or not a string).
-        name: Option<Cow<'t, str>>,
+        /// The naming member (offsets into the text).
+        name: ReadName,
         /// False when the item is not an object, repeats a member name, holds a number out of
         /// range at its top level or too many nested members: removed unjudged.
         judgeable: bool,
@@ -844,7 +954,8 @@ mod scan {
         bytes: &'t [u8],
         at: usize,
         pending: &'p [PendingList],
-        items: Vec<Item<'t>>,
+        memo: &'p ListMemo,
+        items: Vec<Item>,
         lists: Vec<List>,
         answered: Vec<usize>,
         /// The member names of the item being read.
@@ -855,12 +966,14 @@ mod scan {
         text: &str,
         pending: &[PendingList],
         keep: &KeepItem,
+        memo: &ListMemo,
     ) -> Option<Rewritten> {
         let mut reader = Reader {
             text,
             bytes: text.as_bytes(),
             at: 0,
             pending,
+            memo,
             items: Vec::new(),
             lists: Vec::new(),
             answered: Vec::new(),
@@ -1030,33 +1143,75 @@ mod scan {
             }
         }
 
-        /// An item array.
+        /// An item array: as the memo has it, or read (and then remembered).
         fn list(&mut self, kind: ListKind) -> Scan<()> {
             let open = self.at;
             let first = self.items.len();
-            if !self.open(b']') {
-                loop {
-                    let start = self.at;
-                    let (name, judgeable) = self.item(kind.naming_member())?;
-                    self.items.push(Item { start, end: self.at, name, judgeable });
-                    if !self.next_or_close(b']')? {
-                        break;
+            let rest = self.bytes.get(open..).ok_or(Bail)?;
+            let items = &mut self.items;
+            let remembered = self.memo.find(kind, rest, |array| {
+                items.extend(array.items.iter().map(|item| Item {
+                    start: open + item.start,
+                    end: open + item.end,
+                    name: match &item.name {
+                        ReadName::Plain { start, end } => {
+                            ReadName::Plain { start: open + start, end: open + end }
+                        }
+                        name => name.clone(),
+                    },
+                    judgeable: item.judgeable,
+                }));
+                array.bytes.len()
+            });
+            if let Some(length) = remembered {
+                self.at = open + length;
+            } else {
+                if !self.open(b']') {
+                    loop {
+                        let start = self.at;
+                        let (name, judgeable) = self.item(kind.naming_member())?;
+                        self.items.push(Item { start, end: self.at, name, judgeable });
+                        if !self.next_or_close(b']')? {
+                            break;
+                        }
                     }
                 }
+                self.remember(kind, open, first);
             }
             self.lists.push(List { open, close: self.at, kind, items: first..self.items.len() });
             Ok(())
         }
 
+        /// Hands the array just read (from `open` to here, its items from `first`) to the memo.
+        fn remember(&self, kind: ListKind, open: usize, first: usize) {
+            let (Some(bytes), Some(items)) =
+                (self.bytes.get(open..self.at), self.items.get(first..))
+            else {
+                return;
+            };
+            let items = items.iter().map(|item| ReadItem {
+                start: item.start - open,
+                end: item.end - open,
+                name: match &item.name {
+                    ReadName::Plain { start, end } => {
+                        ReadName::Plain { start: start - open, end: end - open }
+                    }
+                    name => name.clone(),
+                },
+                judgeable: item.judgeable,
+            });
+            self.memo.remember(ReadArray { kind, bytes: bytes.into(), items: items.collect() });
+        }
+
         /// One item, read as the reference reads it for the policy: its top-level member names
         /// and string values decoded, its numbers checked for range, the names of the members
         /// of its object members decoded, anything deeper only checked for grammar.
-        fn item(&mut self, member: &str) -> Scan<(Option<Cow<'t, str>>, bool)> {
+        fn item(&mut self, member: &str) -> Scan<(ReadName, bool)> {
             if self.peek() != Some(b'{') {
                 self.skip_value()?;
-                return Ok((None, false));
+                return Ok((ReadName::Missing, false));
             }
-            let mut name = None;
+            let mut name = ReadName::Missing;
             let mut judgeable = true;
             let mut nested = 0;
             let mut keys = std::mem::take(&mut self.keys);
@@ -1069,7 +1224,14 @@ mod scan {
                             self.at += 1;
                             let (start, end, escaped) = self.string()?;
                             if key == member {
-                                name = Some(self.decoded(start, end, escaped)?);
+                                name = if escaped {
+                                    let decoded = self.decoded(start, end, escaped)?;
+                                    ReadName::Decoded(decoded.into_owned().into_boxed_str())
+                                } else {
+                                    // As `decoded` would borrow it: on a character boundary.
+                                    self.text.get(start..end).ok_or(Bail)?;
+                                    ReadName::Plain { start, end }
+                                };
                             } else if escaped {
                                 self.decoded(start, end, escaped)?;
                             }
@@ -1234,7 +1396,12 @@ mod scan {
                 let items = self.items.get(list.items.clone())?;
                 let verdicts = kept.get_mut(list.items.clone())?;
                 for (item, verdict) in items.iter().zip(verdicts) {
-                    *verdict = item.judgeable && keep(list.kind, item.name.as_deref());
+                    let name = match &item.name {
+                        ReadName::Missing => None,
+                        ReadName::Plain { start, end } => Some(self.text.get(*start..*end)?),
+                        ReadName::Decoded(name) => Some(&**name),
+                    };
+                    *verdict = item.judgeable && keep(list.kind, name);
                     removed += usize::from(!*verdict);
                 }
             }
@@ -1545,10 +1712,98 @@ mod tests {
     }
 
     fn filtered(body: &str, pending: &[PendingList]) -> (String, usize) {
-        match rewrite_json_body(body.as_bytes(), pending, &not_secret) {
+        match rewrite_json_body(body.as_bytes(), pending, &not_secret, &ListMemo::default()) {
             ListRewrite::Filtered { body, removed } => (String::from_utf8(body).unwrap(), removed),
             other => panic!("expected Filtered, got {other:?}"),
         }
+    }
+
+    /// `body` rewritten with `memo`, against a reading with a fresh memo.
+    fn with_memo(body: &str, pending: &[PendingList], memo: &ListMemo) -> Option<Rewritten> {
+        let out = rewrite_text_fast(body, pending, &not_secret, memo);
+        assert_eq!(out, rewrite_text_fast(body, pending, &not_secret, &ListMemo::default()));
+        out
+    }
+
+    #[test]
+    fn the_memo_reads_the_same_array_once_whatever_surrounds_it() {
+        let memo = ListMemo::default();
+        let items = r#"[{"name":"echo"},{"name":"secret_\u0061","x":1},{"name":"whoami"}]"#;
+        let first = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":{items}}}}}"#);
+        let out = with_memo(&first, &tools_list(1), &memo).unwrap();
+        assert_eq!(out.removed, 1);
+        assert_eq!(memo.len(), 1);
+        // Another id, other members around it, another position: the same array, found.
+        let second = format!(
+            r#"{{"id":"x9","result":{{"nextCursor":"c","tools":{items}}},"jsonrpc":"2.0"}}"#
+        );
+        let pending = vec![PendingList { id: RequestId(json!("x9")), kind: ListKind::Tools }];
+        let out = with_memo(&second, &pending, &memo).unwrap();
+        assert_eq!(out.removed, 1);
+        assert_eq!(
+            out.text.unwrap(),
+            r#"{"id":"x9","result":{"nextCursor":"c","tools":[{"name":"echo"},{"name":"whoami"}]},"jsonrpc":"2.0"}"#
+        );
+        assert_eq!(memo.len(), 1, "found, not read again");
+    }
+
+    #[test]
+    fn the_memo_matches_only_the_same_bytes_of_the_same_kind() {
+        let memo = ListMemo::default();
+        let body = |items: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"result":{{"tools":{items},"resources":{items}}}}}"#
+            )
+        };
+        let items = r#"[{"name":"echo","uri":"secret://a"}]"#;
+        let both = vec![
+            PendingList { id: RequestId(json!(1)), kind: ListKind::Tools },
+            PendingList { id: RequestId(json!(1)), kind: ListKind::Resources },
+        ];
+        // The same bytes named by `name` as tools and by `uri` as resources.
+        let out = with_memo(&body(items), &both, &memo).unwrap();
+        assert_eq!(out.removed, 1);
+        assert_eq!(memo.len(), 2);
+        // An array that begins like a remembered one but goes on is read afresh.
+        let longer = r#"[{"name":"echo","uri":"secret://a"},{"name":"secret_b"}]"#;
+        let out = with_memo(&body(longer), &both, &memo).unwrap();
+        assert_eq!(out.removed, 3);
+        // One byte changed inside an item: read afresh too.
+        let changed = r#"[{"name":"echo","uri":"secret://b"}]"#;
+        assert_eq!(with_memo(&body(changed), &both, &memo).unwrap().removed, 1);
+        let renamed = r#"[{"name":"secret","uri":"secret://a"}]"#;
+        assert_eq!(with_memo(&body(renamed), &both, &memo).unwrap().removed, 2);
+    }
+
+    #[test]
+    fn the_memo_is_bounded() {
+        let memo = ListMemo::default();
+        for i in 0..(MEMO_ARRAYS + 3) {
+            let body = format!(r#"{{"id":1,"result":{{"tools":[{{"name":"t{i}"}}]}}}}"#);
+            with_memo(&body, &tools_list(1), &memo);
+        }
+        assert_eq!(memo.len(), MEMO_ARRAYS);
+        // An array over half the byte bound is read, not kept.
+        let big = format!(
+            r#"{{"id":1,"result":{{"tools":[{{"name":"big","d":"{}"}}]}}}}"#,
+            "x".repeat(MEMO_BYTES)
+        );
+        with_memo(&big, &tools_list(1), &memo);
+        assert!(memo.arrays.borrow().iter().all(|array| array.bytes.len() < MEMO_BYTES / 2));
+    }
+
+    #[test]
+    fn same_bytes_compares_every_byte() {
+        let a: Vec<u8> = (0..100u8).collect();
+        for cut in [0, 1, 15, 16, 17, 31, 32, 33, 64, 99, 100] {
+            assert!(same_bytes(&a[..cut], &a[..cut]));
+        }
+        for flip in 0..100 {
+            let mut b = a.clone();
+            b[flip] ^= 1;
+            assert!(!same_bytes(&a, &b), "byte {flip}");
+        }
+        assert!(!same_bytes(&a[..10], &a[..11]));
     }
 
     #[test]
@@ -1591,12 +1846,15 @@ mod tests {
             r#""a string""#,
         ] {
             assert_eq!(
-                rewrite_json_body(body.as_bytes(), &pending, &not_secret),
+                rewrite_json_body(body.as_bytes(), &pending, &not_secret, &ListMemo::default()),
                 ListRewrite::Unchanged,
                 "{body}"
             );
         }
-        assert_eq!(rewrite_json_body(b"not json", &[], &not_secret), ListRewrite::Unchanged);
+        assert_eq!(
+            rewrite_json_body(b"not json", &[], &not_secret, &ListMemo::default()),
+            ListRewrite::Unchanged
+        );
     }
 
     #[test]
@@ -1656,7 +1914,12 @@ mod tests {
             r#"{"id":1,"result":{"tools":[{"name":"secret"}]}} trailing"#,
             r#"{"id":1,"result":{"tools":[{"name":"secret"}],}}"#,
         ] {
-            match rewrite_json_body(body.as_bytes(), &tools_list(1), &not_secret) {
+            match rewrite_json_body(
+                body.as_bytes(),
+                &tools_list(1),
+                &not_secret,
+                &ListMemo::default(),
+            ) {
                 ListRewrite::Unjudgeable { body } => {
                     let error: Value = serde_json::from_slice(&body).unwrap();
                     assert_eq!(error["id"], json!(1));
@@ -1671,7 +1934,12 @@ mod tests {
             r#"{"id":1,"result":{"tools":[{"name":"secret"}],"\ud800":0}}"#,
             r#"{"id":1,"\ud800":0,"result":{"tools":[{"name":"secret"}]}}"#,
         ] {
-            let out = rewrite_json_body(body.as_bytes(), &tools_list(1), &not_secret);
+            let out = rewrite_json_body(
+                body.as_bytes(),
+                &tools_list(1),
+                &not_secret,
+                &ListMemo::default(),
+            );
             assert!(matches!(out, ListRewrite::Unjudgeable { .. }), "{body}: {out:?}");
         }
         let two = [tools_list(1), tools_list(2)].concat();
@@ -1707,7 +1975,7 @@ mod tests {
         };
         let body = r#"{"id":1,"result":{"tools":[{"n\u0061me":"ech\u006f","x":1,"t":true,"u":null,"inputSchema":{"type":"object"},"icons":[1]}]}}"#;
         assert_eq!(
-            rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
+            rewrite_json_body(body.as_bytes(), &tools_list(1), &record, &ListMemo::default()),
             ListRewrite::Unchanged
         );
         assert_eq!(seen.borrow().clone(), vec![Some("echo".to_owned())]);
@@ -1715,7 +1983,7 @@ mod tests {
         seen.borrow_mut().clear();
         let body = r#"{"id":1,"result":{"tools":[{"name":1,"uri":"a"},{"title":"x"}]}}"#;
         assert_eq!(
-            rewrite_json_body(body.as_bytes(), &tools_list(1), &record),
+            rewrite_json_body(body.as_bytes(), &tools_list(1), &record, &ListMemo::default()),
             ListRewrite::Unchanged
         );
         assert_eq!(seen.into_inner(), vec![None, None]);
@@ -1771,12 +2039,24 @@ mod tests {
     }
 
     /// Whether the single scan answered `body`; where it did, it answered as the reference.
+    /// Both with a memo of its own, and with one kept across calls (which then finds the
+    /// arrays of earlier bodies, as a worker's does).
     fn scan_agrees(body: &str, pending: &[PendingList]) -> bool {
-        let fast = rewrite_text_fast(body, pending, &not_secret);
+        thread_local! {
+            static KEPT: ListMemo = ListMemo::default();
+        }
+        let fast = rewrite_text_fast(body, pending, &not_secret, &ListMemo::default());
         if let Some(fast) = &fast {
             let reference = rewrite_text_reference(body, pending, &not_secret);
             assert_eq!(Ok(fast), reference.as_ref(), "{body:?}");
         }
+        let again = KEPT.with(|memo| {
+            let first = rewrite_text_fast(body, pending, &not_secret, memo);
+            let second = rewrite_text_fast(body, pending, &not_secret, memo);
+            assert_eq!(first, second, "a remembered array read otherwise: {body:?}");
+            first
+        });
+        assert_eq!(again, fast, "with a kept memo: {body:?}");
         fast.is_some()
     }
 
@@ -1912,7 +2192,7 @@ mod tests {
         let mut body = br#"{"id":1,"result":{"tools":[{"name":"secret","x":""#.to_vec();
         body.push(0xff);
         body.extend_from_slice(br#""},{"name":"ok"}]}}"#);
-        match rewrite_json_body(&body, &tools_list(1), &not_secret) {
+        match rewrite_json_body(&body, &tools_list(1), &not_secret, &ListMemo::default()) {
             ListRewrite::Filtered { body, removed: 1 } => {
                 assert_eq!(body, br#"{"id":1,"result":{"tools":[{"name":"ok"}]}}"#.to_vec())
             }

@@ -765,20 +765,13 @@ impl McpPolicy {
     }
 }
 
-/// A fingerprint of a remembered answer's (method, item), eight bytes at a time (the rotate,
-/// xor and multiply of rustc's Fx hash; the lengths folded in keep ("ab", "c") apart from
-/// ("a", "bc")): a list response looks up one answer per item.
+/// A fingerprint of a remembered answer's (method, item) (FNV-1a; 0xff, never in UTF-8, between
+/// them): a list response looks up one answer per item.
 fn answer_key(method: &str, item: &str) -> u64 {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-    let mix = |hash: u64, word: u64| (hash.rotate_left(26) ^ word).wrapping_mul(K);
-    let text = |hash: u64, text: &str| {
-        let (words, tail) = text.as_bytes().as_chunks::<8>();
-        let hash = words.iter().fold(hash, |hash, word| mix(hash, u64::from_le_bytes(*word)));
-        let mut last = [0u8; 8];
-        last.get_mut(..tail.len()).map(|slot| slot.copy_from_slice(tail));
-        mix(mix(hash, u64::from_le_bytes(last)), text.len() as u64)
-    };
-    text(text(0, method), item)
+    let bytes = method.bytes().chain([0xff]).chain(item.bytes());
+    bytes.fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// An SEP-2243 header value as a server decodes it: a value wrapped as `=?base64?…?=`

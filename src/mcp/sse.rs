@@ -14,7 +14,9 @@
 
 use std::borrow::Cow;
 
-use super::lists::{error_response, rewrite_text, KeepItem, Rewritten, Unreadable};
+use std::rc::Rc;
+
+use super::lists::{error_response, rewrite_text, KeepItem, ListMemo, Rewritten, Unreadable};
 use super::PendingList;
 use crate::host::decode_leniently;
 
@@ -70,11 +72,18 @@ pub struct SseRewriter {
     line: Line,
     event: Event,
     held: Vec<u8>,
+    /// The worker's item arrays read before.
+    memo: Rc<ListMemo>,
 }
 
 impl SseRewriter {
-    /// `max_event_bytes` bounds a held event (e.g. the policy's `max_body_bytes`).
-    pub fn new(pending: Vec<PendingList>, max_event_bytes: usize) -> SseRewriter {
+    /// `max_event_bytes` bounds a held event (e.g. the policy's `max_body_bytes`); `memo` is
+    /// the worker's (see [`ListMemo`]).
+    pub fn new(
+        pending: Vec<PendingList>,
+        max_event_bytes: usize,
+        memo: Rc<ListMemo>,
+    ) -> SseRewriter {
         let answered = vec![false; pending.len()];
         SseRewriter {
             pending,
@@ -89,6 +98,7 @@ impl SseRewriter {
             line: Line::Start,
             event: Event::Open,
             held: Vec::new(),
+            memo,
         }
     }
 
@@ -305,7 +315,7 @@ impl SseRewriter {
         let parsed = ParsedEvent::parse(event);
         // Clients decode invalid UTF-8 leniently (U+FFFD); judge what they will see.
         let text = decode_leniently(&parsed.data);
-        let rewritten = rewrite_text(&text, &self.pending, keep);
+        let rewritten = rewrite_text(&text, &self.pending, keep, &self.memo);
         if let Ok(Rewritten { answered, .. }) = &rewritten {
             for &index in answered {
                 if let Some(done) = self.answered.get_mut(index) {
@@ -318,9 +328,9 @@ impl SseRewriter {
             Ok(Rewritten { text: Some(text), removed, .. }) => {
                 self.removed += removed;
                 out.extend_from_slice(&parsed.other_lines);
-                for line in text.split('\n') {
+                for line in split_lines(&text) {
                     out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(line.as_bytes());
+                    out.extend_from_slice(line);
                     out.extend_from_slice(parsed.data_line_end);
                 }
                 out.extend_from_slice(parsed.blank_line);
@@ -357,6 +367,18 @@ impl SseRewriter {
         }
         sent
     }
+}
+
+/// `text` split at each LF (as `str::split('\n')`, with memchr's SIMD search).
+fn split_lines(text: &str) -> impl Iterator<Item = &[u8]> {
+    let bytes = text.as_bytes();
+    let ends = memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]);
+    let mut start = 0;
+    ends.map(move |end| {
+        let line = bytes.get(start..end).unwrap_or_default();
+        start = end + 1;
+        line
+    })
 }
 
 /// One complete (or, at the end of the body, incomplete) event's bytes, taken apart.
@@ -474,7 +496,7 @@ mod tests {
     }
 
     fn run(chunks: &[&[u8]], max: usize) -> (Vec<u8>, SseRewriter) {
-        let mut rewriter = SseRewriter::new(pending(), max);
+        let mut rewriter = SseRewriter::new(pending(), max, Rc::default());
         let mut out = Vec::new();
         for chunk in chunks {
             out.extend(rewriter.push(chunk, &not_secret));
@@ -533,7 +555,7 @@ mod tests {
     #[test]
     fn an_unchanged_stream_is_byte_identical() {
         let input = rich_stream();
-        let mut rewriter = SseRewriter::new(pending(), 1 << 20);
+        let mut rewriter = SseRewriter::new(pending(), 1 << 20, Rc::default());
         let mut out = rewriter.push(&input, &|_, _| true);
         out.extend(rewriter.finish(&|_, _| true));
         assert_eq!(out, input);
@@ -554,7 +576,7 @@ mod tests {
 
     #[test]
     fn events_that_cannot_be_the_response_go_out_before_they_end() {
-        let mut rewriter = SseRewriter::new(pending(), 1 << 20);
+        let mut rewriter = SseRewriter::new(pending(), 1 << 20, Rc::default());
         let keep = &not_secret;
         // Lines before any data, even the start of one, go out at once.
         assert_eq!(rewriter.push(b": ping\nid: 3\nev", keep), b": ping\nid: 3\nev");
@@ -658,7 +680,7 @@ mod tests {
     fn without_pending_lists_the_stream_passes_as_it_is() {
         let input =
             b"data: {\"id\":5,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\n\ndata: {bad\n\n";
-        let mut rewriter = SseRewriter::new(Vec::new(), 8);
+        let mut rewriter = SseRewriter::new(Vec::new(), 8, Rc::default());
         let mut out = rewriter.push(input, &not_secret);
         out.extend(rewriter.finish(&not_secret));
         assert_eq!(out, input.to_vec());
