@@ -45,8 +45,11 @@ Environment:
   BENCH_ECHO_SERVER  echo-server binary of the full-stack rows (default target/release/echo-server)
   BENCH_OURS_WASM    our filter's .wasm (default: the `make wasm` build), to price an experiment
   BENCH_OURS_WASM_B  a second build of our filter, run beside the first as variant mcp_auth_b (same
-                     configuration), and in the MCP call cells as mcp_off_b, mcp_policy_b and
-                     mcp_policy_trust_b; the report adds the ratio of the two builds for every cell
+                     configuration), in the MCP call cells as mcp_off_b, mcp_policy_b and
+                     mcp_policy_trust_b, and in the list cells as mcp_policy_b; the report adds the
+                     ratio of the two builds for every cell
+  BENCH_NO_LIST_CHECK 1: a list cell whose answer holds the wrong number of tools is measured anyway
+                     (to price an experimental build B that skips part of the rewriting)
 """
 from __future__ import annotations
 
@@ -608,7 +611,8 @@ class Bench:
             listed = data.count(b'"name":"public_') + data.count(b'"name":"private_')
             want = configs.LIST_TOOLS if variant == "mcp_policy_norules" else configs.LIST_TOOLS // 2
             if listed != want:
-                if not os.environ.get("BENCH_NO_LIST_CHECK"): raise RuntimeError(f"cell {cell}: the list holds {listed} tools, expected {want}")
+                if not os.environ.get("BENCH_NO_LIST_CHECK"):
+                    raise RuntimeError(f"cell {cell}: the list holds {listed} tools, expected {want}")
 
     def measure_round(self, variant: str, cell: str) -> None:
         state = self.live[variant]

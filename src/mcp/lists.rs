@@ -12,6 +12,11 @@
 //! (malformed text, a surrogate escape where serde_json decodes, a list that is neither an
 //! array nor null, deep nesting) goes to the reference, which also decides every refusal. The
 //! unit tests and the `list_rewrite` fuzz target hold the scan to the reference.
+//!
+//! A server answers every `tools/list` with the same items until its tools change, so each
+//! worker keeps the item arrays the scan has read ([`ListMemo`]): an array byte-equal to one
+//! read before (whatever the response's id or what surrounds it) is compared, not read, and
+//! only its items' verdicts are taken afresh for the caller.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -119,9 +124,10 @@ pub struct ListMemo {
     arrays: RefCell<VecDeque<ReadArray>>,
 }
 
-/// How many arrays a [`ListMemo`] keeps (lists of several kinds, or of several servers behind
-/// one filter).
-const MEMO_ARRAYS: usize = 4;
+/// How many arrays a [`ListMemo`] keeps: lists of several kinds, the pages of a paginated
+/// list, several servers behind one filter. An array that differs from a kept one is told
+/// apart in its first differing bytes, so a longer memo costs little on a miss.
+const MEMO_ARRAYS: usize = 16;
 /// The most bytes of arrays a [`ListMemo`] keeps; a larger array is read each time.
 const MEMO_BYTES: usize = 2 << 20;
 
@@ -1189,18 +1195,25 @@ mod scan {
             else {
                 return;
             };
-            let items = items.iter().map(|item| ReadItem {
-                start: item.start - open,
-                end: item.end - open,
-                name: match &item.name {
-                    ReadName::Plain { start, end } => {
-                        ReadName::Plain { start: start - open, end: end - open }
-                    }
-                    name => name.clone(),
-                },
-                judgeable: item.judgeable,
-            });
-            self.memo.remember(ReadArray { kind, bytes: bytes.into(), items: items.collect() });
+            let relative = |at: usize| at.checked_sub(open);
+            let items: Option<Box<[ReadItem]>> = items
+                .iter()
+                .map(|item| {
+                    Some(ReadItem {
+                        start: relative(item.start)?,
+                        end: relative(item.end)?,
+                        name: match &item.name {
+                            ReadName::Plain { start, end } => {
+                                ReadName::Plain { start: relative(*start)?, end: relative(*end)? }
+                            }
+                            name => name.clone(),
+                        },
+                        judgeable: item.judgeable,
+                    })
+                })
+                .collect();
+            let Some(items) = items else { return };
+            self.memo.remember(ReadArray { kind, bytes: bytes.into(), items });
         }
 
         /// One item, read as the reference reads it for the policy: its top-level member names
