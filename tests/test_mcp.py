@@ -716,6 +716,23 @@ def test_json_lists_are_filtered(mcp_stack, method, who, main, hidden):
     check_json_list(mcp_stack, method, who, main)
 
 
+def test_a_list_the_worker_remembers_is_still_judged_for_each_caller(mcp_stack):
+    """The server sends the same item array every time; the worker reads it once and keeps it
+    (src/mcp/lists.rs, ListMemo). Each caller, under any request id, still gets its own
+    verdicts, in JSON and in a stream alike."""
+    for round_ in range(2):
+        for who, keep in (("admin", {"echo", "whoami", "admin_reset"}), ("user", {"whoami"}),
+                          ("super", {"echo", "whoami", "admin_reset"})):
+            check_json_list(mcp_stack, "tools/list", who, keep, id_=100 + round_)
+            removed = _removed("tools/list", keep)
+            with Counted(mcp_stack, outcome("allowed", **({"list_filtered": removed} if removed else {}))):
+                resp, first, rest = sse_exchange(mcp_stack, "tools/list", who, id_=f"L-{round_}")
+            before, response, after = sse_parts("tools/list", f"L-{round_}", keep)
+            assert (first, rest) == (before, response + after), who
+        # Another kind of list in between: the worker keeps both arrays.
+        check_json_list(mcp_stack, "prompts/list", "bare", {"greet"}, id_=f"p-{round_}")
+
+
 def test_a_list_is_filtered_when_the_client_accepts_compressed_responses(mcp_stack):
     """A client that accepts gzip (Node's fetch does, by default) still gets its list: the
     filter cannot read a compressed answer, so the server must not be asked for one."""
