@@ -1068,6 +1068,7 @@ mod scan {
 
         /// A member name, decoded (as serde_json decodes it: a lone surrogate is left to the
         /// reference reading), then the colon.
+        #[inline(always)]
         fn key(&mut self) -> Scan<Cow<'t, str>> {
             self.expect(b'"')?;
             let (start, end, escaped) = self.string()?;
@@ -1349,50 +1350,14 @@ mod scan {
 
         /// A string's contents decoded, borrowed when they hold no escape. A surrogate escape
         /// other than a well-formed pair is left to the reference reading.
+        #[inline(always)]
         fn decoded(&self, start: usize, end: usize, escaped: bool) -> Scan<Cow<'t, str>> {
             let raw = self.text.get(start..end).ok_or(Bail)?;
-            if !escaped {
-                return Ok(Cow::Borrowed(raw));
+            if escaped {
+                unescaped(raw).map(Cow::Owned)
+            } else {
+                Ok(Cow::Borrowed(raw))
             }
-            let mut out = String::with_capacity(raw.len());
-            let mut rest = raw;
-            while let Some(backslash) = rest.find('\\') {
-                out.push_str(rest.get(..backslash).ok_or(Bail)?);
-                let escape = rest.get(backslash + 1..).ok_or(Bail)?;
-                let (decoded, after) = match escape.as_bytes().first() {
-                    Some(b'"') => ('"', 1),
-                    Some(b'\\') => ('\\', 1),
-                    Some(b'/') => ('/', 1),
-                    Some(b'b') => ('\u{8}', 1),
-                    Some(b'f') => ('\u{c}', 1),
-                    Some(b'n') => ('\n', 1),
-                    Some(b'r') => ('\r', 1),
-                    Some(b't') => ('\t', 1),
-                    Some(b'u') => {
-                        let unit = hex4(escape.as_bytes().get(1..5)).ok_or(Bail)?;
-                        match unit {
-                            0xD800..=0xDBFF => {
-                                let low = match escape.as_bytes().get(5..7) {
-                                    Some(b"\\u") => hex4(escape.as_bytes().get(7..11)),
-                                    _ => None,
-                                };
-                                let Some(low @ 0xDC00..=0xDFFF) = low else { return Err(Bail) };
-                                let code = 0x10000
-                                    + ((u32::from(unit) - 0xD800) << 10)
-                                    + (u32::from(low) - 0xDC00);
-                                (char::from_u32(code).ok_or(Bail)?, 11)
-                            }
-                            0xDC00..=0xDFFF => return Err(Bail),
-                            _ => (char::from_u32(u32::from(unit)).ok_or(Bail)?, 5),
-                        }
-                    }
-                    _ => return Err(Bail),
-                };
-                out.push(decoded);
-                rest = escape.get(after..).ok_or(Bail)?;
-            }
-            out.push_str(rest);
-            Ok(Cow::Owned(out))
         }
 
         /// Any JSON value, checked for grammar and passed over.
@@ -1458,6 +1423,50 @@ mod scan {
         }
     }
 
+    /// A string's contents with their escapes decoded (see `Reader::decoded`).
+    #[inline(never)]
+    fn unescaped(raw: &str) -> Scan<String> {
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw;
+        while let Some(backslash) = rest.find('\\') {
+            out.push_str(rest.get(..backslash).ok_or(Bail)?);
+            let escape = rest.get(backslash + 1..).ok_or(Bail)?;
+            let (decoded, after) = match escape.as_bytes().first() {
+                Some(b'"') => ('"', 1),
+                Some(b'\\') => ('\\', 1),
+                Some(b'/') => ('/', 1),
+                Some(b'b') => ('\u{8}', 1),
+                Some(b'f') => ('\u{c}', 1),
+                Some(b'n') => ('\n', 1),
+                Some(b'r') => ('\r', 1),
+                Some(b't') => ('\t', 1),
+                Some(b'u') => {
+                    let unit = hex4(escape.as_bytes().get(1..5)).ok_or(Bail)?;
+                    match unit {
+                        0xD800..=0xDBFF => {
+                            let low = match escape.as_bytes().get(5..7) {
+                                Some(b"\\u") => hex4(escape.as_bytes().get(7..11)),
+                                _ => None,
+                            };
+                            let Some(low @ 0xDC00..=0xDFFF) = low else { return Err(Bail) };
+                            let code = 0x10000
+                                + ((u32::from(unit) - 0xD800) << 10)
+                                + (u32::from(low) - 0xDC00);
+                            (char::from_u32(code).ok_or(Bail)?, 11)
+                        }
+                        0xDC00..=0xDFFF => return Err(Bail),
+                        _ => (char::from_u32(u32::from(unit)).ok_or(Bail)?, 5),
+                    }
+                }
+                _ => return Err(Bail),
+            };
+            out.push(decoded);
+            rest = escape.get(after..).ok_or(Bail)?;
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
     /// Past JSON's insignificant whitespace from `at`.
     #[inline(always)]
     fn skip_space(bytes: &[u8], mut at: usize) -> usize {
@@ -1476,7 +1485,7 @@ mod scan {
     /// The end of the string contents starting at `at` (the index of the closing quote), and
     /// whether they hold escapes. Escapes are checked as serde_json checks the strings it
     /// skips (any `\uXXXX`).
-    #[inline]
+    #[inline(always)]
     fn string_end(bytes: &[u8], mut at: usize) -> Scan<(usize, bool)> {
         let mut escaped = false;
         loop {
@@ -1501,7 +1510,7 @@ mod scan {
     }
 
     /// Past the number at `at`, by JSON's grammar.
-    #[inline]
+    #[inline(always)]
     fn skip_number(bytes: &[u8], mut at: usize) -> Scan<usize> {
         if bytes.get(at) == Some(&b'-') {
             at += 1;

@@ -159,11 +159,16 @@ fn main() {
         return;
     }
     if let Some(mode @ ("--profile-policy" | "--profile-remembered")) = profiled.as_deref() {
+        // Remembered: one memo across responses; else a new one per response.
         let kept = ListMemo::default();
-        let fresh = ListMemo::default();
-        let memo = if mode == "--profile-remembered" { &kept } else { &fresh };
+        let remembered = mode == "--profile-remembered";
         let n: usize = (0..20_000)
-            .map(|_| match rewrite_json_body(&body, &pending, &by_policy, memo) {
+            .map(|_| {
+                let fresh = ListMemo::default();
+                let memo = if remembered { &kept } else { &fresh };
+                rewrite_json_body(&body, &pending, &by_policy, memo)
+            })
+            .map(|rewrite| match rewrite {
                 ListRewrite::Filtered { body, .. } => body.len(),
                 _ => 0,
             })
