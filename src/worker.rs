@@ -265,7 +265,7 @@ impl Worker {
             return Flow::Continue;
         };
         let Some(caller) = grant.caller.as_ref() else { return Flow::Continue };
-        let keep = |kind, name: Option<&str>| policy.permits_listed(kind, name, caller);
+        let keep = policy.list_judge(caller);
         match body {
             ResponseBody::Unknown => Flow::Continue,
             ResponseBody::Json if !end_of_stream => Flow::Pause,

@@ -12,7 +12,7 @@
 //! Differential: wherever the single scan (`rewrite_text_fast`) answers, it answers as the
 //! serde_json reading (`rewrite_text_reference`) does, with a memo of its own and with the one
 //! every call here shares across inputs (as a worker's is shared across responses), which
-//! then finds arrays read before.
+//! then finds arrays read before (and with a judge that keeps its verdicts on those arrays).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,13 +23,15 @@ use mcp_auth_filter::mcp::lists::{
 };
 use mcp_auth_filter::mcp::sse::SseRewriter;
 use mcp_auth_filter_fuzz::lists::{
-    assert_no_forbidden_item, client_events, keep, may_be_message, pending,
+    assert_no_forbidden_item, client_events, keep, may_be_message, pending, RememberingKeep,
 };
 use mcp_auth_filter_fuzz::verbose;
 
 thread_local! {
     /// The memo every rewriter here shares, across inputs.
     static MEMO: Rc<ListMemo> = Rc::default();
+    /// A judge keeping its verdicts on the memo's arrays, across inputs.
+    static REMEMBERING: RememberingKeep = RememberingKeep::default();
 }
 
 fn memo() -> Rc<ListMemo> {
@@ -93,10 +95,16 @@ fuzz_target!(|data: &[u8]| {
         let fresh = rewrite_text_fast(text, &pending(), &keep, &ListMemo::default());
         if let Some(fast) = &fresh {
             let reference = rewrite_text_reference(text, &pending(), &keep);
-            assert_eq!(Ok(fast), reference.as_ref(), "the scan and the reference differ on {text:?}");
+            assert_eq!(
+                Ok(fast),
+                reference.as_ref(),
+                "the scan and the reference differ on {text:?}"
+            );
         }
         let kept = rewrite_text_fast(text, &pending(), &keep, &memo());
         assert_eq!(kept, fresh, "a remembered array was read otherwise in {text:?}");
+        let judged = REMEMBERING.with(|judge| rewrite_text_fast(text, &pending(), judge, &memo()));
+        assert_eq!(judged, fresh, "remembered verdicts judged otherwise in {text:?}");
     };
     scan_agrees(&String::from_utf8_lossy(body));
     for data in &before {

@@ -1,5 +1,6 @@
 //! Oracles for `list_rewrite`: what an EventSource client and a JSON client would see.
 
+use mcp_auth_filter::mcp::lists::{ArrayId, KeepItems};
 use mcp_auth_filter::mcp::{ListKind, PendingList, RequestId};
 use serde_json::{json, Value};
 
@@ -15,6 +16,30 @@ pub fn pending() -> Vec<PendingList> {
 /// The policy: an item is shown when its name is a string not starting with `secret`.
 pub fn keep(_: ListKind, name: Option<&str>) -> bool {
     name.is_some_and(|name| !name.starts_with("secret"))
+}
+
+/// Judges as [`keep`], and keeps its verdicts on the arrays a memo remembers, as the filter's
+/// callers do (`McpPolicy::list_judge`): the same array again is judged by them.
+#[derive(Default)]
+pub struct RememberingKeep {
+    verdicts: std::cell::RefCell<Vec<(ArrayId, std::rc::Rc<[bool]>)>>,
+}
+
+impl KeepItems for RememberingKeep {
+    fn keep(&self, kind: ListKind, name: Option<&str>) -> bool {
+        keep(kind, name)
+    }
+
+    fn remembered_verdicts(&self, array: ArrayId) -> Option<std::rc::Rc<[bool]>> {
+        let verdicts = self.verdicts.borrow();
+        verdicts.iter().find(|(id, _)| *id == array).map(|(_, kept)| std::rc::Rc::clone(kept))
+    }
+
+    fn remember_verdicts(&self, array: ArrayId, verdicts: &[bool]) {
+        let mut kept = self.verdicts.borrow_mut();
+        kept.insert(0, (array, verdicts.into()));
+        kept.truncate(8);
+    }
 }
 
 /// The events a WHATWG EventSource client dispatches from a whole stream, as data strings

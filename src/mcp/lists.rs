@@ -15,13 +15,16 @@
 //!
 //! A server answers every `tools/list` with the same items until its tools change, so each
 //! worker keeps the item arrays the scan has read ([`ListMemo`]): an array byte-equal to one
-//! read before (whatever the response's id or what surrounds it) is compared, not read, and
-//! only its items' verdicts are taken afresh for the caller.
+//! read before (whatever the response's id or what surrounds it) is compared, not read. The
+//! items are judged for each caller; a judge may keep its verdicts on a remembered array
+//! ([`KeepItems`]; the policy keeps them in the caller), so that a caller listing the same
+//! array again is not asked about each item again.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -31,10 +34,46 @@ use serde_json::Value;
 use super::{ListKind, PendingList, RequestId};
 use crate::host::decode_leniently;
 
-/// Decides whether the caller may see one list item, given the value of the item's naming
-/// member ([`ListKind::naming_member`]): `None` when it is missing or not a string (see
-/// [`ItemName`]).
-pub type KeepItem<'k> = dyn Fn(ListKind, Option<&str>) -> bool + 'k;
+/// Decides which list items the caller may see: item by item, and, for an array the
+/// [`ListMemo`] remembers, by the verdicts given on it before (when the implementation keeps
+/// them: a caller's verdicts on the same array are the same each time).
+pub trait KeepItems {
+    /// Whether the caller may see one item, given the value of the item's naming member
+    /// ([`ListKind::naming_member`]): `None` when it is missing or not a string (see
+    /// [`ItemName`]).
+    fn keep(&self, kind: ListKind, name: Option<&str>) -> bool;
+
+    /// The verdicts given before on the remembered array `array`, one per item in order.
+    fn remembered_verdicts(&self, _array: ArrayId) -> Option<Rc<[bool]>> {
+        None
+    }
+
+    /// Keeps the verdicts just given on the remembered array `array`.
+    fn remember_verdicts(&self, _array: ArrayId, _verdicts: &[bool]) {}
+}
+
+/// Any function of the kind and the name judges item by item, remembering nothing.
+impl<F: Fn(ListKind, Option<&str>) -> bool> KeepItems for F {
+    fn keep(&self, kind: ListKind, name: Option<&str>) -> bool {
+        self(kind, name)
+    }
+}
+
+pub type KeepItem<'k> = dyn KeepItems + 'k;
+
+/// An array a [`ListMemo`] remembers: unique in the process, never reused (an array forgotten
+/// and read again gets a new one), so verdicts kept under it cannot be applied to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrayId(u64);
+
+static NEXT_ARRAY_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl ArrayId {
+    /// A new id (the memo's; public for tests of verdict stores).
+    pub fn next() -> ArrayId {
+        ArrayId(NEXT_ARRAY_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
 
 /// JSON-RPC "internal error": what a client gets instead of a list the filter could not judge.
 pub const UNJUDGED_LIST_CODE: i64 = -32603;
@@ -134,6 +173,7 @@ const MEMO_BYTES: usize = 2 << 20;
 /// One array as the scan read it: offsets are from its `[`.
 #[derive(Debug)]
 struct ReadArray {
+    id: ArrayId,
     kind: ListKind,
     /// From `[` to `]`, both included.
     bytes: Box<[u8]>,
@@ -187,16 +227,19 @@ impl ListMemo {
         Some(answer)
     }
 
-    fn remember(&self, array: ReadArray) {
-        let Ok(mut arrays) = self.arrays.try_borrow_mut() else { return };
+    /// Keeps `array` (unless it is too large); its id when kept.
+    fn remember(&self, array: ReadArray) -> Option<ArrayId> {
+        let mut arrays = self.arrays.try_borrow_mut().ok()?;
         if array.bytes.len() > MEMO_BYTES / 2 {
-            return;
+            return None;
         }
+        let id = array.id;
         arrays.push_front(array);
         arrays.truncate(MEMO_ARRAYS);
         while arrays.iter().map(|array| array.bytes.len()).sum::<usize>() > MEMO_BYTES {
             arrays.pop_back();
         }
+        arrays.iter().any(|array| array.id == id).then_some(id)
     }
 }
 
@@ -417,7 +460,7 @@ impl<'t> Plan<'t> {
             }
             out.push_str(text.get(at..start)?);
             let value = text.get(start..end)?;
-            let judge = |name: Option<&str>| keep(kind, name);
+            let judge = |name: Option<&str>| keep.keep(kind, name);
             removed +=
                 filter_array(value, items.as_deref(), kind.naming_member(), &judge, &mut out);
             at = end;
@@ -921,8 +964,8 @@ mod scan {
     use serde_json::Value;
 
     use super::{
-        id_matches, KeepItem, ListKind, ListMemo, PendingList, ReadArray, ReadItem, ReadName,
-        Rewritten, FEW_MEMBERS, MAX_NESTED_MEMBERS,
+        id_matches, ArrayId, KeepItem, ListKind, ListMemo, PendingList, ReadArray, ReadItem,
+        ReadName, Rewritten, FEW_MEMBERS, MAX_NESTED_MEMBERS,
     };
 
     /// The scan leaves the message to the reference reading.
@@ -953,6 +996,8 @@ mod scan {
         kind: ListKind,
         /// Its items, in `Reader::items`.
         items: Range<usize>,
+        /// Its id in the memo, when the memo has it.
+        array: Option<ArrayId>,
     }
 
     struct Reader<'t, 'p> {
@@ -1168,10 +1213,11 @@ mod scan {
                     },
                     judgeable: item.judgeable,
                 }));
-                array.bytes.len()
+                (array.bytes.len(), array.id)
             });
-            if let Some(length) = remembered {
+            let array = if let Some((length, id)) = remembered {
                 self.at = open + length;
+                Some(id)
             } else {
                 if !self.open(b']') {
                     loop {
@@ -1183,18 +1229,20 @@ mod scan {
                         }
                     }
                 }
-                self.remember(kind, open, first);
-            }
-            self.lists.push(List { open, close: self.at, kind, items: first..self.items.len() });
+                self.remember(kind, open, first)
+            };
+            let items = first..self.items.len();
+            self.lists.push(List { open, close: self.at, kind, items, array });
             Ok(())
         }
 
-        /// Hands the array just read (from `open` to here, its items from `first`) to the memo.
-        fn remember(&self, kind: ListKind, open: usize, first: usize) {
+        /// Hands the array just read (from `open` to here, its items from `first`) to the memo;
+        /// its id there, if kept.
+        fn remember(&self, kind: ListKind, open: usize, first: usize) -> Option<ArrayId> {
             let (Some(bytes), Some(items)) =
                 (self.bytes.get(open..self.at), self.items.get(first..))
             else {
-                return;
+                return None;
             };
             let relative = |at: usize| at.checked_sub(open);
             let items: Option<Box<[ReadItem]>> = items
@@ -1213,8 +1261,8 @@ mod scan {
                     })
                 })
                 .collect();
-            let Some(items) = items else { return };
-            self.memo.remember(ReadArray { kind, bytes: bytes.into(), items });
+            let items = items?;
+            self.memo.remember(ReadArray { id: ArrayId::next(), kind, bytes: bytes.into(), items })
         }
 
         /// One item, read as the reference reads it for the policy: its top-level member names
@@ -1373,15 +1421,26 @@ mod scan {
             for list in &self.lists {
                 let items = self.items.get(list.items.clone())?;
                 let verdicts = kept.get_mut(list.items.clone())?;
-                for (item, verdict) in items.iter().zip(verdicts) {
-                    let name = match &item.name {
-                        ReadName::Missing => None,
-                        ReadName::Plain { start, end } => Some(self.text.get(*start..*end)?),
-                        ReadName::Decoded(name) => Some(&**name),
-                    };
-                    *verdict = item.judgeable && keep(list.kind, name);
-                    removed += usize::from(!*verdict);
+                let known = list.array.and_then(|id| keep.remembered_verdicts(id));
+                match known.filter(|known| known.len() == verdicts.len()) {
+                    Some(known) => verdicts.copy_from_slice(&known),
+                    None => {
+                        for (item, verdict) in items.iter().zip(verdicts.iter_mut()) {
+                            let name = match &item.name {
+                                ReadName::Missing => None,
+                                ReadName::Plain { start, end } => {
+                                    Some(self.text.get(*start..*end)?)
+                                }
+                                ReadName::Decoded(name) => Some(&**name),
+                            };
+                            *verdict = item.judgeable && keep.keep(list.kind, name);
+                        }
+                        if let Some(id) = list.array {
+                            keep.remember_verdicts(id, verdicts);
+                        }
+                    }
                 }
+                removed += verdicts.iter().filter(|kept| !**kept).count();
             }
             let answered = self.answered;
             if removed == 0 {
@@ -1795,6 +1854,60 @@ mod tests {
         assert_eq!(with_memo(&body(changed), &both, &memo).unwrap().removed, 1);
         let renamed = r#"[{"name":"secret","uri":"secret://a"}]"#;
         assert_eq!(with_memo(&body(renamed), &both, &memo).unwrap().removed, 2);
+    }
+
+    /// Judges as `not_secret`, counting its calls, and keeps its verdicts per array.
+    #[derive(Default)]
+    struct Counting {
+        calls: std::cell::Cell<usize>,
+        kept: RefCell<Vec<(ArrayId, Rc<[bool]>)>>,
+    }
+
+    impl KeepItems for Counting {
+        fn keep(&self, kind: ListKind, name: Option<&str>) -> bool {
+            self.calls.set(self.calls.get() + 1);
+            not_secret(kind, name)
+        }
+
+        fn remembered_verdicts(&self, array: ArrayId) -> Option<Rc<[bool]>> {
+            self.kept.borrow().iter().find(|(id, _)| *id == array).map(|(_, v)| Rc::clone(v))
+        }
+
+        fn remember_verdicts(&self, array: ArrayId, verdicts: &[bool]) {
+            self.kept.borrow_mut().push((array, verdicts.into()));
+        }
+    }
+
+    #[test]
+    fn verdicts_on_a_remembered_array_are_asked_for_once() {
+        let memo = ListMemo::default();
+        let judge = Counting::default();
+        let items = r#"[{"name":"echo"},{"name":"secret_a"},7,{"name":"b","name":"secret"}]"#;
+        let body = |id: i64| format!(r#"{{"id":{id},"result":{{"tools":{items}}}}}"#);
+        let fresh = |id: i64| {
+            rewrite_text_fast(&body(id), &tools_list(id), &not_secret, &ListMemo::default())
+        };
+        for id in 1..4 {
+            let out = rewrite_text_fast(&body(id), &tools_list(id), &judge, &memo);
+            assert_eq!(out, fresh(id));
+            assert_eq!(out.map(|out| out.removed), Some(3));
+        }
+        // Two judgeable items, asked about once; the unjudgeable ones are never asked about.
+        assert_eq!(judge.calls.get(), 2);
+        // A changed array is another array: asked about afresh.
+        let changed = r#"{"id":1,"result":{"tools":[{"name":"echo"},{"name":"whoami"}]}}"#;
+        assert_eq!(
+            rewrite_text_fast(changed, &tools_list(1), &judge, &memo).map(|o| o.removed),
+            Some(0)
+        );
+        assert_eq!(judge.calls.get(), 4);
+        // Verdicts of another length under an id are not trusted.
+        let liar = Counting::default();
+        let out = rewrite_text_fast(&body(1), &tools_list(1), &liar, &memo);
+        assert_eq!(out, fresh(1));
+        let id = liar.kept.borrow()[0].0;
+        liar.kept.borrow_mut()[0] = (id, Rc::from(vec![true]));
+        assert_eq!(rewrite_text_fast(&body(1), &tools_list(1), &liar, &memo), fresh(1));
     }
 
     #[test]

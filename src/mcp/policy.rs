@@ -22,8 +22,9 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use cel::common::value::{CowVal, Val};
@@ -32,6 +33,7 @@ use cel::{Context, Env};
 use serde_json::{json, Map, Value};
 
 use super::jsonrpc::{self, Body, Message, MessageKind, ReadError};
+use super::lists::{ArrayId, KeepItems};
 use super::{ListKind, PendingList, RequestId};
 use crate::response::LocalResponse;
 
@@ -243,8 +245,45 @@ pub struct Caller {
     /// the method and the item, so a repeated call, or a list response of the items seen
     /// before, costs lookups instead of CEL evaluations. Bounded.
     answers: RefCell<HashMap<u64, Answer, BuildHasherDefault<Fingerprint>>>,
+    /// Its verdicts on the list arrays a worker remembers (most recent first, bounded): the
+    /// same array again costs one lookup instead of one per item.
+    list_verdicts: RefCell<VecDeque<(ArrayId, Rc<[bool]>)>>,
     /// The policy that built it: another policy's rules ignore the answers.
     policy: u64,
+}
+
+/// How many arrays' verdicts a caller keeps.
+const LIST_VERDICTS_PER_CALLER: usize = 4;
+
+/// Judges a list response's items for one caller ([`McpPolicy::permits_listed`]), keeping its
+/// verdicts on the arrays the worker remembers in the caller.
+pub struct ListJudge<'a> {
+    policy: &'a McpPolicy,
+    caller: &'a Caller,
+}
+
+impl KeepItems for ListJudge<'_> {
+    fn keep(&self, kind: ListKind, name: Option<&str>) -> bool {
+        self.policy.permits_listed(kind, name, self.caller)
+    }
+
+    fn remembered_verdicts(&self, array: ArrayId) -> Option<Rc<[bool]>> {
+        if self.caller.policy != self.policy.id {
+            return None;
+        }
+        let verdicts = self.caller.list_verdicts.try_borrow().ok()?;
+        verdicts.iter().find(|(id, _)| *id == array).map(|(_, verdicts)| Rc::clone(verdicts))
+    }
+
+    fn remember_verdicts(&self, array: ArrayId, verdicts: &[bool]) {
+        if self.caller.policy != self.policy.id {
+            return;
+        }
+        if let Ok(mut kept) = self.caller.list_verdicts.try_borrow_mut() {
+            kept.push_front((array, verdicts.into()));
+            kept.truncate(LIST_VERDICTS_PER_CALLER);
+        }
+    }
 }
 
 /// One remembered answer of the rules, with what it answers (a fingerprint may collide).
@@ -545,7 +584,13 @@ impl McpPolicy {
             // Never happens for JSON-made values; an empty map keeps every claim missing.
             Err(_) => Box::new(cel::common::types::CelMap::from(HashMap::new())),
         };
-        Caller { jwt, scopes, answers: RefCell::default(), policy: self.id }
+        Caller {
+            jwt,
+            scopes,
+            answers: RefCell::default(),
+            list_verdicts: RefCell::default(),
+            policy: self.id,
+        }
     }
 
     /// Whether the decision needs the body: always, unless `trust_routing_headers` is set,
@@ -704,6 +749,12 @@ impl McpPolicy {
     }
 
     /// Whether any rule permits `item` (true with no rules).
+    /// What judges a list response for `caller`: [`Self::permits_listed`] item by item, with
+    /// its verdicts on a remembered array kept in the caller.
+    pub fn list_judge<'a>(&'a self, caller: &'a Caller) -> ListJudge<'a> {
+        ListJudge { policy: self, caller }
+    }
+
     fn rules_permit(&self, method: &str, kind: ItemKind, item: &str, caller: &Caller) -> bool {
         if self.rules.is_empty() {
             return true;
@@ -1587,6 +1638,47 @@ mod tests {
             assert_eq!(b["id"], Value::Null);
             assert_eq!(r.header("content-type"), Some("application/json"));
         }
+    }
+
+    #[test]
+    fn list_verdicts_are_remembered_per_caller_and_array() {
+        use crate::mcp::lists::{rewrite_json_body, ListMemo, ListRewrite};
+        let p = issue_policy();
+        let memo = ListMemo::default();
+        let body =
+            br#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo"},{"name":"other"}]}}"#;
+        let pending = vec![PendingList { id: RequestId(json!(3)), kind: ListKind::Tools }];
+        let listed = |c: &Caller| match rewrite_json_body(body, &pending, &p.list_judge(c), &memo) {
+            ListRewrite::Filtered { body, .. } => String::from_utf8(body).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let (a, u) = (admin(&p), caller(&p, json!({"scope": "mcp:tools", "roles": ["user"]})));
+        for _ in 0..3 {
+            assert_eq!(
+                listed(&a),
+                r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo"}]}}"#
+            );
+            assert_eq!(listed(&u), r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#);
+        }
+        // One array, one entry each, reused.
+        assert_eq!(memo.len(), 1);
+        assert_eq!(a.list_verdicts.borrow().len(), 1);
+        assert_eq!(u.list_verdicts.borrow().len(), 1);
+        // A caller of another policy (reconfigured) neither uses nor keeps verdicts here.
+        let other = issue_policy();
+        let stale = admin(&other);
+        assert!(p.list_judge(&stale).remembered_verdicts(ArrayId::next()).is_none());
+        assert_eq!(
+            listed(&stale),
+            r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"echo"}]}}"#
+        );
+        assert!(stale.list_verdicts.borrow().is_empty());
+        // Bounded.
+        let judge = p.list_judge(&a);
+        for _ in 0..(LIST_VERDICTS_PER_CALLER + 2) {
+            judge.remember_verdicts(ArrayId::next(), &[true]);
+        }
+        assert_eq!(a.list_verdicts.borrow().len(), LIST_VERDICTS_PER_CALLER);
     }
 
     #[test]

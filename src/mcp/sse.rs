@@ -556,8 +556,8 @@ mod tests {
     fn an_unchanged_stream_is_byte_identical() {
         let input = rich_stream();
         let mut rewriter = SseRewriter::new(pending(), 1 << 20, Rc::default());
-        let mut out = rewriter.push(&input, &|_, _| true);
-        out.extend(rewriter.finish(&|_, _| true));
+        let mut out = rewriter.push(&input, &|_, _: Option<&str>| true);
+        out.extend(rewriter.finish(&|_, _: Option<&str>| true));
         assert_eq!(out, input);
         assert_eq!(rewriter.removed(), 0);
     }

@@ -141,7 +141,7 @@ fn main() {
     let policy = bench_policy();
     let claims = json!({"sub": "u", "scope": "mcp:tools", "roles": ["admin"]});
     let caller = policy.caller(claims.as_object().unwrap_or(&serde_json::Map::new()));
-    let by_policy = |kind, name: Option<&str>| policy.permits_listed(kind, name, &caller);
+    let by_policy = policy.list_judge(&caller);
     match rewrite_json_body(&body, &pending, &by_policy, &ListMemo::default()) {
         ListRewrite::Filtered { removed: 25, .. } => {}
         other => panic!("the bench's policy: {other:?}"),
