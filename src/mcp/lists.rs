@@ -59,6 +59,7 @@ impl<F: Fn(ListKind, Option<&str>) -> bool> KeepItems for F {
     }
 }
 
+/// What the rewriters take: any [`KeepItems`] (a plain function of kind and name included).
 pub type KeepItem<'k> = dyn KeepItems + 'k;
 
 /// An array a [`ListMemo`] remembers: unique in the process, never reused (an array forgotten

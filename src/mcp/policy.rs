@@ -748,13 +748,13 @@ impl McpPolicy {
         Decision::Allow(None)
     }
 
-    /// Whether any rule permits `item` (true with no rules).
     /// What judges a list response for `caller`: [`Self::permits_listed`] item by item, with
     /// its verdicts on a remembered array kept in the caller.
     pub fn list_judge<'a>(&'a self, caller: &'a Caller) -> ListJudge<'a> {
         ListJudge { policy: self, caller }
     }
 
+    /// Whether any rule permits `item` (true with no rules).
     fn rules_permit(&self, method: &str, kind: ItemKind, item: &str, caller: &Caller) -> bool {
         if self.rules.is_empty() {
             return true;

@@ -13,7 +13,6 @@
 //! still waiting (it may have been the answer, and an item is never shown unjudged).
 
 use std::borrow::Cow;
-
 use std::rc::Rc;
 
 use super::lists::{error_response, rewrite_text, KeepItem, ListMemo, Rewritten, Unreadable};
