@@ -203,9 +203,11 @@ fn main() {
         ),
         (
             "json: 50 -> 25 by the bench's policy",
-            Box::new(|| match rewrite_json_body(&body, &pending, &by_policy, &ListMemo::default()) {
-                ListRewrite::Filtered { body, .. } => body.len(),
-                _ => 0,
+            Box::new(|| {
+                match rewrite_json_body(&body, &pending, &by_policy, &ListMemo::default()) {
+                    ListRewrite::Filtered { body, .. } => body.len(),
+                    _ => 0,
+                }
             }),
         ),
         (
@@ -221,10 +223,7 @@ fn main() {
             "sse: 50 -> 25 by the bench's policy, 4 KiB chunks",
             Box::new(|| sse_run(&by_policy, Rc::default())),
         ),
-        (
-            "sse: the same, remembered",
-            Box::new(|| sse_run(&by_policy, Rc::clone(&memo))),
-        ),
+        ("sse: the same, remembered", Box::new(|| sse_run(&by_policy, Rc::clone(&memo)))),
         (
             "sse: keep all, one chunk",
             Box::new(|| {
