@@ -1009,9 +1009,17 @@ mod tests {
     }
 
     fn arrive(host: &MemoryHost, worker: &mut Worker, id: u32, token: &str) -> Flow {
-        let auth = bearer(token);
-        host.arrive(id, &[(":path", "/mcp"), (":method", "POST"), ("authorization", &auth)]);
+        arrive_post(host, id, "/mcp", token, &[]);
         worker.on_request_headers(host, id, false)
+    }
+
+    /// A POST to `path` with `token`, then the `extra` headers, handed to the host (not yet to
+    /// the worker).
+    fn arrive_post(host: &MemoryHost, id: u32, path: &str, token: &str, extra: &[(&str, &str)]) {
+        let auth = bearer(token);
+        let mut headers = vec![(":path", path), (":method", "POST"), ("authorization", &auth)];
+        headers.extend_from_slice(extra);
+        host.arrive(id, &headers);
     }
 
     fn answer_fetch(host: &MemoryHost, worker: &mut Worker, status: &str, body: &Value) {
@@ -1339,19 +1347,13 @@ mod tests {
     #[test]
     fn mcp_repeated_routing_headers_go_upstream_as_the_one_judged() {
         let (host, mut worker) = trusting_setup();
-        let auth = bearer(&keycloak_token());
-        host.arrive(
-            1,
-            &[
-                (":path", "/mcp"),
-                (":method", "POST"),
-                ("authorization", &auth),
-                ("mcp-method", "tools/call"),
-                ("mcp-method", "tools/list"),
-                ("mcp-name", "echo"),
-                ("mcp-name", "secret"),
-            ],
-        );
+        let routing = [
+            ("mcp-method", "tools/call"),
+            ("mcp-method", "tools/list"),
+            ("mcp-name", "echo"),
+            ("mcp-name", "secret"),
+        ];
+        arrive_post(&host, 1, "/mcp", &keycloak_token(), &routing);
         // Judged on the first values (as Envoy hands them over), the body not read.
         assert_eq!(worker.on_request_headers(&host, 1, false), Flow::Continue);
         let sent: Vec<(String, String)> =
@@ -1418,16 +1420,7 @@ mod tests {
         host.set_response_headers(1, &[("mcp-session-id", "s-1")]);
         worker.on_response_headers(&host, 1);
         let with_session = |id: u32, token: &str| {
-            let auth = bearer(token);
-            host.arrive(
-                id,
-                &[
-                    (":path", "/mcp"),
-                    (":method", "POST"),
-                    ("authorization", &auth),
-                    ("mcp-session-id", "s-1"),
-                ],
-            );
+            arrive_post(&host, id, "/mcp", token, &[("mcp-session-id", "s-1")])
         };
         with_session(2, &alice);
         assert_eq!(worker.on_request_headers(&host, 2, false), Flow::Continue);
@@ -1435,30 +1428,13 @@ mod tests {
         assert_eq!(worker.on_request_headers(&host, 3, false), Flow::Pause);
         assert_eq!(status_sent(&host, 3), Some(404));
         // An unknown session id passes: the server judges it.
-        let auth = bearer(&bob);
-        host.arrive(
-            4,
-            &[
-                (":path", "/mcp"),
-                (":method", "POST"),
-                ("authorization", &auth),
-                ("mcp-session-id", "s-9"),
-            ],
-        );
+        arrive_post(&host, 4, "/mcp", &bob, &[("mcp-session-id", "s-9")]);
         assert_eq!(worker.on_request_headers(&host, 4, false), Flow::Continue);
         worker.on_tick(&host);
         assert_eq!(host.counter("mcp_auth.denied.session_mismatch"), 1);
         // Bob's unknown session id with alice's behind it: only the judged one goes on.
-        host.arrive(
-            5,
-            &[
-                (":path", "/mcp"),
-                (":method", "POST"),
-                ("authorization", &auth),
-                ("mcp-session-id", "s-9"),
-                ("mcp-session-id", "s-1"),
-            ],
-        );
+        let both = [("mcp-session-id", "s-9"), ("mcp-session-id", "s-1")];
+        arrive_post(&host, 5, "/mcp", &bob, &both);
         assert_eq!(worker.on_request_headers(&host, 5, false), Flow::Continue);
         let sent: Vec<String> = host
             .request(5)
@@ -1471,16 +1447,7 @@ mod tests {
         // Another spelling of the endpoint, or another path: the server may take it for its
         // endpoint, so the binding holds there too.
         for (id, path) in [(6, "/mcp/"), (7, "/MCP"), (8, "/other")] {
-            let bob_auth = bearer(&bob);
-            host.arrive(
-                id,
-                &[
-                    (":path", path),
-                    (":method", "POST"),
-                    ("authorization", &bob_auth),
-                    ("mcp-session-id", "s-1"),
-                ],
-            );
+            arrive_post(&host, id, path, &bob, &[("mcp-session-id", "s-1")]);
             assert_eq!(worker.on_request_headers(&host, id, false), Flow::Pause, "{path}");
             assert_eq!(status_sent(&host, id), Some(404), "{path}");
         }
@@ -1518,18 +1485,9 @@ mod tests {
     #[test]
     fn single_headers_judged_as_they_came_are_not_edited() {
         let (host, mut worker) = trusting_setup();
-        let auth = bearer(&keycloak_token());
-        host.arrive(
-            1,
-            &[
-                (":path", "/mcp"),
-                (":method", "POST"),
-                ("authorization", &auth),
-                ("mcp-session-id", "s-1"),
-                ("mcp-method", "tools/call"),
-                ("mcp-name", "echo"),
-            ],
-        );
+        let single =
+            [("mcp-session-id", "s-1"), ("mcp-method", "tools/call"), ("mcp-name", "echo")];
+        arrive_post(&host, 1, "/mcp", &keycloak_token(), &single);
         host.request_header_edits.set(0);
         assert_eq!(worker.on_request_headers(&host, 1, false), Flow::Continue);
         // The token removed and the subject set; nothing else touched.
