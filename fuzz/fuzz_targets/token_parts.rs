@@ -56,7 +56,7 @@ fuzz_target!(|input: TokenInput| {
     // The payload stage, compared with the model whenever the signature is real.
     if let (Some(genuine), Some(members)) = (&built.genuine, &built.payload_members) {
         let untouched = *genuine == built.token && built.token.len() <= cfg.max_token_bytes;
-        let expected = model::claims_verdict(members, cfg, NOW);
+        let expected = model::claims_verdict(members, built.header_typ.as_ref(), cfg, NOW);
         let got = result.as_ref().map(|v| v.exp).map_err(|e| *e);
         let reached_claims = match &got {
             Ok(_) => true,

@@ -14,10 +14,11 @@ fn numeric_date(v: &Value) -> Option<u64> {
     }
 }
 
-/// What validation must conclude from the payload members (in order, duplicates included),
-/// once header, key and signature have passed.
+/// What validation must conclude from the payload members (in order, duplicates included)
+/// and the header's `typ` (`None` when absent), once header, key and signature have passed.
 pub fn claims_verdict(
     members: &[(String, Value)],
+    header_typ: Option<&Value>,
     cfg: &FilterConfig,
     now: u64,
 ) -> Result<u64, TokenError> {
@@ -27,6 +28,9 @@ pub fn claims_verdict(
         }
     }
     let get = |name: &str| members.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    if !is_access_token(header_typ, get("typ"), cfg) {
+        return Err(TokenError::WrongType);
+    }
     match get("iss") {
         Some(Value::String(s)) if *s == cfg.providers[0].issuer => {}
         _ => return Err(TokenError::BadIssuer),
@@ -62,11 +66,34 @@ pub fn claims_verdict(
     Ok(exp)
 }
 
+/// Explicit typing, as documented: a header `typ` is a media type, compared without case and
+/// without an `application/` prefix; a payload `typ` is compared exactly; either may be absent
+/// unless the configuration requires it.
+fn is_access_token(header: Option<&Value>, payload: Option<&Value>, cfg: &FilterConfig) -> bool {
+    let types = &cfg.token_types;
+    let header_ok = match header {
+        None => !types.header_required,
+        Some(Value::String(t)) => {
+            let lower = t.to_ascii_lowercase();
+            let media = lower.strip_prefix("application/").unwrap_or(&lower);
+            types.header.iter().any(|accepted| accepted == media)
+        }
+        Some(_) => false,
+    };
+    let payload_ok = match payload {
+        None => !types.payload_required,
+        Some(Value::String(t)) => types.payload.iter().any(|accepted| accepted == t),
+        Some(_) => false,
+    };
+    header_ok && payload_ok
+}
+
 /// The errors that come from the payload stage (after the signature verified).
 pub fn is_claims_error(e: &TokenError) -> bool {
     matches!(
         e,
-        TokenError::BadIssuer
+        TokenError::WrongType
+            | TokenError::BadIssuer
             | TokenError::BadAudience
             | TokenError::MissingExp
             | TokenError::Expired

@@ -6,10 +6,12 @@
 //! - `jwt-simple` (pure Rust: the `rsa` crate, RustCrypto's ECDSA, `ed25519-compact`) for every
 //!   algorithm, with the configured issuer, audiences, clock skew and the targets' NOW.
 //!
-//! One known gap: `jwt-simple` holds times in 32.32 fixed point, so NumericDates from 2^32
-//! (year 2106) on do not fit; the filter accepts them up to 9999. Such tokens, and tokens
-//! whose registered claims have JSON types `jwt-simple` does not model (a non-string `sub`,
-//! an `aud` array with non-strings), are checked by `ring` only.
+//! Known gaps: `jwt-simple` holds times in 32.32 fixed point, so NumericDates from 2^32
+//! (year 2106) on do not fit; the filter accepts them up to 9999. It also types some header
+//! members the filter ignores (`salt`, which it base64-decodes; `jwk` as a string) and accepts
+//! a header `typ` only as `JWT` or `*+JWT`, where the filter also takes `application/jwt`.
+//! Such tokens, and tokens whose registered claims have JSON types `jwt-simple` does not model
+//! (a non-string `sub`, an `aud` array with non-strings), are checked by `ring` only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
@@ -83,6 +85,35 @@ fn jwt_simple_models(claims: &Map<String, Value>) -> bool {
         && aud
 }
 
+/// Whether `jwt-simple` models this header: its typed members hold the types it declares,
+/// no `salt` (its own extension), and a `typ` it takes for a JWT.
+fn jwt_simple_models_header(token: &str) -> bool {
+    let Some(header) = token
+        .split('.')
+        .next()
+        .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+    else {
+        return false;
+    };
+    let string = |name| header.get(name).is_none_or(|v| v.is_null() || v.is_string());
+    let strings = |name| {
+        header.get(name).is_none_or(|v| match v {
+            Value::Null => true,
+            Value::Array(items) => items.iter().all(Value::is_string),
+            _ => false,
+        })
+    };
+    let typ_is_jwt = header.get("typ").and_then(Value::as_str).is_none_or(|t| {
+        let upper = t.to_uppercase();
+        upper == "JWT" || upper.ends_with("+JWT")
+    });
+    ["cty", "kid", "typ", "jku", "jwk", "x5u", "x5t", "x5t#S256"].into_iter().all(string)
+        && ["crit", "x5c"].into_iter().all(strings)
+        && !header.contains_key("salt")
+        && typ_is_jwt
+}
+
 fn check_jwt_simple(
     token: &str,
     verified: &VerifiedToken,
@@ -90,7 +121,7 @@ fn check_jwt_simple(
     cfg: &FilterConfig,
     now: u64,
 ) {
-    if !jwt_simple_models(&verified.claims) {
+    if !jwt_simple_models(&verified.claims) || !jwt_simple_models_header(token) {
         return;
     }
     let options = js::VerificationOptions {

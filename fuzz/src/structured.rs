@@ -38,6 +38,12 @@ const KNOWN: &[&str] = &[
     "http://localhost:8080/realms/my-realm/",
     "echo-mcp-server ",
     "a\r\nb",
+    // Explicit typing: the member's name, and header and payload values it accepts or refuses.
+    "typ",
+    "at+jwt",
+    "application/AT+JWT",
+    "Bearer",
+    "ID",
 ];
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -236,6 +242,8 @@ pub struct Built {
     pub genuine: Option<String>,
     /// The payload members as rendered, when structured.
     pub payload_members: Option<Vec<(String, Value)>>,
+    /// The header's `typ` as the filter would read it (absent when the header is no object).
+    pub header_typ: Option<Value>,
     /// Header, key and signature must all pass: the verdict is the claims model's.
     pub clean: bool,
 }
@@ -272,9 +280,12 @@ impl TokenInput {
         let alg = signing_alg(&self.signature, self.keycloak_set);
 
         let mut clean = true;
+        let header_typ: Option<Value>;
         let header_json = match &self.header {
             Part::Raw(bytes) => {
                 clean = false;
+                header_typ =
+                    serde_json::from_slice::<Value>(bytes).ok().and_then(|h| h.get("typ").cloned());
                 bytes.clone()
             }
             Part::Structured(h) => {
@@ -316,6 +327,10 @@ impl TokenInput {
                         && !matches!(k.as_str(), "alg" | "kid" | "crit");
                     m.push((k, v.render()));
                 }
+                let typ = m.iter().find(|(k, _)| k == "typ").map(|(_, v)| v.clone());
+                // A typ that is no string makes the header malformed, before the signature.
+                clean &= typ.as_ref().is_none_or(Value::is_string);
+                header_typ = typ;
                 render_object(&m).into_bytes()
             }
         };
@@ -400,6 +415,6 @@ impl TokenInput {
                 token = format!("{head}{}", tail.replace('-', "+").replace('_', "/"));
             }
         }
-        Built { token, genuine, payload_members, clean }
+        Built { token, genuine, payload_members, header_typ, clean }
     }
 }
