@@ -11,7 +11,9 @@
 # (cargo fuzz needs -Z flags). Each target starts from its committed seeds (fuzz/corpus/T)
 # plus the inputs of past findings (fuzz/regressions/T); what it discovers goes to the
 # ignored fuzz/work/T, which later runs reuse. Prints each target's executions and exits
-# non-zero on any crash, timeout or out-of-memory, printing the reproducer's path.
+# non-zero on any crash, timeout or out-of-memory, printing the reproducer's path. The closing
+# lines repeat each failure's panic message and reproducer (as base64 when small): CI shows
+# only the end of the output.
 # rsa_verify (big-number arithmetic) is built a second time, into fuzz/target/arith, without
 # ASan and comparison tracing: about four times the executions.
 #
@@ -99,7 +101,7 @@ dict_for() {
   esac
 }
 
-declare -A execs speed status
+declare -A execs speed status why
 failed=0
 for t in "${targets[@]}"; do
   work="$fuzz/work/$t"
@@ -141,6 +143,18 @@ for t in "${targets[@]}"; do
     echo "---- $t failed (exit $rc); the end of its log ($out):" >&2
     tail -n 60 "$out" >&2
     artifact="$(sed -n 's/.*[Tt]est unit written to \(.*\)$/\1/p' "$out" | tail -1)"
+    # Kept for the closing lines: CI shows only the end of the output.
+    why[$t]="$( (grep -m1 -E 'panicked at|^==[0-9]+==ERROR|ERROR: libFuzzer' "$out" || echo "exit $rc") | cut -c1-300)"
+    # A panic's message follows its location line (an assert_eq adds left and right).
+    while IFS= read -r line; do
+      why[$t]+=$'\n      '"${line:0:300}"
+    done < <(grep -m1 -A3 'panicked at' "$out" | sed -n '2,4p' | grep -v '^stack backtrace' || true)
+    if [ -n "$artifact" ] && [ -f "$artifact" ]; then
+      why[$t]+=$'\n      reproducer: '"$artifact"
+      if [ "$(stat -c %s "$artifact")" -le 2048 ]; then
+        why[$t]+=$'\n      reproducer as base64 (base64 -d > file): '"$(base64 -w0 "$artifact")"
+      fi
+    fi
     if [ -n "$artifact" ]; then
       echo "---- reproducer: $artifact" >&2
       echo "     replay:   (cd fuzz && cargo ${toolchain[*]} fuzz run $(flags_for "$t") $t $artifact)" >&2
@@ -149,6 +163,9 @@ for t in "${targets[@]}"; do
   fi
 done
 
+for t in "${targets[@]}"; do
+  if [ -n "${why[$t]:-}" ]; then printf 'fuzz: %s failed: %s\n' "$t" "${why[$t]}"; fi
+done
 echo "fuzz summary (${secs} s per target):"
 for t in "${targets[@]}"; do
   printf '  %-22s %-6s executions=%s exec/s=%s\n' "$t" "${status[$t]}" "${execs[$t]:-?}" "${speed[$t]:-?}"
