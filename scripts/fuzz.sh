@@ -149,13 +149,11 @@ for t in "${targets[@]}"; do
     while IFS= read -r line; do
       why[$t]+=$'\n      '"${line:0:300}"
     done < <(grep -m1 -A3 'panicked at' "$out" | sed -n '2,4p' | grep -v '^stack backtrace' || true)
-    if [ -n "$artifact" ] && [ -f "$artifact" ]; then
+    if [ -n "$artifact" ]; then
       why[$t]+=$'\n      reproducer: '"$artifact"
-      if [ "$(stat -c %s "$artifact")" -le 2048 ]; then
+      if [ -f "$artifact" ] && [ "$(stat -c %s "$artifact")" -le 2048 ]; then
         why[$t]+=$'\n      reproducer as base64 (base64 -d > file): '"$(base64 -w0 "$artifact")"
       fi
-    fi
-    if [ -n "$artifact" ]; then
       echo "---- reproducer: $artifact" >&2
       echo "     replay:   (cd fuzz && cargo ${toolchain[*]} fuzz run $(flags_for "$t") $t $artifact)" >&2
       echo "     minimise: (cd fuzz && cargo ${toolchain[*]} fuzz tmin $(flags_for "$t") $t $artifact)" >&2
